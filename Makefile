@@ -1,0 +1,51 @@
+# causerie: `make demo` runs the server with a demo space, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VENDOR := src/causerie/web/static/vendor
+
+.PHONY: install demo serve test test-deps lint bench clean
+
+install: $(VENV)/.installed $(VENDOR)/hls.min.js
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# The player's JavaScript comes from npm at install time (never from a CDN at run time).
+$(VENDOR)/hls.min.js: package.json package-lock.json
+	command -v npm >/dev/null || scripts/apt-install.sh npm
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/hls.js/dist/hls.min.js $@
+
+demo: install
+	$(BIN)/causerie demo
+
+serve: install
+	$(BIN)/causerie serve
+
+# Test tools in the venv, and the real programs the tests meet (Debian packages).
+test-deps: $(VENV)/.test-installed
+	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+test: install test-deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest
+
+lint: test-deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: install test-deps
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.listeners
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache
