@@ -1,0 +1,37 @@
+"""Reading the bearer token of a request."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from ..domain import NotAllowed
+from ..tokens import Claims, InvalidToken, TokenKind
+from .services import Services
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token in `Authorization: Bearer …`, or None when there is no such header."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def authenticate(request: Request, services: Services, space_id: str | None = None) -> Claims:
+    """The verified claims of the request's token; 401 without one, 403 for another space."""
+    token = bearer_token(request)
+    if token is None:
+        raise InvalidToken("this needs a token: send 'Authorization: Bearer <token>'")
+    claims = services.signer.verify(token, now=services.clock())
+    if space_id is not None and not claims.allows_space(space_id):
+        raise NotAllowed("this token is for another space")
+    return claims
+
+
+def require_account(claims: Claims) -> None:
+    """Only accounts (not anonymous listeners) may create spaces."""
+    if claims.kind is not TokenKind.USER:
+        raise NotAllowed("only an account token can create spaces; listener tokens cannot")

@@ -1,0 +1,101 @@
+"""Every error leaves the API as JSON with a code and a message for people, mapped here once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..domain import Conflict, DomainError, Invalid, LimitReached, NotAllowed, NotFound
+from ..tokens import InvalidToken
+
+STATUS_FOR: dict[type[DomainError], int] = {
+    NotFound: 404,
+    NotAllowed: 403,
+    Conflict: 409,
+    LimitReached: 429,
+    Invalid: 422,
+}
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "not_allowed",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An HTTP error raised by the API layer itself."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_body(status: int, message: str) -> dict[str, str]:
+    return {"error": _CODES.get(status, "error"), "message": message}
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The JSON error every endpoint returns; errors are never cached by edges."""
+    return JSONResponse(
+        error_body(status, message),
+        status_code=status,
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
+    """Turn pydantic's error list into one readable sentence."""
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        message = str(error.get("msg", "is invalid"))
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts) or "the request is invalid"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain, token, validation and HTTP errors to JSON responses."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return error_response(STATUS_FOR.get(type(exc), 400), exc.message)
+
+    @app.exception_handler(InvalidToken)
+    async def _token(_: Request, exc: InvalidToken) -> JSONResponse:
+        return error_response(401, str(exc), {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        # A body that is not JSON at all is a bad request, not a semantic error.
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "the body is not valid JSON")
+        return error_response(422, describe_validation_errors(errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = "there is nothing at this address"
+        return error_response(exc.status_code, message, dict(exc.headers or {}))

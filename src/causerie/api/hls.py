@@ -1,0 +1,154 @@
+"""The origin for listeners: LL-HLS playlists, init sections, parts and segments.
+
+A plain ASGI app, outside the API framework, because it is the hot path: every listener fetches
+a playlist and a part about five times a second. Everything it serves is either immutable
+(media, cached for a year) or a playlist that changes every part (cached for about a second,
+and served with blocking reload so edges can collapse identical requests: RFC 8216bis §6.2.5.2).
+
+    /hls/{space}/index.m3u8[?_HLS_msn=N[&_HLS_part=P]]   media playlist (blocking reload)
+    /hls/{space}/{run}/init.mp4                           init section
+    /hls/{space}/{run}/{msn}.{part}.m4s                   a part
+    /hls/{space}/{run}/{msn}.m4s                          a whole segment
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from ..media.broadcasts import Broadcasts
+from ..media.packager import parse_blocking_request
+from .limits import Receive, Scope, Send, send_json_error
+
+PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
+MEDIA_TYPE = b"audio/mp4"
+IMMUTABLE = b"public, max-age=31536000, immutable"
+# A plain playlist changes every part; a blocking one names the part it waited for, so it can be
+# cached a little longer by edges (identical URLs collapse into one origin request).
+PLAYLIST_PLAIN = b"public, max-age=1"
+PLAYLIST_BLOCKING = b"public, max-age=6"
+
+_MEDIA_PATH = re.compile(
+    r"^/hls/(?P<space>[A-Za-z0-9_-]{1,32})/(?P<run>[A-Za-z0-9_-]{1,32})/"
+    r"(?:(?P<init>init\.mp4)|(?P<msn>\d{1,12})(?:\.(?P<part>\d{1,4}))?\.m4s)$"
+)
+_PLAYLIST_PATH = re.compile(r"^/hls/(?P<space>[A-Za-z0-9_-]{1,32})/index\.m3u8$")
+
+
+class HlsOrigin:
+    """Serves what the live pipelines of this node produce."""
+
+    def __init__(
+        self,
+        broadcasts: Broadcasts,
+        on_request: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.broadcasts = broadcasts
+        self.on_request = on_request or (lambda kind, status: None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            self.on_request("other", 405)
+            await send_json_error(
+                send, 405, "method_not_allowed", "only GET and HEAD", [(b"allow", b"GET, HEAD")]
+            )
+            return
+        path = scope["path"]
+        match = _PLAYLIST_PATH.match(path)
+        if match:
+            await self._playlist(scope, send, match["space"])
+            return
+        match = _MEDIA_PATH.match(path)
+        if match:
+            await self._media(scope, send, match)
+            return
+        self.on_request("other", 404)
+        await send_json_error(send, 404, "not_found", "there is nothing at this address")
+
+    async def _playlist(self, scope: Scope, send: Send, space_id: str) -> None:
+        pipeline = self.broadcasts.get(space_id)
+        if pipeline is None:
+            self.on_request("playlist", 404)
+            await send_json_error(send, 404, "not_found", "this space is not on the air here")
+            return
+        query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        try:
+            request = parse_blocking_request(
+                _single(query, "_HLS_msn"), _single(query, "_HLS_part")
+            )
+        except ValueError as exc:
+            self.on_request("playlist", 400)
+            await send_json_error(send, 400, "bad_request", str(exc))
+            return
+        cache = PLAYLIST_PLAIN
+        if request is not None:
+            msn, part = request
+            problem = pipeline.packager.too_far_ahead(msn, part)
+            if problem:
+                self.on_request("playlist", 400)
+                await send_json_error(send, 400, "bad_request", problem)
+                return
+            ready = await pipeline.wait_for(msn, part, timeout=pipeline.block_timeout)
+            if not ready:
+                # RFC 8216bis §6.2.5.2: when the part does not appear in time, say so briefly.
+                self.on_request("playlist", 503)
+                await send_json_error(
+                    send,
+                    503,
+                    "unavailable",
+                    "the requested part did not appear in time",
+                    [(b"retry-after", b"1")],
+                )
+                return
+            cache = PLAYLIST_BLOCKING
+        body = pipeline.packager.playlist().encode()
+        self.on_request("playlist", 200)
+        await _send(send, scope, 200, PLAYLIST_TYPE, cache, body)
+
+    async def _media(self, scope: Scope, send: Send, match: re.Match[str]) -> None:
+        pipeline = self.broadcasts.get(match["space"])
+        packager = pipeline.packager if pipeline else None
+        body: bytes | None = None
+        kind = "init" if match["init"] else ("part" if match["part"] is not None else "segment")
+        if packager is not None and match["run"] == packager.run_id:
+            if match["init"]:
+                body = packager.init
+            elif match["part"] is not None:
+                body = packager.part(int(match["msn"]), int(match["part"]))
+            else:
+                body = packager.segment(int(match["msn"]))
+        if body is None:
+            self.on_request(kind, 404)
+            await send_json_error(send, 404, "not_found", "no such part, segment or run (yet)")
+            return
+        self.on_request(kind, 200)
+        await _send(send, scope, 200, MEDIA_TYPE, IMMUTABLE, body)
+
+
+def _single(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ValueError(f"{name} is given more than once")
+    return values[0]
+
+
+async def _send(
+    send: Send, scope: Scope, status: int, content_type: bytes, cache: bytes, body: bytes
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", cache),
+                # Players on other origins (web players, hls.js demos) may fetch the stream.
+                (b"access-control-allow-origin", b"*"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

@@ -1,0 +1,35 @@
+"""The web pages: the list of spaces at `/`, one space at `/s/{id}`, static assets."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from starlette.staticfiles import StaticFiles
+
+STATIC_DIR = Path(str(files("causerie.web") / "static"))
+PAGE_CACHE = "public, max-age=60"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(
+        STATIC_DIR / name, media_type="text/html", headers={"Cache-Control": PAGE_CACHE}
+    )
+
+
+@router.get("/")
+async def index() -> FileResponse:
+    return _page("index.html")
+
+
+@router.get("/s/{space_id}")
+async def space_page(space_id: str) -> FileResponse:
+    return _page("space.html")
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=STATIC_DIR)

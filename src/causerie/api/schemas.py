@@ -1,0 +1,81 @@
+"""The JSON shapes of the API (what the OpenAPI document describes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CreateSpace(BaseModel):
+    """A new space. Titles and descriptions are checked by the domain (length, characters)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(description="Shown to everyone; 1–140 characters.")
+    description: str = Field("", description="Optional; up to 2000 characters.")
+    scheduled_start: datetime | None = Field(
+        None, description="ISO 8601 with a time zone, e.g. 2026-11-21T18:00:00Z."
+    )
+    recording: bool = Field(True, description="Keep the audio for replay.")
+
+
+class EditSpace(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = None
+    description: str | None = None
+    scheduled_start: datetime | None = None
+
+
+class JoinRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", description="Optional display name, used if you ask to speak.")
+
+
+class Person(BaseModel):
+    id: str
+    name: str
+    role: Literal["host", "cohost", "speaker"]
+    muted: bool
+
+
+class Host(BaseModel):
+    id: str
+    name: str
+
+
+class SpaceView(BaseModel):
+    """A space as everyone may see it."""
+
+    id: str
+    title: str
+    description: str
+    state: Literal["scheduled", "live", "ended"]
+    scheduled_start: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    playlist_url: str = Field(description="The LL-HLS media playlist (a path on this server).")
+    listeners_now: int = Field(description="Distinct listeners seen in the last heartbeat window.")
+    host: Host
+    stage: list[Person]
+    recording: bool
+
+
+class SpaceList(BaseModel):
+    spaces: list[SpaceView]
+
+
+class Joined(BaseModel):
+    token: str = Field(description="A listener token for this space (send it as a Bearer token).")
+    listener_id: str
+    playlist_url: str
+    heartbeat_interval: float = Field(description="Seconds between heartbeats while listening.")
+    expires_at: datetime
+
+
+class Error(BaseModel):
+    error: str
+    message: str

@@ -1,0 +1,56 @@
+"""The parts a node is made of, built once from the configuration and shared by the routes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..config import Config
+from ..counting import Presence
+from ..domain import Space
+from ..media.broadcasts import Broadcasts
+from ..store import Store
+from ..tokens import TokenSigner
+from .metrics import Metrics
+
+SPACE_CACHE_SECONDS = 1.0
+"""How stale a space read by the hot paths (join, heartbeat, details) may be."""
+
+
+@dataclass
+class Services:
+    """The node's store, signer, counters and media, and its clock."""
+
+    config: Config
+    store: Store
+    signer: TokenSigner
+    presence: Presence
+    broadcasts: Broadcasts
+    metrics: Metrics
+    clock: Callable[[], float] = time.time
+    _cache: dict[str, tuple[float, Space]] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def cached_space(self, space_id: str) -> Space:
+        """A recent copy of the space, read from the store at most once a second.
+
+        Joins and heartbeats only need to know that a space exists and its state; a second of
+        staleness is harmless there and saves a store read per listener request.
+        """
+        now = time.monotonic()
+        hit = self._cache.get(space_id)
+        if hit and now - hit[0] < SPACE_CACHE_SECONDS:
+            return hit[1]
+        space = await self.store.get_space(space_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[space_id] = (now, space)
+        return space
+
+    def remember(self, space: Space) -> None:
+        """Put a space just written into the cache, so this node reads its own writes."""
+        self._cache[space.id] = (time.monotonic(), space)

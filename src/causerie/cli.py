@@ -1,0 +1,181 @@
+"""The `causerie` command: serve, demo, token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from .api.app import Node, create_app
+from .config import Config
+from .secret_file import load_or_create_secrets
+from .tokens import ANY_SPACE, Claims, TokenKind, TokenSigner
+
+log = logging.getLogger("causerie")
+
+
+def _server_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("data"),
+        help="where the SQLite file, the secret and recordings live (default ./%(default)s)",
+    )
+    parser.add_argument(
+        "--max-inflight",
+        type=int,
+        default=512,
+        help="control-plane requests handled at once before answering 503 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return Config(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        max_inflight=args.max_inflight,
+        log_level=args.log_level,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="causerie",
+        description="Live audio spaces for very large audiences: WebRTC in, Low-Latency HLS out.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run a node: the API, the pages and the LL-HLS origin",
+        description="Run one causerie node: the JSON API, the listener pages and the LL-HLS "
+        "origin, in one process. Embedded default: SQLite in the data directory.",
+    )
+    _server_flags(serve)
+
+    demo = commands.add_parser(
+        "demo",
+        help="serve, with a live demo space whose two synthetic voices talk",
+        description="Like 'serve', plus a live demo space in which two synthetic speakers hold "
+        "a conversation. Prints the listener URL and the host URL.",
+    )
+    _server_flags(demo)
+
+    token = commands.add_parser(
+        "token",
+        help="print an account token that can create and host spaces",
+        description="Print a token for an account that may create spaces (and hosts the spaces it "
+        "creates). Signed with the secret in the data directory.",
+    )
+    token.add_argument("--data-dir", type=Path, default=Path("data"), help="default ./%(default)s")
+    token.add_argument("--name", default="Host", help="display name (default %(default)s)")
+    token.add_argument("--user", help="account id to issue for (default: a new account)")
+    token.add_argument(
+        "--days", type=float, default=30, help="validity in days (default %(default)s)"
+    )
+    return parser
+
+
+def issue_account_token(data_dir: Path, name: str, user: str | None, days: float) -> str:
+    """A signed account token, valid for every space."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    signer = TokenSigner(load_or_create_secrets(data_dir))
+    claims = Claims(
+        sub=user or "u-" + secrets.token_urlsafe(9),
+        aud=ANY_SPACE,
+        kind=TokenKind.USER,
+        exp=int(time.time() + days * 86400),
+        name=name,
+    )
+    return signer.issue(claims)
+
+
+def _uvicorn(node: Node, config: Config) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(
+            node,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=5,
+        )
+    )
+
+
+def _base_url(config: Config) -> str:
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    return f"http://{host}:{config.port}"
+
+
+async def _serve(config: Config) -> None:
+    node = create_app(config)
+    await _uvicorn(node, config).serve()
+
+
+async def _demo(config: Config) -> None:
+    from .demo_space import open_demo_space
+
+    node = create_app(config)
+    server = _uvicorn(node, config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task
+            return
+        await asyncio.sleep(0.05)
+    space_id, host_token = await open_demo_space(node.services)
+    base = _base_url(config)
+    print(
+        f"\ncauserie demo is live.\n"
+        f"  listen:   {base}/s/{space_id}\n"
+        f"  host:     {base}/s/{space_id}#host={host_token}\n"
+        f"  playlist: {base}/hls/{space_id}/index.m3u8  (ffplay, VLC, Safari)\n"
+        f"Press Ctrl+C to stop.\n",
+        flush=True,
+    )
+    await task
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "token":
+        print(issue_account_token(args.data_dir, args.name, args.user, args.days))
+        return 0
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        print(f"causerie: {exc}", file=sys.stderr)
+        return 2
+    runner = _serve if args.command == "serve" else _demo
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runner(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

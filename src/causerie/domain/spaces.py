@@ -1,0 +1,435 @@
+"""A space: one live audio conversation, its lifecycle and the people on its stage.
+
+`Space` is an aggregate: everything that must change together (state, stage members, speak
+requests, removals) lives in one object that the store saves as a whole with a version number,
+so concurrent changes are detected (optimistic concurrency) instead of lost. Every method checks
+the actor's role and the space's state, then changes the object or raises a `DomainError`.
+Listeners are not stored here at all: joining is stateless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from .errors import Conflict, Invalid, LimitReached, NotAllowed, NotFound
+from .roles import ON_STAGE, Action, Role, require
+from .text import clean_text
+
+TITLE_MAX = 140
+DESCRIPTION_MAX = 2000
+NAME_MAX = 60
+
+
+class SpaceState(StrEnum):
+    """scheduled -> live -> ended; a scheduled space may also be cancelled (ended)."""
+
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many people may hold each stage role (the host is not counted)."""
+
+    max_cohosts: int = 2
+    max_speakers: int = 10
+    max_speak_requests: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_cohosts < 0 or self.max_speakers < 0 or self.max_speak_requests < 0:
+            raise Invalid("limits must not be negative")
+
+
+@dataclass
+class Member:
+    """Someone on stage (host, co-host or speaker)."""
+
+    user_id: str
+    name: str
+    role: Role
+    muted: bool = False
+
+
+@dataclass
+class SpeakRequest:
+    """A listener's raised hand."""
+
+    user_id: str
+    name: str
+    at: datetime
+
+
+def clean_name(name: str) -> str:
+    """A display name; empty names become "Guest"."""
+    return clean_text(name, field="name", max_length=NAME_MAX, required=False) or "Guest"
+
+
+@dataclass
+class Space:
+    """One live audio conversation. Build new ones with `Space.create`."""
+
+    id: str
+    title: str
+    description: str
+    host_id: str
+    created_at: datetime
+    scheduled_start: datetime | None = None
+    state: SpaceState = SpaceState.SCHEDULED
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    limits: Limits = field(default_factory=Limits)
+    members: dict[str, Member] = field(default_factory=dict)
+    speak_requests: dict[str, SpeakRequest] = field(default_factory=dict)
+    invited: dict[str, str] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+    recording: bool = True
+    version: int = 0
+
+    # -- creation ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        space_id: str,
+        host_id: str,
+        host_name: str,
+        title: str,
+        now: datetime,
+        description: str = "",
+        scheduled_start: datetime | None = None,
+        limits: Limits | None = None,
+        recording: bool = True,
+    ) -> Space:
+        """A new scheduled space with its creator as host."""
+        _require_aware(now, "now")
+        if scheduled_start is not None:
+            _require_aware(scheduled_start, "scheduled_start")
+        space = cls(
+            id=space_id,
+            title=clean_text(title, field="title", max_length=TITLE_MAX),
+            description=clean_text(
+                description,
+                field="description",
+                max_length=DESCRIPTION_MAX,
+                required=False,
+                multiline=True,
+            ),
+            host_id=host_id,
+            created_at=now,
+            scheduled_start=scheduled_start,
+            limits=limits or Limits(),
+            recording=recording,
+        )
+        space.members[host_id] = Member(host_id, clean_name(host_name), Role.HOST)
+        return space
+
+    # -- who is who -------------------------------------------------------------------------
+
+    def role_of(self, user_id: str) -> Role:
+        """The role of `user_id` here; anyone not on stage is a listener."""
+        member = self.members.get(user_id)
+        return member.role if member else Role.LISTENER
+
+    @property
+    def host(self) -> Member:
+        return self.members[self.host_id]
+
+    def count(self, role: Role) -> int:
+        return sum(1 for m in self.members.values() if m.role is role)
+
+    def on_stage(self) -> list[Member]:
+        """Host first, then co-hosts, then speakers."""
+        order = {Role.HOST: 0, Role.COHOST: 1, Role.SPEAKER: 2}
+        return sorted(self.members.values(), key=lambda m: order[m.role])
+
+    def may_publish(self, user_id: str) -> bool:
+        """Whether `user_id` may send audio right now."""
+        return self.state is SpaceState.LIVE and self.role_of(user_id) in ON_STAGE
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, actor: str, now: datetime) -> None:
+        """Go live. Host or co-host."""
+        self._require(actor, Action.START)
+        if self.state is not SpaceState.SCHEDULED:
+            raise Conflict(f"the space is {self.state.value}; only a scheduled space can start")
+        self.state = SpaceState.LIVE
+        self.started_at = now
+
+    def end(self, actor: str, now: datetime) -> None:
+        """End the space (or cancel it before it starts). Host only."""
+        self._require(actor, Action.END)
+        if self.state is SpaceState.ENDED:
+            raise Conflict("the space has already ended")
+        self.state = SpaceState.ENDED
+        self.ended_at = now
+        self.speak_requests.clear()
+        self.invited.clear()
+
+    def edit(
+        self,
+        actor: str,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        scheduled_start: datetime | None = None,
+    ) -> None:
+        """Change the details. Host or co-host, before the end."""
+        self._require(actor, Action.EDIT)
+        self._require_not_ended()
+        if title is not None:
+            self.title = clean_text(title, field="title", max_length=TITLE_MAX)
+        if description is not None:
+            self.description = clean_text(
+                description,
+                field="description",
+                max_length=DESCRIPTION_MAX,
+                required=False,
+                multiline=True,
+            )
+        if scheduled_start is not None:
+            _require_aware(scheduled_start, "scheduled_start")
+            if self.state is not SpaceState.SCHEDULED:
+                raise Conflict("the start time can only change before the space starts")
+            self.scheduled_start = scheduled_start
+
+    # -- the stage --------------------------------------------------------------------------
+
+    def request_to_speak(self, actor: str, name: str, now: datetime) -> None:
+        """A listener raises their hand."""
+        self._require_not_removed(actor)
+        self._require(actor, Action.REQUEST_TO_SPEAK)
+        self._require_live()
+        if actor in self.speak_requests:
+            return  # asking twice is asking once
+        if len(self.speak_requests) >= self.limits.max_speak_requests:
+            raise LimitReached("too many people are waiting to speak; try again later")
+        self.speak_requests[actor] = SpeakRequest(actor, clean_name(name), now)
+
+    def withdraw_request(self, actor: str) -> None:
+        """A listener lowers their hand (a no-op if it was not raised)."""
+        self.speak_requests.pop(actor, None)
+
+    def answer_request(self, actor: str, user_id: str, *, approve: bool) -> None:
+        """Approve (the requester becomes a speaker) or deny a raised hand."""
+        self._require(actor, Action.ANSWER_SPEAK_REQUEST)
+        self._require_live()
+        request = self.speak_requests.get(user_id)
+        if request is None:
+            raise NotFound("no such request to speak")
+        if approve:
+            self._add_to_stage(user_id, request.name, Role.SPEAKER)
+        del self.speak_requests[user_id]
+
+    def invite_speaker(self, actor: str, user_id: str, name: str = "") -> None:
+        """Invite a listener on stage; they become a speaker when they accept."""
+        self._require(actor, Action.INVITE_SPEAKER)
+        self._require_not_ended()
+        self._require_not_removed(user_id)
+        if self.role_of(user_id) is not Role.LISTENER:
+            raise Conflict("that person is already on stage")
+        self.invited[user_id] = clean_name(name)
+
+    def accept_invitation(self, actor: str) -> None:
+        """An invited listener steps on stage."""
+        self._require_live()
+        name = self.invited.get(actor)
+        if name is None:
+            raise NotFound("there is no invitation for you")
+        self._add_to_stage(actor, name, Role.SPEAKER)
+        del self.invited[actor]
+        self.speak_requests.pop(actor, None)
+
+    def make_cohost(self, actor: str, user_id: str, name: str = "") -> None:
+        """Make someone a co-host. Host only."""
+        self._require(actor, Action.MANAGE_COHOSTS)
+        self._require_not_ended()
+        self._require_not_removed(user_id)
+        role = self.role_of(user_id)
+        if role is Role.HOST:
+            raise Conflict("the host is already the host")
+        if role is Role.COHOST:
+            return
+        if self.count(Role.COHOST) >= self.limits.max_cohosts:
+            raise LimitReached(f"a space has at most {self.limits.max_cohosts} co-hosts")
+        member = self.members.get(user_id)
+        if member is None:
+            member = self.members[user_id] = Member(user_id, clean_name(name), Role.COHOST)
+        member.role = Role.COHOST
+        self.speak_requests.pop(user_id, None)
+        self.invited.pop(user_id, None)
+
+    def unmake_cohost(self, actor: str, user_id: str) -> None:
+        """A co-host goes back to being a speaker. Host only."""
+        self._require(actor, Action.MANAGE_COHOSTS)
+        self._require_not_ended()
+        member = self.members.get(user_id)
+        if member is None or member.role is not Role.COHOST:
+            raise Conflict("that person is not a co-host")
+        # Going back to speaker must not break the speaker limit: then they leave the stage.
+        if self.count(Role.SPEAKER) >= self.limits.max_speakers:
+            del self.members[user_id]
+        else:
+            member.role = Role.SPEAKER
+
+    def move_to_audience(self, actor: str, user_id: str) -> None:
+        """Take someone off the stage (a moderator), or leave it oneself."""
+        target = self.role_of(user_id)
+        if target is Role.LISTENER:
+            raise Conflict("that person is not on stage")
+        if actor == user_id:
+            self._require(actor, Action.LEAVE_STAGE)
+        else:
+            self._require(actor, Action.MOVE_TO_AUDIENCE)
+            self._require_outranks(actor, user_id)
+        self._require_not_ended()
+        del self.members[user_id]
+
+    def set_muted(self, actor: str, user_id: str, muted: bool) -> None:
+        """Mute or unmute: moderators on anyone, speakers on themselves."""
+        member = self.members.get(user_id)
+        if member is None:
+            raise NotFound("that person is not on stage")
+        if actor == user_id:
+            self._require(actor, Action.MUTE_SELF)
+        else:
+            self._require(actor, Action.MUTE_OTHERS)
+        self._require_not_ended()
+        member.muted = muted
+
+    def remove(self, actor: str, user_id: str) -> None:
+        """Remove someone from the space and keep them out of the stage and the queue."""
+        self._require(actor, Action.REMOVE_MEMBER)
+        if actor == user_id:
+            raise Conflict("you cannot remove yourself")
+        self._require_outranks(actor, user_id)
+        self._require_not_ended()
+        self.members.pop(user_id, None)
+        self.speak_requests.pop(user_id, None)
+        self.invited.pop(user_id, None)
+        self.removed.add(user_id)
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check(self, actor: str, action: Action) -> Role:
+        """Raise `NotAllowed` unless `actor` may do `action` here; returns their role."""
+        self._require_not_removed(actor)
+        role = self.role_of(actor)
+        require(role, action)
+        return role
+
+    def _require(self, actor: str, action: Action) -> None:
+        self.check(actor, action)
+
+    def _require_outranks(self, actor: str, user_id: str) -> None:
+        target = self.role_of(user_id)
+        if target is Role.HOST:
+            raise NotAllowed("nobody can act on the host")
+        if target is Role.COHOST and self.role_of(actor) is not Role.HOST:
+            raise NotAllowed("only the host can act on a co-host")
+
+    def _require_not_removed(self, user_id: str) -> None:
+        if user_id in self.removed:
+            raise NotAllowed("you were removed from this space")
+
+    def _require_live(self) -> None:
+        if self.state is not SpaceState.LIVE:
+            raise Conflict(f"the space is {self.state.value}, not live")
+
+    def _require_not_ended(self) -> None:
+        if self.state is SpaceState.ENDED:
+            raise Conflict("the space has ended")
+
+    def _add_to_stage(self, user_id: str, name: str, role: Role) -> None:
+        self._require_not_removed(user_id)
+        if self.role_of(user_id) is not Role.LISTENER:
+            raise Conflict("that person is already on stage")
+        if self.count(Role.SPEAKER) >= self.limits.max_speakers:
+            raise LimitReached(f"a space has at most {self.limits.max_speakers} speakers")
+        self.members[user_id] = Member(user_id, name, role)
+
+    # -- storage form -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form for stores (not the public API view)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "host_id": self.host_id,
+            "created_at": self.created_at.isoformat(),
+            "scheduled_start": _iso(self.scheduled_start),
+            "state": self.state.value,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "limits": {
+                "max_cohosts": self.limits.max_cohosts,
+                "max_speakers": self.limits.max_speakers,
+                "max_speak_requests": self.limits.max_speak_requests,
+            },
+            "members": [
+                {"user_id": m.user_id, "name": m.name, "role": m.role.value, "muted": m.muted}
+                for m in self.members.values()
+            ],
+            "speak_requests": [
+                {"user_id": r.user_id, "name": r.name, "at": r.at.isoformat()}
+                for r in self.speak_requests.values()
+            ],
+            "invited": dict(self.invited),
+            "removed": sorted(self.removed),
+            "recording": self.recording,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Space:
+        """The inverse of `to_dict`."""
+        return cls(
+            id=data["id"],
+            title=data["title"],
+            description=data["description"],
+            host_id=data["host_id"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            scheduled_start=_from_iso(data["scheduled_start"]),
+            state=SpaceState(data["state"]),
+            started_at=_from_iso(data["started_at"]),
+            ended_at=_from_iso(data["ended_at"]),
+            limits=Limits(**data["limits"]),
+            members={
+                m["user_id"]: Member(m["user_id"], m["name"], Role(m["role"]), m["muted"])
+                for m in data["members"]
+            },
+            speak_requests={
+                r["user_id"]: SpeakRequest(r["user_id"], r["name"], datetime.fromisoformat(r["at"]))
+                for r in data["speak_requests"]
+            },
+            invited=dict(data["invited"]),
+            removed=set(data["removed"]),
+            recording=data["recording"],
+            version=data["version"],
+        )
+
+    def copy(self) -> Space:
+        """A deep copy, so a failed change never leaks into a cached object."""
+        return Space.from_dict(self.to_dict())
+
+
+def _require_aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise Invalid(f"{name} must include a time zone (for example 2026-11-21T18:00:00Z)")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+__all__ = ["Limits", "Member", "Space", "SpaceState", "SpeakRequest", "clean_name"]

@@ -1,0 +1,46 @@
+"""What the rest of causerie needs from storage. Two implementations: SQLite and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
+
+from ..domain import Conflict, Space, SpaceState
+
+T = TypeVar("T")
+
+
+class Store(Protocol):
+    """Durable state: spaces (saved whole, with a version for optimistic concurrency)."""
+
+    async def create_space(self, space: Space) -> None:
+        """Save a new space; `Conflict` if the id is taken."""
+
+    async def get_space(self, space_id: str) -> Space:
+        """The space, or `NotFound`."""
+
+    async def list_spaces(self, states: Iterable[SpaceState], limit: int = 100) -> list[Space]:
+        """Spaces in the given states, live first, then by (scheduled) start, newest last."""
+
+    async def replace_space(self, space: Space, expected_version: int) -> bool:
+        """Save `space` (its version is set to expected_version + 1) unless it changed since."""
+
+    async def close(self) -> None:
+        """Release connections and files."""
+
+
+async def update_space(
+    store: Store, space_id: str, change: Callable[[Space], T], *, attempts: int = 10
+) -> tuple[Space, T]:
+    """Load a space, apply `change` (which may raise a DomainError) and save it atomically.
+
+    If someone else saved the space meanwhile, the change is applied again to the new version,
+    so no concurrent change is lost.
+    """
+    for _ in range(attempts):
+        space = await store.get_space(space_id)
+        version = space.version
+        result = change(space)
+        if await store.replace_space(space, version):
+            return space, result
+    raise Conflict("the space is changing too fast; try again")
