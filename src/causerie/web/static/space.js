@@ -1,0 +1,341 @@
+// The listener page of one space (/s/{id}): its details, kept fresh, and the player.
+//
+// Text that comes from the API (titles, descriptions, names, messages) only ever goes into the
+// page as text (textContent), never as HTML.
+
+import {
+  ApiError,
+  formatWhen,
+  joinSpace,
+  listenersText,
+  sendHeartbeat,
+  stateLabel,
+  watchSpace,
+  withRetry,
+} from "./api.js";
+import { Player, playbackMethod } from "./player.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  card: $("space"),
+  badge: $("badge"),
+  title: $("title"),
+  host: $("host"),
+  description: $("description"),
+  when: $("when"),
+  notice: $("notice"),
+  play: $("play"),
+  playLabel: $("play-label"),
+  status: $("status"),
+  listeners: $("listeners"),
+  latency: $("latency"),
+  volume: $("volume"),
+  volumeRow: $("volume-row"),
+  playlist: $("playlist"),
+  copy: $("copy"),
+  elsewhere: $("elsewhere"),
+  audio: $("audio"),
+};
+
+/** The space's id, from /s/{id} (or ?id= when the page is opened as a plain file). */
+function spaceIdFromLocation() {
+  const match = location.pathname.match(/^\/s\/([^/]+)\/?$/);
+  if (match) return decodeURIComponent(match[1]);
+  return new URLSearchParams(location.search).get("id");
+}
+
+const spaceId = spaceIdFromLocation();
+
+/** Everything the page knows; also what tests look at through window.causerie.state. */
+const state = {
+  spaceId,
+  space: null, // the latest details from the API
+  phase: "idle", // "idle" | "joining" | "playing"
+  token: null,
+  heartbeatInterval: null,
+  joinAttempts: 0,
+  heartbeatsSent: 0,
+  latency: null, // seconds behind live, while playing
+  notFound: false,
+};
+
+let player = null;
+let joinController = null;
+let heartbeatTimer = null;
+let latencyTimer = null;
+
+// ---- details ---------------------------------------------------------------------------
+
+function setText(element, text) {
+  // Only touch the DOM when the text changes, so that aria-live regions speak real changes.
+  if (element.textContent !== text) element.textContent = text;
+}
+
+function showNotice(text) {
+  setText(ui.notice, text);
+  ui.notice.hidden = !text;
+}
+
+function renderSpace(space) {
+  const previous = state.space;
+  state.space = space;
+  state.notFound = false;
+  ui.card.setAttribute("aria-busy", "false");
+
+  document.title = `${space.title} · causerie`;
+  setText(ui.title, space.title);
+  setText(ui.description, space.description || "");
+  ui.description.hidden = !space.description;
+  setText(ui.host, space.host?.name ? `Hosted by ${space.host.name}` : "");
+  setText(ui.badge, stateLabel(space.state));
+  ui.badge.dataset.state = space.state;
+  setText(ui.listeners, listenersText(space.listeners_now));
+
+  if (space.state === "scheduled") {
+    const when = space.scheduled_start ? formatWhen(space.scheduled_start) : "";
+    setText(ui.when, when ? `Starts ${when}` : "");
+    showNotice(
+      when
+        ? `This space hasn't started yet. It's scheduled for ${when}. ` +
+            "Keep this page open: you can listen as soon as it goes live."
+        : "This space hasn't started yet. Keep this page open: you can listen as soon as it goes live.",
+    );
+  } else if (space.state === "ended") {
+    setText(ui.when, "");
+    showNotice("This space has ended. Thanks for listening!");
+  } else {
+    setText(ui.when, "");
+    showNotice("");
+  }
+
+  const url = new URL(space.playlist_url, location.href).href;
+  if (ui.playlist.value !== url) ui.playlist.value = url;
+  ui.elsewhere.hidden = space.state !== "live";
+
+  if (space.state === "ended" && state.phase !== "idle") {
+    stopListening({ finishing: true });
+  }
+  if (previous?.state === "scheduled" && space.state === "live" && state.phase === "idle") {
+    setStatus("The space is live. Press play to listen.");
+  }
+  renderControls();
+}
+
+function renderError(error) {
+  if (error instanceof ApiError && error.status === 404) {
+    state.notFound = true;
+    ui.card.setAttribute("aria-busy", "false");
+    setText(ui.title, "Space not found");
+    setText(ui.badge, "");
+    ui.badge.hidden = true;
+    showNotice("We couldn't find this space. It may have been removed, or the link is wrong.");
+    renderControls();
+  } else if (!state.space) {
+    showNotice("Couldn't load this space yet. Trying again…");
+  }
+  // With details already shown, a failed refresh keeps them: slightly old beats missing.
+}
+
+function renderControls() {
+  const live = state.space?.state === "live";
+  const busy = state.phase !== "idle";
+  ui.play.disabled = !busy && !live;
+  ui.play.setAttribute("aria-pressed", String(busy));
+  ui.play.setAttribute("aria-label", busy ? "Stop listening" : "Play");
+  ui.play.dataset.phase = state.phase;
+  setText(ui.playLabel, busy ? "Stop" : live ? "Listen live" : "Not live");
+  ui.badge.hidden = !state.space;
+}
+
+function setStatus(text) {
+  setText(ui.status, text);
+}
+
+// ---- listening ---------------------------------------------------------------------------
+
+async function startListening() {
+  if (state.phase !== "idle" || state.space?.state !== "live") return;
+  if (!playbackMethod(ui.audio)) {
+    setStatus("This browser can't play the stream. Try the link below in VLC or Safari.");
+    return;
+  }
+  // Safari lets an element play later only if play() was first called inside the click itself;
+  // the join below is asynchronous. The pending play() is settled by the real one.
+  ui.audio.play().catch(() => {});
+
+  state.phase = "joining";
+  renderControls();
+  setStatus("Joining…");
+  joinController = new AbortController();
+  const { signal } = joinController;
+  try {
+    const joined = await withRetry(
+      () => {
+        state.joinAttempts += 1;
+        return joinSpace(spaceId, { signal });
+      },
+      {
+        signal,
+        onRetry(error, _attempt, delay) {
+          const why = error.status === 0 ? "Can't reach the server" : "The space is very busy";
+          setStatus(`${why}. Trying again in ${Math.ceil(delay)} s…`);
+        },
+      },
+    );
+    state.token = joined.token;
+    state.heartbeatInterval = joined.heartbeat_interval;
+    state.phase = "playing";
+    renderControls();
+    setStatus("Connecting to the stream…");
+    const url = new URL(joined.playlist_url || state.space.playlist_url, location.href).href;
+    player = new Player(ui.audio, url, { onStatus: (_kind, text) => setStatus(text) });
+    window.causerie.player = player;
+    startHeartbeats();
+    startLatencyDisplay();
+    await player.start();
+  } catch (error) {
+    if (signal.aborted || error?.name === "AbortError") return; // stopped by the listener
+    stopListening();
+    if (error?.name === "NotAllowedError") {
+      setStatus("Your browser blocked playback. Press play again to listen.");
+    } else {
+      setStatus(error?.message || "Couldn't start listening.");
+    }
+  }
+}
+
+function stopListening({ finishing = false } = {}) {
+  joinController?.abort();
+  joinController = null;
+  clearTimeout(heartbeatTimer);
+  clearInterval(latencyTimer);
+  if (player && finishing) {
+    // The space ended: let the last second of the stream play out, then release it.
+    const ending = player;
+    ui.audio.addEventListener("ended", () => ending.stop(), { once: true });
+    setTimeout(() => ending.stop(), 15000);
+  } else {
+    player?.stop();
+  }
+  player = null;
+  state.phase = "idle";
+  state.latency = null;
+  setText(ui.latency, "");
+  setStatus("");
+  renderControls();
+}
+
+function startHeartbeats() {
+  // Every heartbeat_interval, ±10 %: after a join storm, listeners' heartbeats spread out
+  // instead of arriving in waves.
+  const next = (seconds) => {
+    heartbeatTimer = setTimeout(beat, seconds * (0.9 + 0.2 * Math.random()) * 1000);
+  };
+  async function beat() {
+    if (state.phase !== "playing") return;
+    let wait = state.heartbeatInterval;
+    try {
+      await sendHeartbeat(spaceId, state.token);
+      state.heartbeatsSent += 1;
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        // The token expired: get a fresh one, quietly (a join costs the server no state).
+        try {
+          state.token = (await joinSpace(spaceId)).token;
+        } catch {
+          // Try again at the next beat.
+        }
+      } else if (error instanceof ApiError && error.retryAfter != null) {
+        wait = Math.max(wait, error.retryAfter);
+      }
+    }
+    if (state.phase === "playing") next(wait);
+  }
+  next(state.heartbeatInterval);
+}
+
+function startLatencyDisplay() {
+  clearInterval(latencyTimer);
+  latencyTimer = setInterval(() => {
+    const seconds = player && !ui.audio.paused ? player.latency() : null;
+    state.latency = seconds;
+    setText(ui.latency, seconds == null ? "" : `${seconds.toFixed(1)} s behind live`);
+  }, 1000);
+}
+
+// ---- controls ------------------------------------------------------------------------------
+
+ui.play.addEventListener("click", () => {
+  if (state.phase === "idle") startListening();
+  else stopListening();
+});
+
+// Pausing from outside the page (media keys, the lock screen) stops listening like the button.
+ui.audio.addEventListener("pause", () => {
+  if (state.phase === "playing" && player && !ui.audio.ended) stopListening();
+});
+
+ui.audio.addEventListener("waiting", () => {
+  if (state.phase === "playing") setStatus("Buffering…");
+});
+
+ui.volume.addEventListener("input", () => {
+  ui.audio.volume = Number(ui.volume.value);
+  try {
+    localStorage.setItem("causerie.volume", ui.volume.value);
+  } catch {
+    // Storage may be disabled; the volume just won't be remembered.
+  }
+});
+
+function setUpVolume() {
+  let saved = null;
+  try {
+    saved = localStorage.getItem("causerie.volume");
+  } catch {
+    // As above.
+  }
+  if (saved !== null && Number.isFinite(Number(saved))) ui.volume.value = saved;
+  ui.audio.volume = Number(ui.volume.value);
+  // iOS ignores volume set by pages (the hardware buttons rule): hide a slider that does nothing.
+  ui.audio.volume = 0.5;
+  const settable = ui.audio.volume === 0.5;
+  ui.audio.volume = Number(ui.volume.value);
+  ui.volumeRow.hidden = !settable;
+}
+
+ui.copy.addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(ui.playlist.value);
+    setText(ui.copy, "Copied");
+  } catch {
+    ui.playlist.select(); // let the listener copy it by hand
+  }
+  setTimeout(() => setText(ui.copy, "Copy"), 2000);
+});
+
+// ---- start -----------------------------------------------------------------------------------
+
+setUpVolume();
+renderControls();
+let watcher = null;
+if (spaceId) {
+  watcher = watchSpace(spaceId, renderSpace, renderError);
+} else {
+  renderError(new ApiError(404, "not_found", "No space in the address.", null));
+}
+
+// Small hooks for tests and for the curious, in the console.
+window.causerie = {
+  state,
+  player: null,
+  get audio() {
+    return ui.audio;
+  },
+  get hls() {
+    return player?.hls ?? null;
+  },
+  play: startListening,
+  stop: () => stopListening(),
+  refresh: () => watcher?.refresh(),
+};
