@@ -29,6 +29,9 @@ IMMUTABLE = b"public, max-age=31536000, immutable"
 PLAYLIST_PLAIN = b"public, max-age=1"
 PLAYLIST_BLOCKING = b"public, max-age=6"
 
+# A blocking request is held at most three target durations (RFC 8216bis §6.2.5.2).
+BLOCK_TIMEOUT = 6.0
+
 _MEDIA_PATH = re.compile(
     r"^/hls/(?P<space>[A-Za-z0-9_-]{1,32})/(?P<run>[A-Za-z0-9_-]{1,32})/"
     r"(?:(?P<init>init\.mp4)|(?P<msn>\d{1,12})(?:\.(?P<part>\d{1,4}))?\.m4s)$"
@@ -84,12 +87,14 @@ class HlsOrigin:
         cache = PLAYLIST_PLAIN
         if request is not None:
             msn, part = request
-            problem = pipeline.packager.too_far_ahead(msn, part)
-            if problem:
+            if pipeline.packager.too_far(msn, part):
+                # RFC 8216bis §6.2.5.2: more than two segments ahead is a Bad Request.
                 self.on_request("playlist", 400)
-                await send_json_error(send, 400, "bad_request", problem)
+                await send_json_error(
+                    send, 400, "bad_request", "_HLS_msn/_HLS_part is too far ahead of the live edge"
+                )
                 return
-            ready = await pipeline.wait_for(msn, part, timeout=pipeline.block_timeout)
+            ready = await pipeline.wait_for(msn, part, timeout=BLOCK_TIMEOUT)
             if not ready:
                 # RFC 8216bis §6.2.5.2: when the part does not appear in time, say so briefly.
                 self.on_request("playlist", 503)

@@ -40,12 +40,12 @@ async def send_json_error(
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, whether or not they announce a length."""
+    """Refuse request bodies over `max_bytes` with 413, whether or not they announce a length.
+
+    A body without Content-Length (chunked) is read here first, up to the limit, and handed on
+    whole: the framework would otherwise turn a failure while reading into a vague 400.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -55,41 +55,48 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        too_large = f"the body is larger than {self.max_bytes} bytes"
+        length = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit():
                     await send_json_error(send, 400, "bad_request", "bad Content-Length")
                     return
-                if int(value) > self.max_bytes:
-                    await send_json_error(
-                        send, 413, "too_large", f"the body is larger than {self.max_bytes} bytes"
-                    )
-                    return
-        received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+                length = int(value)
+        if length is not None:
+            if length > self.max_bytes:
+                await send_json_error(send, 413, "too_large", too_large)
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await send_json_error(send, 413, "too_large", too_large)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await send_json_error(
-                    send, 413, "too_large", f"the body is larger than {self.max_bytes} bytes"
-                )
+        await self.app(scope, replay, send)
 
 
 class Admission:

@@ -133,7 +133,7 @@ class AacEncoder:
     def _packets(packets: list[av.Packet]) -> list[EncodedFrame]:
         out = []
         for packet in packets:
-            if packet.pts is None:  # never seen from the aac encoder; a frame without time is unusable
+            if packet.pts is None:  # never seen from FFmpeg's aac; unusable without a time
                 raise RuntimeError("AAC encoder returned a packet without pts")
             out.append(EncodedFrame(bytes(packet), packet.pts))
         return out

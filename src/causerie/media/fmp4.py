@@ -31,7 +31,7 @@ _TRUN_DATA_OFFSET = 0x000001
 _TRUN_SAMPLE_SIZE = 0x000200
 
 # 14496-12 section 8.8.3.1 sample flags: sample_depends_on = 2 ("does not depend on others").
-# Every AAC access unit is a sync sample; saying so lets players start at any part (INDEPENDENT=YES).
+# Every AAC access unit is a sync sample: players may start at any part (INDEPENDENT=YES).
 _SAMPLE_FLAGS_SYNC = 0x02000000
 
 # Unity transformation matrix for mvhd/tkhd (14496-12 section 8.2.2), 16.16 and 2.30 fixed point.

@@ -22,7 +22,6 @@ timestamps restart from zero.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -289,7 +288,7 @@ class Packager:
             return True
         if index is None or index < 0:
             return False
-        limit = 3 if self.part_duration >= 1 else math.ceil(3 / self.part_duration)
+        limit = 3 if self.part_duration >= 1 else 3 / self.part_duration  # 14.06 for 213 ms
         last_msn, last_index = self.last_part() or (self.first_msn, -1)
         want_msn, want_index = self._normalize(msn, index)
         ahead = (want_msn - last_msn) * self.parts_per_segment + want_index - last_index
@@ -318,7 +317,7 @@ class Packager:
                 ),
                 pending_parts=self._parts(current),
                 pending_program_date_time=current.program_date_time if current.parts else None,
-                preload_hint=None if self._ended else self.part_uri(current.msn, len(current.parts)),
+                preload_hint=self._preload_hint(),
                 ended=self._ended,
             )
         )
@@ -330,6 +329,12 @@ class Packager:
     def segment_uri(self, msn: int) -> str:
         """URI of a segment, relative to the playlist."""
         return f"{self.run_id}/{msn}.m4s"
+
+    def _preload_hint(self) -> str | None:
+        # Section 6.2.6: the next part is hinted so clients can request it before it exists.
+        if self._ended:
+            return None
+        return self.part_uri(self._current.msn, len(self._current.parts))
 
     def _parts(self, segment: _Segment) -> tuple[Part, ...]:
         return tuple(
@@ -349,5 +354,6 @@ class Packager:
     def _normalize(self, msn: int, index: int) -> tuple[int, int]:
         """Section 6.2.5.2: a part index past the segment's last part is part 0 of the next."""
         segment = self._find(msn)
-        parts = len(segment.parts) if segment is not None and segment.data else self.parts_per_segment
+        complete = segment is not None and segment.data is not None
+        parts = len(segment.parts) if complete else self.parts_per_segment
         return (msn + 1, 0) if index >= parts else (msn, index)

@@ -63,6 +63,7 @@ let player = null;
 let joinController = null;
 let heartbeatTimer = null;
 let latencyTimer = null;
+let soundStarted = false; // since the last start: the audio element has really played
 
 // ---- details ---------------------------------------------------------------------------
 
@@ -189,7 +190,6 @@ async function startListening() {
     setStatus("Connecting to the stream…");
     const url = new URL(joined.playlist_url || state.space.playlist_url, location.href).href;
     player = new Player(ui.audio, url, { onStatus: (_kind, text) => setStatus(text) });
-    window.causerie.player = player;
     startHeartbeats();
     startLatencyDisplay();
     await player.start();
@@ -218,6 +218,7 @@ function stopListening({ finishing = false } = {}) {
     player?.stop();
   }
   player = null;
+  soundStarted = false;
   state.phase = "idle";
   state.latency = null;
   setText(ui.latency, "");
@@ -271,8 +272,12 @@ ui.play.addEventListener("click", () => {
 });
 
 // Pausing from outside the page (media keys, the lock screen) stops listening like the button.
+// Only once sound has played: attaching the stream may pause the element on its way.
+ui.audio.addEventListener("playing", () => {
+  soundStarted = true;
+});
 ui.audio.addEventListener("pause", () => {
-  if (state.phase === "playing" && player && !ui.audio.ended) stopListening();
+  if (state.phase === "playing" && soundStarted && !ui.audio.ended) stopListening();
 });
 
 ui.audio.addEventListener("waiting", () => {
@@ -328,7 +333,9 @@ if (spaceId) {
 // Small hooks for tests and for the curious, in the console.
 window.causerie = {
   state,
-  player: null,
+  get player() {
+    return player;
+  },
   get audio() {
     return ui.audio;
   },

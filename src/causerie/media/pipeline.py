@@ -1,0 +1,217 @@
+"""The live media pipeline of one space: mixer -> AAC encoder -> LL-HLS packager, on a clock.
+
+An asyncio task ticks every mixer frame (20 ms) of wall time: it mixes, encodes, packages and
+wakes the HTTP requests blocked on the next part (RFC 8216bis section 6.2.5.2). The schedule is
+deadline-based on ``time.monotonic``, so it never drifts: a late tick is followed by catch-up
+ticks; if the loop was stalled for more than a second, the missed audio is skipped instead (its
+senders' queues were bounded anyway) and the wall-clock mapping jumps accordingly.
+
+Wall time: the pipeline reads ``clock()`` once at start and maps media time to wall time from
+there (frame pts / sample rate), so EXT-X-PROGRAM-DATE-TIME advances exactly with the media and
+never goes backwards if the system clock is stepped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from causerie.media.encoder import AacEncoder, EncodedFrame
+from causerie.media.mixer import Mixer, MixResult
+from causerie.media.packager import Packager, PartRef, SegmentRef, first_msn_at
+
+__all__ = ["LivePipeline"]
+
+logger = logging.getLogger(__name__)
+
+# Beyond this lateness the pipeline stops catching up and jumps to now: mixing a second of
+# backlog in one go would only deliver stale audio in a burst.
+MAX_CATCH_UP_SECONDS = 1.0
+
+
+class LivePipeline:
+    """Runs the mix/encode/package loop of one space and lets requests wait for parts.
+
+    ``packager`` is there for reads (playlist, parts, segments). Hooks, all called on the event
+    loop and guarded (an exception is logged, the pipeline keeps going): ``on_mix`` with every
+    mixed frame (mix-minus to speakers), ``on_part`` with every new part (e.g. to warm edges),
+    ``on_segment`` with every complete segment and its bytes (the recorder).
+    """
+
+    def __init__(
+        self,
+        space_id: str,
+        *,
+        mixer: Mixer,
+        clock: Callable[[], float] = time.time,
+        bit_rate: int = 64000,
+        frames_per_part: int = 10,
+        parts_per_segment: int = 9,
+        window_segments: int = 6,
+        run_id: str | None = None,
+        first_msn: int | None = None,
+        discontinuity_sequence: int = 0,
+    ) -> None:
+        self.space_id = space_id
+        self.mixer = mixer
+        self.clock = clock
+        self.on_mix: Callable[[MixResult], None] | None = None
+        self.on_part: Callable[[PartRef], None] | None = None
+        self.on_segment: Callable[[SegmentRef, bytes], None] | None = None
+        self.encoder = AacEncoder(sample_rate=mixer.sample_rate, bit_rate=bit_rate)
+        # A fresh random run id per pipeline: media URLs of two runs never collide (packager.py).
+        self.run_id = run_id or secrets.token_urlsafe(6)
+        if first_msn is None:
+            segment_seconds = frames_per_part * parts_per_segment * 1024 / mixer.sample_rate
+            first_msn = first_msn_at(clock(), segment_seconds)
+        self.packager = Packager(
+            run_id=self.run_id,
+            first_msn=first_msn,
+            audio_specific_config=self.encoder.audio_specific_config,
+            sample_rate=mixer.sample_rate,
+            frames_per_part=frames_per_part,
+            parts_per_segment=parts_per_segment,
+            window_segments=window_segments,
+            discontinuity_sequence=discontinuity_sequence,
+            on_segment=self._segment_done,
+        )
+        self.exited = asyncio.Event()
+        """Set when the loop task has finished, however it finished."""
+        self._task: asyncio.Task[None] | None = None
+        self._changed: asyncio.Future[None] | None = None  # shared by all waiters
+        self._wall_start = 0.0
+        self._skipped_samples = 0
+        self._stopped = False
+
+    # Lifecycle
+
+    def start(self) -> None:
+        """Start the loop task (call from a running event loop)."""
+        if self._task is not None or self._stopped:
+            raise RuntimeError("pipeline already started")
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"live-pipeline-{self.space_id}"
+        )
+
+    async def stop(self) -> None:
+        """End the stream: stop the loop, flush the encoder, add EXT-X-ENDLIST, wake waiters."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            # The task only awaits sleeps, so it ends at once; the timeout is a safety net so
+            # that shutdown can never hang on it.
+            await asyncio.wait({self._task}, timeout=1.0)
+        try:
+            for frame in self.encoder.flush():
+                self._package(frame)
+        except Exception:
+            logger.exception("space %s: flushing the encoder failed", self.space_id)
+        self.packager.end()
+        self._notify()
+        self.exited.set()
+
+    async def _run(self) -> None:
+        period = self.mixer.frame_samples / self.mixer.sample_rate
+        self._wall_start = self.clock()
+        # Frame k is mixed once its 20 ms have fully elapsed: at start + (k + 1) * period.
+        deadline = time.monotonic() + period
+        try:
+            while True:
+                now = time.monotonic()
+                if now < deadline:
+                    await asyncio.sleep(deadline - now)
+                    continue
+                late = now - deadline
+                if late > MAX_CATCH_UP_SECONDS:
+                    missed = int(late / period)
+                    logger.warning(
+                        "space %s: media loop %.1f s late, skipping %d frames",
+                        self.space_id,
+                        late,
+                        missed,
+                    )
+                    deadline += missed * period
+                    self._skipped_samples += missed * self.mixer.frame_samples
+                self._tick()
+                deadline += period
+                if time.monotonic() >= deadline:
+                    await asyncio.sleep(0)  # catching up: still let requests be served between
+        except asyncio.CancelledError:
+            pass  # stop() asked; the stream is finished there
+        except Exception:
+            logger.exception("space %s: media loop failed", self.space_id)
+        finally:
+            self.exited.set()
+
+    # One frame
+
+    def _tick(self) -> None:
+        result = self.mixer.mix()
+        if self.on_mix is not None:
+            try:
+                self.on_mix(result)
+            except Exception:
+                logger.exception("space %s: on_mix hook failed", self.space_id)
+        for frame in self.encoder.encode(result.program):
+            self._package(frame)
+
+    def _package(self, frame: EncodedFrame) -> None:
+        # The frame's first sample, in wall time. The encoder's pts counts samples fed to it; the
+        # samples skipped after a stall were never fed, so they are added back here.
+        wall_time = self._wall_start + (frame.pts + self._skipped_samples) / self.mixer.sample_rate
+        parts = self.packager.add(frame, wall_time)
+        if not parts:
+            return
+        self._notify()
+        if self.on_part is not None:
+            for part in parts:
+                try:
+                    self.on_part(part)
+                except Exception:
+                    logger.exception("space %s: on_part hook failed", self.space_id)
+
+    def _segment_done(self, segment: SegmentRef, data: bytes) -> None:
+        if self.on_segment is None:
+            return
+        try:
+            self.on_segment(segment, data)
+        except Exception:
+            logger.exception("space %s: on_segment hook failed", self.space_id)
+
+    # Blocking playlist reload
+
+    def _notify(self) -> None:
+        """Wake everyone waiting for a change (a new part, or the end)."""
+        changed, self._changed = self._changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+
+    async def wait_for(self, msn: int, part: int | None = None, timeout: float = 6.0) -> bool:
+        """Wait until the playlist satisfies ``_HLS_msn=msn`` (and ``_HLS_part=part``).
+
+        Returns True when the playlist can be served (also at once if the stream ended: section
+        6.2.5.2 says to ignore the directives then), False after ``timeout`` seconds (section
+        6.2.5.2 suggests a 503 after three target durations, hence the 6 s default).
+        All waiters share one future per change, so thousands of them cost one small future each
+        (from ``shield``) and no task of their own.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not (self.packager.ended or self.packager.has_part(msn, part)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if self._changed is None:
+                self._changed = loop.create_future()
+            try:
+                async with asyncio.timeout(remaining):
+                    # shield: a waiter timing out must cancel its own wait, not the shared future.
+                    await asyncio.shield(self._changed)
+            except TimeoutError:
+                pass  # the loop condition decides
+        return True

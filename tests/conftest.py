@@ -1,0 +1,96 @@
+"""Shared fixtures: real causerie nodes on 127.0.0.1, and account tokens for them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from causerie.cli import issue_account_token
+from tests.nodes import RunningNode, run_node
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[RunningNode]:
+    """A causerie node in this test's event loop, serving on a real socket."""
+    async with run_node(tmp_path / "data") as running:
+        yield running
+
+
+@pytest.fixture
+async def client(node: RunningNode) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=node.url, timeout=10) as http:
+        yield http
+
+
+def account(data_dir: Path, name: str = "Hana", user: str | None = None) -> dict[str, str]:
+    """Authorization headers for an account on the node using `data_dir`."""
+    token = issue_account_token(data_dir, name, user, days=1)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    path = shutil.which("ffmpeg")
+    if path is None:
+        pytest.fail("ffmpeg is missing: `make test` installs it (Debian package ffmpeg)")
+    return path
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`causerie demo` as a real separate process; yields (base URL, data dir)."""
+    port = free_port()
+    data_dir = tmp_path / "data"
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "causerie",
+            "demo",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {(tmp_path / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("server did not start in 30 s")
+            time.sleep(0.1)
+        yield url, data_dir
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

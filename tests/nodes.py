@@ -1,0 +1,43 @@
+"""Running real causerie nodes on 127.0.0.1 inside a test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from causerie.api.app import Node, create_app
+from causerie.config import Config
+
+
+@dataclass
+class RunningNode:
+    url: str
+    data_dir: Path
+    app: Node
+
+
+@asynccontextmanager
+async def run_node(data_dir: Path, **options: object) -> AsyncIterator[RunningNode]:
+    """Serve a node on a free port until the block ends."""
+    config = Config(port=0, data_dir=data_dir, log_level="warning", **options)
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task
+            raise RuntimeError("the node did not start")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield RunningNode(f"http://127.0.0.1:{port}", data_dir, app)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)

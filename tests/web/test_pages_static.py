@@ -1,0 +1,394 @@
+"""The listener pages in a real browser, against a stand-in server.
+
+The real API and origin are written elsewhere; this test serves the static pages with a small
+Starlette app that fakes the JSON API (including overload answers) and a live HLS stream made
+from pre-encoded segments released in real time, and drives headless Chromium with Playwright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+import causerie
+from causerie.media.demo import demo_voices
+
+pytestmark = pytest.mark.browser
+
+STATIC = Path(causerie.__file__).parent / "web" / "static"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+XSS_TITLE = "Launch night <img src=x onerror=alert(1)>"
+PREROLL = 4.0  # seconds of stream already out when the server starts
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def make_spaces() -> dict[str, dict]:
+    now = datetime.now(UTC)
+
+    def space(id_: str, title: str, state: str, listeners: int, **times: str | None) -> dict:
+        return {
+            "id": id_,
+            "title": title,
+            "description": "",
+            "state": state,
+            "scheduled_start": None,
+            "started_at": None,
+            "ended_at": None,
+            "playlist_url": f"/hls/{id_}/index.m3u8",
+            "listeners_now": listeners,
+            "host": {"name": "Ada"},
+            **times,
+        }
+
+    return {
+        "later": space("later", "Next week's chat", "scheduled", 0,
+                       scheduled_start=iso(now + timedelta(days=2))),
+        "demo": space("demo", XSS_TITLE, "live", 42, started_at=iso(now - timedelta(minutes=5)))
+        | {"description": "Bring <b>questions</b>.\nSecond line."},
+        "old": space("old", "Last month's chat", "ended", 0, ended_at=iso(now - timedelta(days=30))),
+        "busy": space("busy", "The busy one", "live", 1234, started_at=iso(now)),
+    }
+
+
+@dataclass
+class FakeApi:
+    """The API's answers and what the page asked of it."""
+
+    spaces: dict[str, dict] = field(default_factory=make_spaces)
+    overloaded_joins: int = 0  # how many joins to answer with 503 + Retry-After first
+    heartbeat_interval: float = 1.0
+    joins: list[float] = field(default_factory=list)
+    heartbeats: list[tuple[float, str | None]] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+
+
+class LiveStream:
+    """A live HLS playlist over pre-made segments, each released when its time has come."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        text = (folder / "vod.m3u8").read_text()
+        self.durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", text)]
+        self.uris = [line for line in text.splitlines() if line and not line.startswith("#")]
+        self.map_uri = re.search(r'#EXT-X-MAP:URI="([^"]+)"', text).group(1)
+        self.started = time.time() - PREROLL
+
+    def playlist(self, window: int = 6) -> str:
+        elapsed = time.time() - self.started
+        ends = [sum(self.durations[: i + 1]) for i in range(len(self.durations))]
+        out = sum(1 for end in ends if end <= elapsed)
+        first = max(0, out - window)
+        start = self.started + (ends[first - 1] if first else 0.0)
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:7",
+            f"#EXT-X-TARGETDURATION:{math.ceil(max(self.durations))}",
+            f"#EXT-X-MEDIA-SEQUENCE:{first}",
+            f'#EXT-X-MAP:URI="{self.map_uri}"',
+            "#EXT-X-PROGRAM-DATE-TIME:"
+            + datetime.fromtimestamp(start, UTC).isoformat(timespec="milliseconds"),
+        ]
+        for i in range(first, out):
+            lines += [f"#EXTINF:{self.durations[i]:.5f},", self.uris[i]]
+        if out == len(self.uris):
+            lines.append("#EXT-X-ENDLIST")
+        return "\n".join(lines) + "\n"
+
+
+def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
+    def not_found() -> JSONResponse:
+        return JSONResponse({"error": "not_found", "message": "No such space."}, status_code=404)
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    async def space_page(request: Request) -> Response:
+        return FileResponse(STATIC / "space.html")
+
+    async def list_spaces(request: Request) -> Response:
+        return JSONResponse({"spaces": list(api.spaces.values())})
+
+    async def get_space(request: Request) -> Response:
+        space = api.spaces.get(request.path_params["id"])
+        return JSONResponse(space) if space else not_found()
+
+    async def join(request: Request) -> Response:
+        space_id = request.path_params["id"]
+        if space_id not in api.spaces:
+            return not_found()
+        api.joins.append(time.monotonic())
+        if api.overloaded_joins > 0:
+            api.overloaded_joins -= 1
+            return JSONResponse(
+                {"error": "overloaded", "message": "Too many people are joining."},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        token = f"tok-{len(api.joins)}"
+        api.tokens.append(token)
+        return JSONResponse(
+            {
+                "token": token,
+                "playlist_url": api.spaces[space_id]["playlist_url"],
+                "heartbeat_interval": api.heartbeat_interval,
+            }
+        )
+
+    async def heartbeat(request: Request) -> Response:
+        api.heartbeats.append((time.monotonic(), request.headers.get("authorization")))
+        return Response(status_code=204)
+
+    async def playlist(request: Request) -> Response:
+        return Response(
+            stream.playlist(),
+            media_type="application/vnd.apple.mpegurl",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def media(request: Request) -> Response:
+        path = stream.folder / request.path_params["name"]
+        return FileResponse(path) if path.is_file() else Response(status_code=404)
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/s/{id}", space_page),
+            Route("/api/spaces", list_spaces),
+            Route("/api/spaces/{id}", get_space),
+            Route("/api/spaces/{id}/join", join, methods=["POST"]),
+            Route("/api/spaces/{id}/heartbeat", heartbeat, methods=["POST"]),
+            Route("/hls/{id}/index.m3u8", playlist),
+            Route("/hls/{id}/{name}", media),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def stream_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 s of the demo conversation as AAC in fMP4 segments of about 1 s."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    folder = tmp_path_factory.mktemp("hls")
+    voices = demo_voices()
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+         "-i", str(voices["host"]), "-i", str(voices["guest"]),
+         "-filter_complex", "amix=inputs=2:normalize=0", "-t", "40",
+         "-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "1",
+         "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+         "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
+         "-hls_segment_filename", str(folder / "seg%03d.m4s"), str(folder / "vod.m3u8")],
+        check=True,
+    )  # fmt: skip
+    return folder
+
+
+@dataclass
+class Site:
+    url: str
+    api: FakeApi
+
+
+@pytest.fixture(scope="module")
+def server(stream_folder: Path) -> Iterator[Site]:
+    """The stand-in server on 127.0.0.1, on a free port, in a background thread."""
+    api = FakeApi()
+    config = uvicorn.Config(
+        make_app(api, LiveStream(stream_folder)),
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+    )
+    server = uvicorn.Server(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "test server did not start"
+        time.sleep(0.02)
+    yield Site(f"http://127.0.0.1:{port}", api)
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def site(server: Site) -> Site:
+    """The server, with the fake API reset for each test."""
+    fresh = FakeApi()
+    server.api.__dict__.update(fresh.__dict__)
+    return server
+
+
+@pytest.fixture
+async def page(site: Site) -> AsyncIterator:
+    """A phone-sized page in headless Chromium; fails the test on any JavaScript error."""
+    playwright_api = pytest.importorskip("playwright.async_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium not installed")
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context(
+            viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+            has_touch=True,
+        )
+        page = await context.new_page()
+        errors: list[str] = []
+        dialogs: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+        async def on_dialog(dialog) -> None:
+            dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        yield page
+        await context.close()
+        await browser.close()
+        assert not dialogs, f"a dialog opened: {dialogs}"
+        assert not errors, f"JavaScript errors: {errors}"
+
+
+async def test_index_lists_spaces_live_first(site: Site, page) -> None:
+    await page.goto(site.url + "/")
+    items = page.locator("#spaces li")
+    await items.first.wait_for()
+    assert await items.count() == 4
+
+    hrefs = [await items.nth(i).locator("a").get_attribute("href") for i in range(4)]
+    assert hrefs == ["/s/busy", "/s/demo", "/s/later", "/s/old"]  # live (busiest first), then…
+    badges = await page.locator("#spaces .badge").all_text_contents()
+    assert badges == ["Live", "Live", "Scheduled", "Ended"]
+    assert await items.nth(0).locator(".listeners").text_content() == "1,234 listening now"
+    # A title that looks like HTML is shown as text.
+    assert await items.nth(1).locator(".title").text_content() == XSS_TITLE
+    assert await page.locator("#spaces img").count() == 0
+    assert "2 spaces live now" in await page.locator("#summary").text_content()
+
+    await items.nth(1).locator("a").click()
+    await page.wait_for_url(site.url + "/s/demo")
+
+
+async def test_space_page_shows_api_text_as_text(site: Site, page) -> None:
+    await page.goto(site.url + "/s/demo")
+    await page.locator("#title").filter(has_text="Launch night").wait_for()
+    assert await page.locator("#title").text_content() == XSS_TITLE
+    assert await page.title() == f"{XSS_TITLE} · causerie"
+    assert await page.locator("#space img, #space b").count() == 0
+    assert await page.locator("#description").text_content() == "Bring <b>questions</b>.\nSecond line."
+    assert await page.locator("#badge").text_content() == "Live"
+    assert await page.locator("#host").text_content() == "Hosted by Ada"
+    assert await page.locator("#listeners").text_content() == "42 listening now"
+    assert await page.locator("#listeners").get_attribute("aria-live") == "polite"
+    assert await page.locator("#playlist").input_value() == site.url + "/hls/demo/index.m3u8"
+    assert await page.locator("#play").is_enabled()
+
+    # The count follows the API (polled every few seconds; refresh() skips the wait).
+    site.api.spaces["demo"]["listeners_now"] = 43
+    await page.evaluate("window.causerie.refresh()")
+    await page.locator("#listeners").filter(has_text="43 listening now").wait_for()
+
+
+async def test_play_joins_with_backoff_plays_and_sends_heartbeats(site: Site, page) -> None:
+    site.api.overloaded_joins = 1
+    await page.goto(site.url + "/s/demo")
+    play = page.locator("#play")
+    await play.and_(page.locator(":enabled")).wait_for()
+
+    # Keyboard only: focus the button and press Enter.
+    await play.focus()
+    await page.keyboard.press("Enter")
+
+    # The first join got 503 + Retry-After: 1; the page waited at least that long.
+    await page.wait_for_function("window.causerie.state.phase === 'playing'", timeout=10_000)
+    assert len(site.api.joins) == 2
+    assert site.api.joins[1] - site.api.joins[0] >= 1.0
+    assert await page.evaluate("window.causerie.state.joinAttempts") == 2
+
+    # Sound plays: the audio element's clock advances.
+    await page.wait_for_function("window.causerie.audio.currentTime > 1.5", timeout=20_000)
+    assert await page.evaluate("window.causerie.hls !== null")
+    assert not await page.evaluate("window.causerie.audio.paused")
+
+    # Heartbeats every heartbeat_interval (1 s here), with the token from the join.
+    await page.wait_for_function("window.causerie.state.heartbeatsSent >= 2", timeout=10_000)
+    assert {auth for _, auth in site.api.heartbeats} == {f"Bearer {site.api.tokens[0]}"}
+
+    # The delay behind live is shown.
+    await page.locator("#latency").filter(has_text=re.compile(r"^\d+\.\d s behind live$")).wait_for()
+    assert await play.get_attribute("aria-label") == "Stop listening"
+    assert await play.get_attribute("aria-pressed") == "true"
+
+    await page.screenshot(path="/tmp/space-page.png")
+
+    # Stop: sound stops and so do heartbeats.
+    await play.click()
+    await page.wait_for_function("window.causerie.state.phase === 'idle'")
+    assert await page.evaluate("window.causerie.audio.paused")
+    assert await page.evaluate("window.causerie.hls") is None
+    sent = len(site.api.heartbeats)
+    await asyncio.sleep(1.5)
+    assert len(site.api.heartbeats) == sent
+
+
+async def test_volume_control(site: Site, page) -> None:
+    await page.goto(site.url + "/s/demo")
+    volume = page.get_by_label("Volume")
+    await volume.fill("0.3")
+    assert await page.evaluate("window.causerie.audio.volume") == pytest.approx(0.3)
+
+
+async def test_scheduled_space_says_when(site: Site, page) -> None:
+    await page.goto(site.url + "/s/later")
+    notice = page.locator("#notice")
+    await notice.filter(has_text="hasn't started yet").wait_for()
+    assert await page.locator("#badge").text_content() == "Scheduled"
+    assert await page.locator("#play").is_disabled()
+    assert await page.locator("#elsewhere").is_hidden()
+
+
+async def test_ended_space_says_so(site: Site, page) -> None:
+    await page.goto(site.url + "/s/old")
+    await page.locator("#notice").filter(has_text="has ended").wait_for()
+    assert await page.locator("#play").is_disabled()
+
+
+async def test_unknown_space_is_not_found(site: Site, page) -> None:
+    await page.goto(site.url + "/s/nope")
+    await page.locator("#title").filter(has_text="Space not found").wait_for()
+    assert await page.locator("#notice").is_visible()
+    assert await page.locator("#play").is_disabled()
