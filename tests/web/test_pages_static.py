@@ -71,11 +71,18 @@ def make_spaces() -> dict[str, dict]:
         }
 
     return {
-        "later": space("later", "Next week's chat", "scheduled", 0,
-                       scheduled_start=iso(now + timedelta(days=2))),
+        "later": space(
+            "later",
+            "Next week's chat",
+            "scheduled",
+            0,
+            scheduled_start=iso(now + timedelta(days=2)),
+        ),
         "demo": space("demo", XSS_TITLE, "live", 42, started_at=iso(now - timedelta(minutes=5)))
         | {"description": "Bring <b>questions</b>.\nSecond line."},
-        "old": space("old", "Last month's chat", "ended", 0, ended_at=iso(now - timedelta(days=30))),
+        "old": space(
+            "old", "Last month's chat", "ended", 0, ended_at=iso(now - timedelta(days=30))
+        ),
         "busy": space("busy", "The busy one", "live", 1234, started_at=iso(now)),
     }
 
@@ -112,7 +119,7 @@ class LiveStream:
         lines = [
             "#EXTM3U",
             "#EXT-X-VERSION:7",
-            f"#EXT-X-TARGETDURATION:{math.ceil(max(self.durations))}",
+            f"#EXT-X-TARGETDURATION:{round(max(self.durations))}",  # RFC 8216 4.3.3.1
             f"#EXT-X-MEDIA-SEQUENCE:{first}",
             f'#EXT-X-MAP:URI="{self.map_uri}"',
             "#EXT-X-PROGRAM-DATE-TIME:"
@@ -263,7 +270,9 @@ async def page(site: Site) -> AsyncIterator:
     async with playwright_api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = await browser.new_context(
-            viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
             has_touch=True,
         )
         page = await context.new_page()
@@ -298,6 +307,7 @@ async def test_index_lists_spaces_live_first(site: Site, page) -> None:
     assert await items.nth(1).locator(".title").text_content() == XSS_TITLE
     assert await page.locator("#spaces img").count() == 0
     assert "2 spaces live now" in await page.locator("#summary").text_content()
+    await page.screenshot(path="/tmp/index-page.png", full_page=True)
 
     await items.nth(1).locator("a").click()
     await page.wait_for_url(site.url + "/s/demo")
@@ -309,13 +319,16 @@ async def test_space_page_shows_api_text_as_text(site: Site, page) -> None:
     assert await page.locator("#title").text_content() == XSS_TITLE
     assert await page.title() == f"{XSS_TITLE} · causerie"
     assert await page.locator("#space img, #space b").count() == 0
-    assert await page.locator("#description").text_content() == "Bring <b>questions</b>.\nSecond line."
+    assert (
+        await page.locator("#description").text_content() == "Bring <b>questions</b>.\nSecond line."
+    )
     assert await page.locator("#badge").text_content() == "Live"
     assert await page.locator("#host").text_content() == "Hosted by Ada"
     assert await page.locator("#listeners").text_content() == "42 listening now"
     assert await page.locator("#listeners").get_attribute("aria-live") == "polite"
     assert await page.locator("#playlist").input_value() == site.url + "/hls/demo/index.m3u8"
     assert await page.locator("#play").is_enabled()
+    await page.screenshot(path="/tmp/idle-page.png")
 
     # The count follows the API (polled every few seconds; refresh() skips the wait).
     site.api.spaces["demo"]["listeners_now"] = 43
@@ -349,7 +362,9 @@ async def test_play_joins_with_backoff_plays_and_sends_heartbeats(site: Site, pa
     assert {auth for _, auth in site.api.heartbeats} == {f"Bearer {site.api.tokens[0]}"}
 
     # The delay behind live is shown.
-    await page.locator("#latency").filter(has_text=re.compile(r"^\d+\.\d s behind live$")).wait_for()
+    await (
+        page.locator("#latency").filter(has_text=re.compile(r"^\d+\.\d s behind live$")).wait_for()
+    )
     assert await play.get_attribute("aria-label") == "Stop listening"
     assert await play.get_attribute("aria-pressed") == "true"
 
@@ -379,6 +394,7 @@ async def test_scheduled_space_says_when(site: Site, page) -> None:
     assert await page.locator("#badge").text_content() == "Scheduled"
     assert await page.locator("#play").is_disabled()
     assert await page.locator("#elsewhere").is_hidden()
+    await page.screenshot(path="/tmp/scheduled-page.png")
 
 
 async def test_ended_space_says_so(site: Site, page) -> None:
@@ -390,5 +406,6 @@ async def test_ended_space_says_so(site: Site, page) -> None:
 async def test_unknown_space_is_not_found(site: Site, page) -> None:
     await page.goto(site.url + "/s/nope")
     await page.locator("#title").filter(has_text="Space not found").wait_for()
+    await page.screenshot(path="/tmp/notfound-page.png")
     assert await page.locator("#notice").is_visible()
     assert await page.locator("#play").is_disabled()

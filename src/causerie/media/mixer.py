@@ -146,7 +146,9 @@ class MixerInput:
             self.underruns += 1
         power = float(np.mean(np.square(frame, dtype=np.float64)))
         self._power += self._smoothing * (power - self._power)
-        if self.level > self._active_threshold:
+        # Activity follows each frame, not the smoothed level, so the hang time alone says how
+        # long the indicator outlasts the voice.
+        if dbfs(power) > self._active_threshold:
             self._frames_since_loud = 0
         else:
             self._frames_since_loud += 1

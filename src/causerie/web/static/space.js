@@ -24,6 +24,9 @@ const ui = {
   description: $("description"),
   when: $("when"),
   notice: $("notice"),
+  player: $("player"),
+  stats: $("stats"),
+  listenersStat: $("listeners-stat"),
   play: $("play"),
   playLabel: $("play-label"),
   status: $("status"),
@@ -64,6 +67,7 @@ let joinController = null;
 let heartbeatTimer = null;
 let latencyTimer = null;
 let soundStarted = false; // since the last start: the audio element has really played
+let volumeSettable = true;
 
 // ---- details ---------------------------------------------------------------------------
 
@@ -96,10 +100,7 @@ function renderSpace(space) {
     const when = space.scheduled_start ? formatWhen(space.scheduled_start) : "";
     setText(ui.when, when ? `Starts ${when}` : "");
     showNotice(
-      when
-        ? `This space hasn't started yet. It's scheduled for ${when}. ` +
-            "Keep this page open: you can listen as soon as it goes live."
-        : "This space hasn't started yet. Keep this page open: you can listen as soon as it goes live.",
+      "This space hasn't started yet. Keep this page open: you can listen as soon as it goes live.",
     );
   } else if (space.state === "ended") {
     setText(ui.when, "");
@@ -124,11 +125,15 @@ function renderSpace(space) {
 
 function renderError(error) {
   if (error instanceof ApiError && error.status === 404) {
+    if (state.phase !== "idle") stopListening();
     state.notFound = true;
+    state.space = null;
+    setText(ui.when, "");
+    setText(ui.description, "");
+    setText(ui.host, "");
+    ui.elsewhere.hidden = true;
     ui.card.setAttribute("aria-busy", "false");
     setText(ui.title, "Space not found");
-    setText(ui.badge, "");
-    ui.badge.hidden = true;
     showNotice("We couldn't find this space. It may have been removed, or the link is wrong.");
     renderControls();
   } else if (!state.space) {
@@ -140,12 +145,18 @@ function renderError(error) {
 function renderControls() {
   const live = state.space?.state === "live";
   const busy = state.phase !== "idle";
+  // Only what makes sense now: no player for a space that is gone, no count before it starts.
+  ui.player.hidden = !busy && (state.notFound || state.space?.state === "ended");
+  ui.listenersStat.hidden = !live;
+  ui.stats.hidden = !live && !busy;
+  ui.volumeRow.hidden = !volumeSettable || (!live && !busy);
   ui.play.disabled = !busy && !live;
   ui.play.setAttribute("aria-pressed", String(busy));
   ui.play.setAttribute("aria-label", busy ? "Stop listening" : "Play");
   ui.play.dataset.phase = state.phase;
-  setText(ui.playLabel, busy ? "Stop" : live ? "Listen live" : "Not live");
+  setText(ui.playLabel, busy ? "Stop" : live ? "Listen live" : "Not live yet");
   ui.badge.hidden = !state.space;
+  ui.badge.parentElement.hidden = !state.space;
 }
 
 function setStatus(text) {
@@ -306,7 +317,7 @@ function setUpVolume() {
   ui.audio.volume = 0.5;
   const settable = ui.audio.volume === 0.5;
   ui.audio.volume = Number(ui.volume.value);
-  ui.volumeRow.hidden = !settable;
+  volumeSettable = settable;
 }
 
 ui.copy.addEventListener("click", async () => {
