@@ -307,7 +307,6 @@ async def test_index_lists_spaces_live_first(site: Site, page) -> None:
     assert await items.nth(1).locator(".title").text_content() == XSS_TITLE
     assert await page.locator("#spaces img").count() == 0
     assert "2 spaces live now" in await page.locator("#summary").text_content()
-    await page.screenshot(path="/tmp/index-page.png", full_page=True)
 
     await items.nth(1).locator("a").click()
     await page.wait_for_url(site.url + "/s/demo")
@@ -328,7 +327,6 @@ async def test_space_page_shows_api_text_as_text(site: Site, page) -> None:
     assert await page.locator("#listeners").get_attribute("aria-live") == "polite"
     assert await page.locator("#playlist").input_value() == site.url + "/hls/demo/index.m3u8"
     assert await page.locator("#play").is_enabled()
-    await page.screenshot(path="/tmp/idle-page.png")
 
     # The count follows the API (polled every few seconds; refresh() skips the wait).
     site.api.spaces["demo"]["listeners_now"] = 43
@@ -394,7 +392,17 @@ async def test_scheduled_space_says_when(site: Site, page) -> None:
     assert await page.locator("#badge").text_content() == "Scheduled"
     assert await page.locator("#play").is_disabled()
     assert await page.locator("#elsewhere").is_hidden()
-    await page.screenshot(path="/tmp/scheduled-page.png")
+
+
+async def test_scheduled_space_can_be_played_once_live(site: Site, page) -> None:
+    await page.goto(site.url + "/s/later")
+    await page.locator("#notice").filter(has_text="hasn't started yet").wait_for()
+    site.api.spaces["later"]["state"] = "live"
+    await page.evaluate("window.causerie.refresh()")
+    await page.locator("#status").filter(has_text="The space is live").wait_for()
+    assert await page.locator("#play").is_enabled()
+    assert await page.locator("#notice").is_hidden()
+    assert await page.locator("#badge").text_content() == "Live"
 
 
 async def test_ended_space_says_so(site: Site, page) -> None:
@@ -406,6 +414,49 @@ async def test_ended_space_says_so(site: Site, page) -> None:
 async def test_unknown_space_is_not_found(site: Site, page) -> None:
     await page.goto(site.url + "/s/nope")
     await page.locator("#title").filter(has_text="Space not found").wait_for()
-    await page.screenshot(path="/tmp/notfound-page.png")
     assert await page.locator("#notice").is_visible()
     assert await page.locator("#play").is_disabled()
+
+
+async def test_retry_helpers(site: Site, page) -> None:
+    await page.goto(site.url + "/s/demo")
+    result = await page.evaluate(
+        """async () => {
+        const api = await import("/static/api.js");
+        const inFuture = new Date(Date.now() + 3000).toUTCString();
+        const delays = Array.from({ length: 200 }, () => api.backoffSeconds(3));
+        let notFoundTries = 0;
+        let notFound = null;
+        try {
+            await api.withRetry(async () => {
+                notFoundTries += 1;
+                throw new api.ApiError(404, "not_found", "gone", null);
+            });
+        } catch (error) {
+            notFound = error.code;
+        }
+        let busyTries = 0;
+        const value = await api.withRetry(async () => {
+            busyTries += 1;
+            if (busyTries < 3) throw new api.ApiError(503, "overloaded", "busy", 0);
+            return "joined";
+        });
+        return {
+            seconds: api.retryAfterSeconds("2"),
+            date: api.retryAfterSeconds(inFuture),
+            missing: api.retryAfterSeconds(null),
+            minDelay: Math.min(...delays),
+            maxDelay: Math.max(...delays),
+            afterRetryAfter: api.retryDelaySeconds({ retryAfter: 5 }, 0),
+            notFound, notFoundTries, value, busyTries,
+        };
+    }"""
+    )
+    assert result["seconds"] == 2
+    assert 1 <= result["date"] <= 3  # an HTTP date has whole seconds
+    assert result["missing"] is None
+    # Full jitter: anywhere from 0 up to base·2^attempt (0.5·8 = 4 s), not all the same.
+    assert 0 <= result["minDelay"] < 1 and 3 < result["maxDelay"] < 4
+    assert 5 <= result["afterRetryAfter"] < 5.5  # at least what Retry-After asks
+    assert (result["notFound"], result["notFoundTries"]) == ("not_found", 1)  # never retried
+    assert (result["value"], result["busyTries"]) == ("joined", 3)
