@@ -191,8 +191,9 @@ def test_too_far_ahead(frames):
 def test_end_closes_the_segment_in_progress(frames, decode_mp4):
     packager = make_packager()
     feed(packager, frames, 2.5)
-    packager.end()
-    packager.end()  # twice is harmless
+    (final,) = packager.end()
+    assert (final.msn, final.index) == (FIRST_MSN + 1, 2)
+    assert packager.end() == []  # twice is harmless
     assert packager.ended
     text = packager.playlist()
     playlist = parse(text)
@@ -204,7 +205,7 @@ def test_end_closes_the_segment_in_progress(frames, decode_mp4):
     # segment; the other 29 make two full parts and a short final part of 9 frames.
     assert last.duration == pytest.approx(29 * 1024 / 48000, abs=1e-5)
     assert [p.duration for p in last.parts] == pytest.approx([0.21333, 0.21333, 0.192])
-    samples, decoded = decode_mp4(packager.init + packager.part(FIRST_MSN + 1, 2))
+    _, decoded = decode_mp4(packager.init + packager.part(FIRST_MSN + 1, 2))
     assert len(decoded) == 9
     with pytest.raises(RuntimeError, match="ended"):
         packager.add(frames[200], T0 + 10)

@@ -8,7 +8,6 @@ from pre-encoded segments released in real time, and drives headless Chromium wi
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import shutil
 import socket
@@ -94,6 +93,7 @@ class FakeApi:
     spaces: dict[str, dict] = field(default_factory=make_spaces)
     overloaded_joins: int = 0  # how many joins to answer with 503 + Retry-After first
     heartbeat_interval: float = 1.0
+    expired_tokens: set[str] = field(default_factory=set)  # heartbeats with these get 401
     joins: list[float] = field(default_factory=list)
     heartbeats: list[tuple[float, str | None]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
@@ -172,7 +172,12 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
         )
 
     async def heartbeat(request: Request) -> Response:
-        api.heartbeats.append((time.monotonic(), request.headers.get("authorization")))
+        auth = request.headers.get("authorization")
+        api.heartbeats.append((time.monotonic(), auth))
+        if auth is None or auth.removeprefix("Bearer ") in api.expired_tokens:
+            return JSONResponse(
+                {"error": "unauthorized", "message": "Token expired."}, status_code=401
+            )
         return Response(status_code=204)
 
     async def playlist(request: Request) -> Response:
@@ -378,6 +383,17 @@ async def test_play_joins_with_backoff_plays_and_sends_heartbeats(site: Site, pa
     assert len(site.api.heartbeats) == sent
 
 
+async def test_expired_token_is_renewed(site: Site, page) -> None:
+    site.api.expired_tokens.add("tok-1")
+    await page.goto(site.url + "/s/demo")
+    await page.locator("#play:enabled").click()
+    await page.wait_for_function("window.causerie.state.heartbeatsSent >= 1", timeout=10_000)
+    # The first heartbeat was refused; the page joined again and went on with the new token.
+    assert site.api.heartbeats[0][1] == "Bearer tok-1"
+    assert site.api.heartbeats[-1][1] == "Bearer tok-2"
+    assert await page.evaluate("window.causerie.state.token") == "tok-2"
+
+
 async def test_volume_control(site: Site, page) -> None:
     await page.goto(site.url + "/s/demo")
     volume = page.get_by_label("Volume")
@@ -423,7 +439,7 @@ async def test_retry_helpers(site: Site, page) -> None:
     result = await page.evaluate(
         """async () => {
         const api = await import("/static/api.js");
-        const inFuture = new Date(Date.now() + 3000).toUTCString();
+        const date = api.retryAfterSeconds(new Date(Date.now() + 3000).toUTCString());
         const delays = Array.from({ length: 200 }, () => api.backoffSeconds(3));
         let notFoundTries = 0;
         let notFound = null;
@@ -443,7 +459,7 @@ async def test_retry_helpers(site: Site, page) -> None:
         });
         return {
             seconds: api.retryAfterSeconds("2"),
-            date: api.retryAfterSeconds(inFuture),
+            date,
             missing: api.retryAfterSeconds(null),
             minDelay: Math.min(...delays),
             maxDelay: Math.max(...delays),

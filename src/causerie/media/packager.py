@@ -185,15 +185,20 @@ class Packager:
             return []
         return [self._close_part()]
 
-    def end(self) -> None:
-        """Mark the stream ended: close the part and segment in progress, add EXT-X-ENDLIST."""
+    def end(self) -> list[PartRef]:
+        """Mark the stream ended: close the part and segment in progress, add EXT-X-ENDLIST.
+
+        Returns the final part if there were frames left to make one.
+        """
         if self._ended:
-            return
+            return []
+        refs = []
         if self._frames:
-            self._close_part()  # a short final part is allowed (section 4.4.4.9)
+            refs.append(self._close_part())  # a short final part is allowed (section 4.4.4.9)
         if self._current.parts:
             self._close_segment()
         self._ended = True
+        return refs
 
     def _close_part(self) -> PartRef:
         segment = self._current

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 
 from causerie.media.encoder import AacEncoder, EncodedFrame
@@ -83,7 +84,12 @@ class LivePipeline:
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Future[None] | None = None  # shared by all waiters
         self._wall_start = 0.0
-        self._skipped_samples = 0
+        self._samples_mixed = 0  # samples fed to the encoder so far
+        # Skips after stalls, as (first pts after the skip, total samples skipped by then), and
+        # the offset that applies to the frames now leaving the encoder (which lags its input).
+        self._skips: deque[tuple[int, int]] = deque()
+        self._skipped_total = 0
+        self._skip_offset = 0
         self._stopped = False
 
     # Lifecycle
@@ -111,8 +117,7 @@ class LivePipeline:
                 self._package(frame)
         except Exception:
             logger.exception("space %s: flushing the encoder failed", self.space_id)
-        self.packager.end()
-        self._notify()
+        self._parts_done(self.packager.end())
         self.exited.set()
 
     async def _run(self) -> None:
@@ -136,7 +141,8 @@ class LivePipeline:
                         missed,
                     )
                     deadline += missed * period
-                    self._skipped_samples += missed * self.mixer.frame_samples
+                    self._skipped_total += missed * self.mixer.frame_samples
+                    self._skips.append((self._samples_mixed, self._skipped_total))
                 self._tick()
                 deadline += period
                 if time.monotonic() >= deadline:
@@ -157,16 +163,21 @@ class LivePipeline:
                 self.on_mix(result)
             except Exception:
                 logger.exception("space %s: on_mix hook failed", self.space_id)
+        self._samples_mixed += result.program.size
         for frame in self.encoder.encode(result.program):
             self._package(frame)
 
     def _package(self, frame: EncodedFrame) -> None:
         # The frame's first sample, in wall time. The encoder's pts counts samples fed to it; the
-        # samples skipped after a stall were never fed, so they are added back here.
-        wall_time = self._wall_start + (frame.pts + self._skipped_samples) / self.mixer.sample_rate
-        parts = self.packager.add(frame, wall_time)
-        if not parts:
-            return
+        # samples skipped after a stall were never fed, so they are added back from the first
+        # frame after the skip on.
+        while self._skips and frame.pts >= self._skips[0][0]:
+            self._skip_offset = self._skips.popleft()[1]
+        samples = frame.pts + self._skip_offset
+        wall_time = self._wall_start + samples / self.mixer.sample_rate
+        self._parts_done(self.packager.add(frame, wall_time))
+
+    def _parts_done(self, parts: list[PartRef]) -> None:
         self._notify()
         if self.on_part is not None:
             for part in parts:
