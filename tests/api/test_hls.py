@@ -56,7 +56,8 @@ async def test_playlist_is_low_latency_hls(client, live) -> None:
     assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" in text
     assert parsed.server_control.part_hold_back >= 3 * parsed.part_inf.part_target
     assert parsed.preload_hint is not None
-    assert all(s.program_date_time is not None for s in parsed.segments)
+    # The segment in progress (no URI yet) carries its date on its first part.
+    assert all(s.program_date_time is not None for s in parsed.segments if s.uri)
 
 
 async def test_blocking_reload_answers_when_the_part_is_ready(client, live) -> None:
@@ -103,6 +104,21 @@ async def test_parts_and_segments_decode_and_are_immutable(client, live) -> None
     head = await client.head(f"{base}/{part_uri}")
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["content-length"]) == len(part.content)
+
+
+async def test_the_preload_hinted_part_is_held_until_ready(client, live) -> None:
+    space, pipeline = live
+    parsed = await wait_for_segments(client, space, 1)
+    base = space["playlist_url"].rsplit("/", 1)[0]
+    hint = parsed.preload_hint.uri
+    response = await client.get(f"{base}/{hint}")
+    assert response.status_code == 200
+    assert "immutable" in response.headers["cache-control"]
+    msn, index = (int(n) for n in hint.rsplit("/", 1)[1].split(".")[:2])
+    assert response.content == pipeline.packager.part(msn, index)
+    # A part further ahead than the hint is not held: it is simply not there.
+    far = f"{base}/{pipeline.run_id}/{msn + 3}.0.m4s"
+    assert (await client.get(far)).status_code == 404
 
 
 @pytest.mark.parametrize(

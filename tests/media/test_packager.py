@@ -79,7 +79,7 @@ def test_live_playlist_after_six_seconds(frames):
     assert playlist.version == 6
     assert playlist.part_inf.part_target == pytest.approx(0.21334)
     assert playlist.server_control.can_block_reload == "YES"
-    assert playlist.server_control.part_hold_back >= 3 * 0.21333
+    assert playlist.server_control.part_hold_back >= 3 * playlist.part_inf.part_target
     assert playlist.media_sequence == FIRST_MSN
     assert playlist.segment_map[0].uri == "run1/init.mp4"
 

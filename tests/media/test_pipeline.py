@@ -110,7 +110,7 @@ async def test_many_waiters_share_one_wake_up(tone):
         assert await pipeline.wait_for(msn, 0, timeout=1.0)
         tasks_before = len(asyncio.all_tasks())
         # Like 3000 HTTP requests, each in its own task, blocked on the same next part.
-        waiters = [asyncio.create_task(pipeline.wait_for(msn, 1, timeout=1.0)) for _ in range(3000)]
+        waiters = [asyncio.create_task(pipeline.wait_for(msn, 1, timeout=5.0)) for _ in range(3000)]
         await asyncio.sleep(0.01)
         assert not any(w.done() for w in waiters)
         # Waiting starts no task of its own (no per-waiter timer task or poller).
@@ -164,19 +164,22 @@ async def test_a_hopelessly_late_loop_skips_ahead(tone, caplog):
         await asyncio.sleep(0.3)
         time.sleep(1.3)  # blocked for longer than the catch-up limit
         await asyncio.sleep(1.0)
-    assert re.search(r"1\.3 s late, skipping 6[3-7] frames", caplog.text)
+    skipped = re.search(r"media loop \d\.\d s late, skipping (\d+) frames", caplog.text)
+    assert skipped is not None
+    skipped_seconds = int(skipped[1]) * 0.02
+    assert skipped_seconds >= 1.0
 
     playlist = m3u8.loads(pipeline.packager.playlist())
     segments = playlist.segments
-    # The media has no hole, but wall time jumped once: one segment's program date time is
-    # 1.3 s later than the previous segment's date plus duration; elsewhere they are contiguous.
+    # The media has no hole, but wall time jumped once: one segment's program date time is later
+    # than the previous segment's date plus duration, by the skip; elsewhere they are contiguous.
     gaps = [
         (after.program_date_time - before.program_date_time).total_seconds() - before.duration
         for before, after in itertools.pairwise(segments)
     ]
     jumps = [n + 1 for n, gap in enumerate(gaps) if abs(gap) > 0.002]
     assert len(jumps) == 1
-    assert gaps[jumps[0] - 1] == pytest.approx(1.3, abs=0.1)
+    assert gaps[jumps[0] - 1] == pytest.approx(skipped_seconds, abs=0.002)
     # From that segment on, dates match the wall clock again: each part is ready shortly after
     # its audio ends, as before the stall.
     for segment in segments[jumps[0] :]:

@@ -65,8 +65,9 @@ def test_live_playlist_header():
     assert playlist.segment_map[0].uri == "r/init.mp4"
     assert playlist.part_inf.part_target == pytest.approx(0.21334)
     assert playlist.server_control.can_block_reload == "YES"
-    # PART-HOLD-BACK SHOULD be at least three part targets (4.4.3.8).
-    assert playlist.server_control.part_hold_back >= 3 * float(PART)
+    # PART-HOLD-BACK SHOULD be at least three part targets (4.4.3.8), as written.
+    assert playlist.server_control.part_hold_back >= 3 * playlist.part_inf.part_target
+    assert playlist.server_control.part_hold_back == 0.641
     assert playlist.playlist_type is None  # a live playlist MUST NOT have one (6.2.2)
     assert not playlist.is_endlist
 
@@ -148,6 +149,13 @@ def test_vod_playlist():
     assert [s.duration for s in playlist.segments] == [1.92, 1.92, pytest.approx(0.85333)]
     assert [s.discontinuity for s in playlist.segments] == [False, False, True]
     assert all(s.program_date_time is not None for s in playlist.segments)
+
+
+@pytest.mark.parametrize("part", [Fraction(1, 5), Fraction(1, 3), Fraction(1), PART])
+def test_part_hold_back_survives_float_comparison(part):
+    text = render_live(live(0, 0, part_target=part, pending_program_date_time=None))
+    playlist = parse(text)
+    assert playlist.server_control.part_hold_back >= 3 * playlist.part_inf.part_target
 
 
 def test_format_seconds():

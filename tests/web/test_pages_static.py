@@ -369,7 +369,6 @@ async def test_play_joins_with_backoff_plays_and_sends_heartbeats(site: Site, pa
         page.locator("#latency").filter(has_text=re.compile(r"^\d+\.\d s behind live$")).wait_for()
     )
     assert await play.get_attribute("aria-label") == "Stop listening"
-    assert await play.get_attribute("aria-pressed") == "true"
 
     await page.screenshot(path="/tmp/space-page.png")
 

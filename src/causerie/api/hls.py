@@ -18,7 +18,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from ..media.broadcasts import Broadcasts
-from ..media.packager import parse_blocking_request
+from ..media.packager import Packager, parse_blocking_request
 from .limits import Receive, Scope, Send, send_json_error
 
 PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
@@ -120,7 +120,13 @@ class HlsOrigin:
             if match["init"]:
                 body = packager.init
             elif match["part"] is not None:
-                body = packager.part(int(match["msn"]), int(match["part"]))
+                msn, index = int(match["msn"]), int(match["part"])
+                body = packager.part(msn, index)
+                if body is None and _is_next_part(packager, msn, index):
+                    # RFC 8216bis §6.2.6: a request for the preload-hinted part is held until
+                    # the part exists, then answered (Safari asks for hinted parts early).
+                    await pipeline.wait_for(msn, index, timeout=BLOCK_TIMEOUT)
+                    body = packager.part(msn, index)
             else:
                 body = packager.segment(int(match["msn"]))
         if body is None:
@@ -129,6 +135,15 @@ class HlsOrigin:
             return
         self.on_request(kind, 200)
         await _send(send, scope, 200, MEDIA_TYPE, IMMUTABLE, body)
+
+
+def _is_next_part(packager: Packager, msn: int, index: int) -> bool:
+    """Whether (msn, index) is the part the playlist's preload hint names."""
+    last = packager.last_part()
+    if last is None or index >= packager.parts_per_segment:
+        return False
+    last_msn, last_index = last
+    return (msn, index) in ((last_msn, last_index + 1), (last_msn + 1, 0))
 
 
 def _single(query: dict[str, list[str]], name: str) -> str | None:

@@ -102,9 +102,7 @@ class BodyLimit:
 class Admission:
     """At most `limit` requests in flight; the rest get 503 + Retry-After at once."""
 
-    def __init__(
-        self, app: ASGIApp, limit: int, retry_after: tuple[int, int] = (1, 5)
-    ) -> None:
+    def __init__(self, app: ASGIApp, limit: int, retry_after: tuple[int, int] = (1, 5)) -> None:
         self.app = app
         self.limit = limit
         self.retry_after = retry_after

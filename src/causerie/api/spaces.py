@@ -123,9 +123,7 @@ async def get_space(space_id: SpaceId, response: Response, svc: ServicesDep) -> 
     return await view(space, svc)
 
 
-async def _change(
-    request: Request, svc: Services, space_id: str, change
-) -> tuple[Space, Claims]:
+async def _change(request: Request, svc: Services, space_id: str, change) -> tuple[Space, Claims]:
     _check_id(space_id)
     claims = authenticate(request, svc, space_id)
     space, _ = await update_space(svc.store, space_id, lambda s: change(s, claims.sub))
@@ -203,9 +201,7 @@ async def join_space(
     )
 
 
-@router.post(
-    "/spaces/{space_id}/heartbeat", status_code=204, summary="Say you are still listening"
-)
+@router.post("/spaces/{space_id}/heartbeat", status_code=204, summary="Say you are still listening")
 async def heartbeat(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
     """Listeners call this every `heartbeat_interval` seconds; it is what 'listening now' counts."""
     _check_id(space_id)

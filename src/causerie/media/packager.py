@@ -107,7 +107,6 @@ class SegmentRef:
 class _Segment:
     msn: int
     program_date_time: float
-    base_decode_time: int
     parts: list[bytes] = field(default_factory=list)
     part_samples: list[int] = field(default_factory=list)
     data: bytes | None = None  # set when complete
@@ -161,7 +160,7 @@ class Packager:
         )
         self._retained = window_segments + 2
         self._segments: list[_Segment] = []  # complete ones, oldest first
-        self._current = _Segment(first_msn, 0.0, 0)  # the segment in progress
+        self._current = _Segment(first_msn, 0.0)  # the segment in progress
         self._frames: list[bytes] = []  # frames of the part in progress
         self._next_decode_time = 0  # tfdt of the next frame: samples since the run began
         self._ended = False
@@ -177,9 +176,8 @@ class Packager:
             raise RuntimeError("packager has ended")
         if not self._frames and not self._current.parts:
             # First frame of a segment: EXT-X-PROGRAM-DATE-TIME is the wall time of its first
-            # sample, and the segment's decode time starts here.
+            # sample (section 4.4.4.6 maps the segment's first sample to that date).
             self._current.program_date_time = wall_time
-            self._current.base_decode_time = self._next_decode_time
         self._frames.append(frame.data)
         if len(self._frames) < self.frames_per_part:
             return []
@@ -227,7 +225,7 @@ class Packager:
         segment.data = b"".join(segment.parts)
         self._segments.append(segment)
         del self._segments[: -self._retained]
-        self._current = _Segment(segment.msn + 1, 0.0, self._next_decode_time)
+        self._current = _Segment(segment.msn + 1, 0.0)
         if self.on_segment is not None:
             ref = SegmentRef(
                 run_id=self.run_id,

@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 __all__ = [
@@ -121,13 +121,18 @@ def format_program_date_time(unix_time: float) -> str:
 def render_live(playlist: LivePlaylist) -> str:
     """A live (or ended live) LL-HLS media playlist."""
     p = playlist
+    part_target = format_seconds(p.part_target, round_up=True)
+    # Three times the PART-TARGET *as written*, then up to the next whole millisecond: the margin
+    # keeps "PART-HOLD-BACK >= 3 x PART-TARGET" true for clients comparing binary floats.
+    hold_back = (PART_HOLD_BACK_PARTS * Decimal(part_target)).quantize(
+        Decimal("0.001"), rounding=ROUND_FLOOR
+    ) + Decimal("0.001")
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{VERSION}",
         f"#EXT-X-TARGETDURATION:{p.target_duration}",
-        f"#EXT-X-PART-INF:PART-TARGET={format_seconds(p.part_target, round_up=True)}",
-        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK="
-        + format_seconds(PART_HOLD_BACK_PARTS * p.part_target, round_up=True),
+        f"#EXT-X-PART-INF:PART-TARGET={part_target}",
+        f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={hold_back}",
         f"#EXT-X-MEDIA-SEQUENCE:{p.media_sequence}",
     ]
     if p.discontinuity_sequence:

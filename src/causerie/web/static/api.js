@@ -127,6 +127,16 @@ export function sendHeartbeat(id, token, { signal } = {}) {
   return request("POST", `${spaceUrl(id)}/heartbeat`, { token, signal });
 }
 
+/** Host or co-host: the space goes live. Resolves to the space's new details. */
+export function startSpace(id, token, { signal } = {}) {
+  return request("POST", `${spaceUrl(id)}/start`, { token, signal });
+}
+
+/** Host only: the space ends for everyone. Resolves to the space's new details. */
+export function endSpace(id, token, { signal } = {}) {
+  return request("POST", `${spaceUrl(id)}/end`, { token, signal });
+}
+
 /**
  * Follow a space's details: `onSpace(space)` on every update, `onError(error)` when a refresh
  * fails (the last details stay valid). Returns `{stop(), refresh()}`.
@@ -169,6 +179,11 @@ export function watchSpace(id, onSpace, onError, { interval = 5 } = {}) {
 export function listenersText(count) {
   const n = Number(count) || 0;
   return `${n.toLocaleString()} listening now`;
+}
+
+/** What a role on stage is called on the pages. */
+export function roleLabel(role) {
+  return { host: "Host", cohost: "Co-host", speaker: "Speaker" }[role] || role;
 }
 
 export function stateLabel(state) {

@@ -1,14 +1,18 @@
-// The listener page of one space (/s/{id}): its details, kept fresh, and the player.
+// The listener page of one space (/s/{id}): its details, kept fresh, and the player; and, for
+// whoever opened it with a host link (/s/{id}#host=<token>), a small card to start and end it.
 //
 // Text that comes from the API (titles, descriptions, names, messages) only ever goes into the
 // page as text (textContent), never as HTML.
 
 import {
   ApiError,
+  endSpace,
   formatWhen,
   joinSpace,
   listenersText,
+  roleLabel,
   sendHeartbeat,
+  startSpace,
   stateLabel,
   watchSpace,
   withRetry,
@@ -21,6 +25,10 @@ const ui = {
   badge: $("badge"),
   title: $("title"),
   host: $("host"),
+  stage: $("stage"),
+  stageTitle: $("stage-title"),
+  stageList: $("stage-list"),
+  personTemplate: $("person"),
   description: $("description"),
   when: $("when"),
   notice: $("notice"),
@@ -38,6 +46,15 @@ const ui = {
   copy: $("copy"),
   elsewhere: $("elsewhere"),
   audio: $("audio"),
+  hostCard: $("host-controls"),
+  hostTitle: $("host-controls-title"),
+  hostHint: $("host-hint"),
+  goLive: $("go-live"),
+  end: $("end"),
+  endConfirm: $("end-confirm"),
+  endYes: $("end-yes"),
+  endCancel: $("end-cancel"),
+  hostStatus: $("host-status"),
 };
 
 /** The space's id, from /s/{id} (or ?id= when the page is opened as a plain file). */
@@ -60,6 +77,7 @@ const state = {
   heartbeatsSent: 0,
   latency: null, // seconds behind live, while playing
   notFound: false,
+  hosting: false, // the page has a host token for this space (the token itself stays private)
 };
 
 let player = null;
@@ -68,6 +86,11 @@ let heartbeatTimer = null;
 let latencyTimer = null;
 let soundStarted = false; // since the last start: the audio element has really played
 let volumeSettable = true;
+let stageKey = null; // what the stage list shows, to rebuild it only when it changes
+let hostToken = null;
+let hostBusy = false; // a start or end request is on its way
+let confirmingEnd = false;
+let hostStatusAbout = null; // the state the host status line speaks of (null: until next action)
 
 // ---- details ---------------------------------------------------------------------------
 
@@ -92,6 +115,7 @@ function renderSpace(space) {
   setText(ui.description, space.description || "");
   ui.description.hidden = !space.description;
   setText(ui.host, space.host?.name ? `Hosted by ${space.host.name}` : "");
+  renderStage(space);
   setText(ui.badge, stateLabel(space.state));
   ui.badge.dataset.state = space.state;
   setText(ui.listeners, listenersText(space.listeners_now));
@@ -121,6 +145,37 @@ function renderSpace(space) {
     setStatus("The space is live. Press play to listen.");
   }
   renderControls();
+  renderHost();
+}
+
+/** Who is on stage (host first), as a list of names and roles; hidden once the space ends. */
+function renderStage(space) {
+  const people = space.state === "ended" || !Array.isArray(space.stage) ? [] : space.stage;
+  setText(ui.stageTitle, space.state === "live" ? "On stage" : "Speakers");
+  ui.stage.hidden = !people.length;
+  const key = JSON.stringify(people.map((p) => [p.id, p.name, p.role, Boolean(p.muted)]));
+  if (key === stageKey) return;
+  stageKey = key;
+  ui.stageList.replaceChildren(...people.map(personItem));
+}
+
+function personItem(person) {
+  const item = ui.personTemplate.content.firstElementChild.cloneNode(true);
+  const name = String(person.name ?? "");
+  item.querySelector(".avatar").textContent = (Array.from(name.trim())[0] || "?").toUpperCase();
+  item.style.setProperty("--hue", String(hue(person.id || name)));
+  item.querySelector(".person-name").textContent = name;
+  item.querySelector(".person-role").textContent = roleLabel(person.role);
+  item.querySelector(".person-muted").hidden = !person.muted;
+  item.dataset.role = person.role;
+  return item;
+}
+
+/** A stable colour for a person's initial, from their id. */
+function hue(text) {
+  let h = 0;
+  for (const char of String(text)) h = (h * 31 + char.codePointAt(0)) % 360;
+  return h;
 }
 
 function renderError(error) {
@@ -132,6 +187,8 @@ function renderError(error) {
     setText(ui.description, "");
     setText(ui.host, "");
     ui.elsewhere.hidden = true;
+    ui.stage.hidden = true;
+    ui.hostCard.hidden = true;
     ui.card.setAttribute("aria-busy", "false");
     setText(ui.title, "Space not found");
     showNotice("We couldn't find this space. It may have been removed, or the link is wrong.");
@@ -151,7 +208,6 @@ function renderControls() {
   ui.stats.hidden = !live && !busy;
   ui.volumeRow.hidden = !volumeSettable || (!live && !busy);
   ui.play.disabled = !busy && !live;
-  ui.play.setAttribute("aria-pressed", String(busy));
   ui.play.setAttribute("aria-label", busy ? "Stop listening" : "Play");
   ui.play.dataset.phase = state.phase;
   setText(ui.playLabel, busy ? "Stop" : live ? "Listen live" : "Not live yet");
@@ -198,6 +254,7 @@ async function startListening() {
     state.heartbeatInterval = joined.heartbeat_interval;
     state.phase = "playing";
     renderControls();
+    watcher?.refresh(); // the listener count now includes this listener
     setStatus("Connecting to the stream…");
     const url = new URL(joined.playlist_url || state.space.playlist_url, location.href).href;
     player = new Player(ui.audio, url, { onStatus: (_kind, text) => setStatus(text) });
@@ -275,6 +332,146 @@ function startLatencyDisplay() {
   }, 1000);
 }
 
+// ---- host controls -------------------------------------------------------------------------
+//
+// A host link carries the host's token in the fragment (never sent to the server with the
+// page). It is kept in sessionStorage for this space, so that reloading the tab keeps the
+// controls, and taken out of the address bar, so that copying the URL to share the space does
+// not share the token too.
+
+const hostKey = `causerie.host.${spaceId}`;
+
+function takeHostToken() {
+  const match = location.hash.match(/^#(?:.*&)?host=([^&]*)/);
+  if (match) {
+    const rest = location.hash
+      .slice(1)
+      .split("&")
+      .filter((part) => !part.startsWith("host="))
+      .join("&");
+    const clean = location.pathname + location.search + (rest ? `#${rest}` : "");
+    history.replaceState(history.state, "", clean);
+    let token = "";
+    try {
+      token = decodeURIComponent(match[1]).trim();
+    } catch {
+      // A mangled link: no token.
+    }
+    if (token) {
+      hostToken = token;
+      try {
+        sessionStorage.setItem(hostKey, token);
+      } catch {
+        // Storage may be disabled: the controls last until the tab is reloaded.
+      }
+    }
+  } else if (!hostToken) {
+    try {
+      hostToken = sessionStorage.getItem(hostKey);
+    } catch {
+      // As above.
+    }
+  }
+  state.hosting = Boolean(spaceId && hostToken);
+}
+
+function setHostStatus(text, { error = false, about = null } = {}) {
+  setText(ui.hostStatus, text);
+  ui.hostStatus.classList.toggle("is-error", error);
+  hostStatusAbout = about;
+}
+
+function renderHost() {
+  const space = state.space;
+  ui.hostCard.hidden = !state.hosting || !space || state.notFound;
+  if (ui.hostCard.hidden) return;
+  // "You're live" is old news once the space has ended (another co-host may have ended it).
+  if (hostStatusAbout && hostStatusAbout !== space.state && !hostBusy) setHostStatus("");
+  const live = space.state === "live";
+  if (!live) confirmingEnd = false;
+  ui.goLive.hidden = space.state !== "scheduled";
+  ui.end.hidden = !live || confirmingEnd;
+  ui.endConfirm.hidden = !live || !confirmingEnd;
+  for (const button of [ui.goLive, ui.end, ui.endYes, ui.endCancel]) button.disabled = hostBusy;
+  ui.hostCard.setAttribute("aria-busy", String(hostBusy));
+  setText(
+    ui.hostHint,
+    {
+      scheduled: "Only you see this card. Go live when you are ready: listeners can then play.",
+      live: "Only you see this card. Ending the space stops the audio for everyone.",
+      ended: "This space is over. Thanks for hosting!",
+    }[space.state] || "",
+  );
+}
+
+/** A sentence from an API message ("the token has expired" → "The token has expired."). */
+function sentence(text) {
+  const trimmed = String(text || "").trim();
+  if (!trimmed) return "";
+  const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
+  return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
+}
+
+function hostErrorText(what, error) {
+  const status = error instanceof ApiError ? error.status : -1;
+  if (status === 0) return `${what}: the server could not be reached. Try again in a moment.`;
+  if (status === 401) return `${what}: this host link isn't valid. ${sentence(error.message)}`;
+  if (status === 403) {
+    return `${what}: your host link doesn't allow it. ${sentence(error.message)}`;
+  }
+  if (status === 429 || status === 503) return `${what}: the server is busy. Try again soon.`;
+  return `${what}. ${sentence(error?.message) || "Something went wrong."}`;
+}
+
+async function hostAction(kind) {
+  if (hostBusy || !hostToken) return;
+  const starting = kind === "start";
+  hostBusy = true;
+  setHostStatus(starting ? "Going live…" : "Ending the space…");
+  renderHost();
+  try {
+    const space = await (starting ? startSpace : endSpace)(spaceId, hostToken);
+    hostBusy = false;
+    confirmingEnd = false;
+    setHostStatus(starting ? "You're live." : "The space has ended.", { about: space.state });
+    renderSpace(space);
+    // The button just pressed is gone: keep the keyboard focus in the card.
+    (starting ? ui.end : ui.hostTitle).focus();
+  } catch (error) {
+    hostBusy = false;
+    confirmingEnd = false;
+    setHostStatus(hostErrorText(starting ? "Couldn't go live" : "Couldn't end the space", error), {
+      error: true,
+    });
+    renderHost();
+    if (error instanceof ApiError && error.status === 409) watcher?.refresh(); // stale state
+  }
+}
+
+ui.goLive.addEventListener("click", () => hostAction("start"));
+ui.end.addEventListener("click", () => {
+  confirmingEnd = true;
+  setHostStatus("");
+  renderHost();
+  ui.endCancel.focus(); // the safe choice has the focus; ending takes a deliberate press
+});
+ui.endYes.addEventListener("click", () => hostAction("end"));
+function cancelEnd() {
+  confirmingEnd = false;
+  renderHost();
+  ui.end.focus();
+}
+ui.endCancel.addEventListener("click", cancelEnd);
+ui.endConfirm.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") cancelEnd();
+});
+window.addEventListener("hashchange", () => {
+  const before = hostToken;
+  takeHostToken();
+  if (hostToken !== before) setHostStatus(""); // what went wrong with the old link is moot
+  renderHost();
+});
+
 // ---- controls ------------------------------------------------------------------------------
 
 ui.play.addEventListener("click", () => {
@@ -333,6 +530,7 @@ ui.copy.addEventListener("click", async () => {
 // ---- start -----------------------------------------------------------------------------------
 
 setUpVolume();
+takeHostToken();
 renderControls();
 let watcher = null;
 if (spaceId) {

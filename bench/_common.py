@@ -1,0 +1,199 @@
+"""What every benchmark needs: servers on free ports, CPU time, percentiles, output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+VENV_BIN = REPO / ".venv" / "bin"
+HOST = "127.0.0.1"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-file limit to its hard limit (children inherit it)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def pin(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A preexec_fn that pins a child (and every thread it will start) to `cpus`."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Seconds the threads of a process were ready to run but waited for a CPU (schedstat).
+
+    Time stolen by other processes on the same cores: on a shared machine, the noise.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a process."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    """The median; NaN for no values."""
+    return percentile(values, 50)
+
+
+@dataclass
+class Causerie:
+    """A running `causerie demo` process and its live demo space."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    port: int
+    space_id: str
+    playlist_path: str
+    data_dir: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _wait_live(base_url: str, process: subprocess.Popen[bytes], timeout: float) -> tuple[str, str]:
+    """Wait until the demo space is live and its playlist lists a part: (space id, path)."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base_url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"causerie exited with code {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError, KeyError, IndexError, ValueError):
+                space = client.get("/api/spaces").json()["spaces"][0]
+                path = space["playlist_url"]
+                if "#EXT-X-PART:" in client.get(path).text:
+                    return space["id"], path
+            time.sleep(0.2)
+    raise RuntimeError(f"causerie's demo space did not go live within {timeout} s")
+
+
+@contextlib.contextmanager
+def run_causerie(
+    cpus: set[int] | None = None, command: str = "demo", timeout: float = 30.0
+) -> Iterator[Causerie]:
+    """Start `causerie demo` on a free port with a temporary data dir; kill it at the end."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="causerie-bench-") as tmp:
+        data_dir = Path(tmp)
+        log = (data_dir / "server.log").open("wb")
+        process = subprocess.Popen(
+            [
+                str(VENV_BIN / "causerie"),
+                command,
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pin(cpus),
+        )
+        try:
+            base_url = f"http://{HOST}:{port}"
+            space_id, path = _wait_live(base_url, process, timeout)
+            yield Causerie(process, base_url, port, space_id, path, data_dir)
+        finally:
+            stop_process(process)
+            log.close()
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop a child we started: signal, wait a little, then kill."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print rows as a small aligned table."""
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        pairs = enumerate(zip(row, widths, strict=True))
+        padded = (c.rjust(w) if i else c.ljust(w) for i, (c, w) in pairs)
+        print("  ".join(padded))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def command_line(module: str) -> str:
+    """The exact command that reproduces this run."""
+    args = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return f".venv/bin/python -m bench.{module}" + (f" {args}" if args else "")
+
+
+def write_result(name: str, result: dict[str, object]) -> Path:
+    """Write bench/results/NAME.json and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return path

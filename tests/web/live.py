@@ -1,0 +1,167 @@
+"""Helpers for driving the listener page against a real `causerie demo` in headless Chromium.
+
+Shared by tests/web/test_listener_live.py and the screenshot script (tests/web/screenshot.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+DEMO_HOST = "demo-host"  # the host id of the demo space (causerie.demo_space)
+
+
+async def demo_space(url: str, timeout: float = 30) -> dict[str, Any]:
+    """The live demo space's details, once `causerie demo` has put it on the air."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+        while True:
+            spaces = (await http.get("/api/spaces")).json()["spaces"]
+            for space in spaces:
+                if space["host"]["id"] == DEMO_HOST and space["state"] == "live":
+                    return space
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no live demo space after {timeout} s: {spaces}")
+            await asyncio.sleep(0.2)
+
+
+@dataclass
+class Watched:
+    """What a page said that it should not have: JavaScript errors, console errors, HTTP errors."""
+
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    http_errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def watch(self, page) -> None:
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: (
+                message.type == "error"
+                and self.console_errors.append(f"{message.text} ({message.location.get('url')})")
+            ),
+        )
+        page.on(
+            "response",
+            lambda response: (
+                response.status >= 400
+                and self.http_errors.append(
+                    f"{response.status} {response.request.method} {response.url}"
+                )
+            ),
+        )
+
+        async def on_dialog(dialog) -> None:
+            self.dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """Headless Chromium (the Debian one: tests never download browsers)."""
+    from playwright.async_api import async_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise FileNotFoundError(f"{CHROMIUM} is missing (Debian package chromium)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def phone_page(browser, watched: Watched | None = None):
+    """A new phone-sized page in its own context (its own sessionStorage)."""
+    context = await browser.new_context(**PHONE)
+    page = await context.new_page()
+    if watched is not None:
+        watched.watch(page)
+    return page
+
+
+async def start_listening(page, timeout: float = 20) -> None:
+    """Press play on a loaded space page and wait until sound really plays."""
+    await page.locator("#play:enabled").click()
+    await page.wait_for_function(
+        "window.causerie.state.phase === 'playing' && window.causerie.hls !== null"
+        " && !window.causerie.audio.paused && window.causerie.audio.currentTime > 0",
+        timeout=timeout * 1000,
+    )
+
+
+SAMPLE_JS = """() => {
+    const audio = window.causerie.audio;
+    const hls = window.causerie.hls;
+    return {
+        currentTime: audio.currentTime,
+        latency: hls ? hls.latency : null,
+        paused: audio.paused,
+        playbackRate: audio.playbackRate,
+        waiting: window.__waiting || 0,
+    };
+}"""
+
+COUNT_WAITING_JS = """() => {
+    window.__waiting = 0;
+    window.causerie.audio.addEventListener("waiting", () => { window.__waiting += 1; });
+}"""
+
+
+@dataclass
+class Playback:
+    """What playing looked like over a stretch of wall time."""
+
+    wall: float  # seconds of wall time measured
+    advanced: float  # seconds the audio clock moved in that time
+    latencies: list[float]  # hls.latency, sampled every `every` seconds
+    stalls: int  # 'waiting' events during the measurement
+
+
+async def measure_playback(
+    page, settle: float = 2.0, seconds: float = 6.0, every: float = 0.5
+) -> Playback:
+    """Let playback settle, then sample hls.latency every `every` s for `seconds` s."""
+    await page.evaluate(COUNT_WAITING_JS)
+    await asyncio.sleep(settle)
+    first = await page.evaluate(SAMPLE_JS)
+    started = time.monotonic()
+    latencies = []
+    for _ in range(round(seconds / every)):
+        await asyncio.sleep(every)
+        sample = await page.evaluate(SAMPLE_JS)
+        latencies.append(sample["latency"])
+    wall = time.monotonic() - started
+    return Playback(
+        wall=wall,
+        advanced=sample["currentTime"] - first["currentTime"],
+        latencies=latencies,
+        stalls=sample["waiting"] - first["waiting"],
+    )
