@@ -30,12 +30,15 @@ class HyperLogLog:
     def __init__(self, registers: np.ndarray | None = None) -> None:
         self.registers = registers if registers is not None else np.zeros(REGISTERS, dtype=np.uint8)
 
-    def add(self, item: str) -> None:
+    def add(self, item: str) -> bool:
+        """Add `item`; True if the sketch changed (so its count may have changed)."""
         h = _hash64(item)
         index = h >> _REST_BITS
         rank = _REST_BITS - (h & _REST_MASK).bit_length() + 1
         if rank > self.registers[index]:
             self.registers[index] = rank
+            return True
+        return False
 
     def merge(self, other: HyperLogLog) -> None:
         """Add everything `other` has seen (a union)."""

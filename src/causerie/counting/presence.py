@@ -34,6 +34,9 @@ class LocalPresence:
     def __init__(self, interval: float = HEARTBEAT_INTERVAL) -> None:
         self.interval = interval
         self._buckets: dict[str, dict[int, HyperLogLog]] = {}
+        # Counting merges two 16 KiB sketches and pages poll the count often: it is computed
+        # again only when a sketch changed or a second passed (buckets move with time).
+        self._counted: dict[str, tuple[int, int]] = {}
 
     def _bucket(self, now: float) -> int:
         return int(now // self.interval)
@@ -46,16 +49,27 @@ class LocalPresence:
             sketch = buckets[current] = HyperLogLog()
             for old in [b for b in buckets if b < current - 1]:
                 del buckets[old]
-        sketch.add(listener_id)
+        if sketch.add(listener_id):
+            self._counted.pop(space_id, None)
 
     async def listening_now(self, space_id: str, now: float) -> int:
+        second = int(now)
+        cached = self._counted.get(space_id)
+        if cached is not None and cached[0] == second:
+            return cached[1]
         current = self._bucket(now)
         buckets = self._buckets.get(space_id, {})
         recent = [buckets[b] for b in (current - 1, current) if b in buckets]
         if not recent:
-            return 0
-        return recent[0].count() if len(recent) == 1 else HyperLogLog.union(recent).count()
+            count = 0
+        elif len(recent) == 1:
+            count = recent[0].count()
+        else:
+            count = HyperLogLog.union(recent).count()
+        self._counted[space_id] = (second, count)
+        return count
 
     def forget(self, space_id: str) -> None:
         """Drop a space's buckets (after it ended)."""
         self._buckets.pop(space_id, None)
+        self._counted.pop(space_id, None)
