@@ -1,0 +1,102 @@
+"""Admission control and the body limit, as ASGI components fed raw messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from causerie.api.limits import Admission, BodyLimit
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    async def __call__(self, message: dict) -> None:
+        self.messages.append(message)
+
+    @property
+    def status(self) -> int:
+        return self.messages[0]["status"]
+
+    @property
+    def headers(self) -> dict[bytes, bytes]:
+        return dict(self.messages[0]["headers"])
+
+    @property
+    def json(self) -> dict:
+        return json.loads(b"".join(m.get("body", b"") for m in self.messages[1:]))
+
+
+def http(path: str = "/api/x", method: str = "POST", headers=()) -> dict:
+    return {"type": "http", "path": path, "method": method, "headers": list(headers)}
+
+
+async def no_body() -> dict:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def test_admission_refuses_above_the_bound_with_retry_after() -> None:
+    release = asyncio.Event()
+
+    async def slow(scope, receive, send) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    gate = Admission(slow, limit=2, retry_after=(2, 4))
+    first, second, third = Recorder(), Recorder(), Recorder()
+    running = [asyncio.create_task(gate(http(), no_body, r)) for r in (first, second)]
+    await asyncio.sleep(0)
+    await gate(http(), no_body, third)  # answered at once, before any work
+    assert third.status == 503
+    assert 2 <= int(third.headers[b"retry-after"]) <= 4
+    assert "busy" in third.json["message"]
+    assert gate.in_flight == 2 and gate.refused == 1
+    # Health checks are never refused.
+    health = Recorder()
+    health_task = asyncio.create_task(gate(http("/healthz", "GET"), no_body, health))
+    release.set()
+    await asyncio.gather(*running, health_task)
+    assert first.status == second.status == health.status == 200
+    assert gate.in_flight == 0
+
+
+async def echo(scope, receive, send) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def test_body_limit_by_length_and_by_chunks() -> None:
+    limit = BodyLimit(echo, max_bytes=1024)
+    announced = Recorder()
+    await limit(http(headers=[(b"content-length", b"5000")]), no_body, announced)
+    assert announced.status == 413 and announced.json["error"] == "too_large"
+
+    bad = Recorder()
+    await limit(http(headers=[(b"content-length", b"12x")]), no_body, bad)
+    assert bad.status == 400
+
+    chunks = [b"a" * 600, b"b" * 600]
+
+    async def chunked() -> dict:
+        return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
+
+    streamed = Recorder()
+    await limit(http(), chunked, streamed)
+    assert streamed.status == 413
+
+    small = [b"hello ", b"world"]
+
+    async def small_chunks() -> dict:
+        return {"type": "http.request", "body": small.pop(0), "more_body": bool(small)}
+
+    fine = Recorder()
+    await limit(http(), small_chunks, fine)
+    assert fine.status == 200 and fine.messages[1]["body"] == b"hello world"
