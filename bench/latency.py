@@ -138,8 +138,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(), run_causerie() as server:
         origin = asyncio.run(origin_latency(server, args.origin_seconds))
-        runs = [] if args.skip_browser else asyncio.run(
-            browser_latency(server, args.runs, args.browser_seconds)
+        runs = (
+            []
+            if args.skip_browser
+            else asyncio.run(browser_latency(server, args.runs, args.browser_seconds))
         )
 
     rows: list[list[object]] = []

@@ -44,8 +44,16 @@ def demo_server(folder: Path) -> Iterator[str]:
     log_path = folder / "server.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "causerie", "demo", "--port", str(port)]
-            + ["--data-dir", str(folder / "data")],
+            [
+                sys.executable,
+                "-m",
+                "causerie",
+                "demo",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(folder / "data"),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -81,9 +89,11 @@ async def screenshot(url: str, out: Path) -> str:
         await page.goto(f"{url}/s/{space['id']}")
         await page.locator("#stage-list .person").first.wait_for()
         await start_listening(page)
-        await page.locator("#listeners").filter(
-            has_text=re.compile(r"^[1-9][\d,]* listening now$")
-        ).wait_for(timeout=10_000)
+        await (
+            page.locator("#listeners")
+            .filter(has_text=re.compile(r"^[1-9][\d,]* listening now$"))
+            .wait_for(timeout=10_000)
+        )
         await page.locator("#latency").filter(has_text=re.compile(r"behind live$")).wait_for()
         await asyncio.sleep(4)  # past the first seconds: a settled delay, no "Connecting…"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -98,9 +108,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default %(default)s")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="causerie-screenshot-") as folder:
-        with demo_server(Path(folder)) as url:
-            shown = asyncio.run(screenshot(url, args.out))
+    with (
+        tempfile.TemporaryDirectory(prefix="causerie-screenshot-") as folder,
+        demo_server(Path(folder)) as url,
+    ):
+        shown = asyncio.run(screenshot(url, args.out))
     size = args.out.stat().st_size
     print(f"{args.out}: {size // 1000} KB; the page showed: {shown}")
     if size > MAX_BYTES:

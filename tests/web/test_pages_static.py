@@ -44,6 +44,9 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 XSS_TITLE = "Launch night <img src=x onerror=alert(1)>"
+XSS_NAME = "<i>Basile</i>"
+HOST_TOKEN = "host-token"  # what the fake API accepts from the host of every space
+COHOST_TOKEN = "cohost-token"  # … and from a co-host (who may start a space, not end it)
 PREROLL = 4.0  # seconds of stream already out when the server starts
 
 
@@ -65,7 +68,9 @@ def make_spaces() -> dict[str, dict]:
             "ended_at": None,
             "playlist_url": f"/hls/{id_}/index.m3u8",
             "listeners_now": listeners,
-            "host": {"name": "Ada"},
+            "host": {"id": "ada", "name": "Ada"},
+            "stage": [{"id": "ada", "name": "Ada", "role": "host", "muted": False}],
+            "recording": True,
             **times,
         }
 
@@ -78,7 +83,14 @@ def make_spaces() -> dict[str, dict]:
             scheduled_start=iso(now + timedelta(days=2)),
         ),
         "demo": space("demo", XSS_TITLE, "live", 42, started_at=iso(now - timedelta(minutes=5)))
-        | {"description": "Bring <b>questions</b>.\nSecond line."},
+        | {
+            "description": "Bring <b>questions</b>.\nSecond line.",
+            "stage": [
+                {"id": "ada", "name": "Ada", "role": "host", "muted": False},
+                {"id": "cy", "name": "Cy", "role": "cohost", "muted": False},
+                {"id": "ba", "name": XSS_NAME, "role": "speaker", "muted": True},
+            ],
+        },
         "old": space(
             "old", "Last month's chat", "ended", 0, ended_at=iso(now - timedelta(days=30))
         ),
@@ -97,6 +109,7 @@ class FakeApi:
     joins: list[float] = field(default_factory=list)
     heartbeats: list[tuple[float, str | None]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+    host_actions: list[tuple[str, str | None]] = field(default_factory=list)  # (path, auth)
 
 
 class LiveStream:
@@ -180,6 +193,33 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
             )
         return Response(status_code=204)
 
+    def error(status: int, code: str, message: str) -> JSONResponse:
+        return JSONResponse({"error": code, "message": message}, status_code=status)
+
+    async def start_or_end(request: Request) -> Response:
+        space = api.spaces.get(request.path_params["id"])
+        action = request.path_params["action"]
+        auth = request.headers.get("authorization")
+        api.host_actions.append((request.url.path, auth))
+        if space is None:
+            return not_found()
+        token = (auth or "").removeprefix("Bearer ")
+        if token not in (HOST_TOKEN, COHOST_TOKEN):
+            return error(401, "unauthorized", "the token is malformed")
+        if action == "end" and token == COHOST_TOKEN:
+            return error(403, "not_allowed", "a cohost may not end")
+        if action == "start" and space["state"] != "scheduled":
+            return error(409, "conflict", f"the space is {space['state']}; only a scheduled "
+                         "space can start")  # fmt: skip
+        if action == "end" and space["state"] == "ended":
+            return error(409, "conflict", "the space has already ended")
+        now = iso(datetime.now(UTC))
+        if action == "start":
+            space.update(state="live", started_at=now)
+        else:
+            space.update(state="ended", ended_at=now)
+        return JSONResponse(space)
+
     async def playlist(request: Request) -> Response:
         return Response(
             stream.playlist(),
@@ -199,6 +239,7 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
             Route("/api/spaces/{id}", get_space),
             Route("/api/spaces/{id}/join", join, methods=["POST"]),
             Route("/api/spaces/{id}/heartbeat", heartbeat, methods=["POST"]),
+            Route("/api/spaces/{id}/{action:str}", start_or_end, methods=["POST"]),
             Route("/hls/{id}/index.m3u8", playlist),
             Route("/hls/{id}/{name}", media),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -328,6 +369,7 @@ async def test_space_page_shows_api_text_as_text(site: Site, page) -> None:
     )
     assert await page.locator("#badge").text_content() == "Live"
     assert await page.locator("#host").text_content() == "Hosted by Ada"
+    assert await page.locator("#host-controls").is_hidden()  # no host link, no host card
     assert await page.locator("#listeners").text_content() == "42 listening now"
     assert await page.locator("#listeners").get_attribute("aria-live") == "polite"
     assert await page.locator("#playlist").input_value() == site.url + "/hls/demo/index.m3u8"
@@ -475,3 +517,103 @@ async def test_retry_helpers(site: Site, page) -> None:
     assert 5 <= result["afterRetryAfter"] < 5.5  # at least what Retry-After asks
     assert (result["notFound"], result["notFoundTries"]) == ("not_found", 1)  # never retried
     assert (result["value"], result["busyTries"]) == ("joined", 3)
+
+
+async def test_stage_shows_who_is_on_stage(site: Site, page) -> None:
+    await page.goto(site.url + "/s/demo")
+    stage = page.get_by_role("region", name="On stage")
+    await stage.wait_for()
+    people = stage.get_by_role("listitem")
+    assert await people.count() == 3
+    assert await stage.locator(".person-name").all_text_contents() == ["Ada", "Cy", XSS_NAME]
+    assert await stage.locator(".person-role").all_text_contents() == [
+        "Host",
+        "Co-host",
+        "Speaker",
+    ]
+    assert await stage.locator("i").count() == 0  # a name that looks like HTML stays text
+    # Only the muted speaker carries the marker, in words (not just an icon).
+    muted = stage.locator(".person-muted:visible")
+    assert await muted.count() == 1
+    assert "Muted" in await people.nth(2).inner_text()
+    assert "Muted" not in await people.nth(0).inner_text()
+
+    # It follows the API: someone leaves the stage.
+    site.api.spaces["demo"]["stage"].pop()
+    await page.evaluate("window.causerie.refresh()")
+    await page.wait_for_function("document.querySelectorAll('#stage-list li').length === 2")
+
+    # Nobody is "on stage" in a space that is over.
+    await page.goto(site.url + "/s/old")
+    await page.locator("#badge").filter(has_text="Ended").wait_for()
+    assert await page.locator("#stage").is_hidden()
+
+
+async def test_host_link_starts_and_ends_the_space(site: Site, page) -> None:
+    await page.goto(f"{site.url}/s/later#host={HOST_TOKEN}")
+    card = page.get_by_role("region", name="Host controls")
+    await card.wait_for()
+    # The token leaves the address bar (so copying the URL does not share it), not the tab.
+    assert page.url == site.url + "/s/later"
+    assert await page.evaluate("sessionStorage.getItem('causerie.host.later')") == HOST_TOKEN
+    assert await page.evaluate("window.causerie.state.hosting") is True
+    assert HOST_TOKEN not in await page.content()
+    await page.reload()
+    await card.wait_for()
+
+    await card.get_by_role("button", name="Go live").click()
+    await page.locator("#badge").filter(has_text="Live").wait_for()
+    assert site.api.host_actions == [("/api/spaces/later/start", f"Bearer {HOST_TOKEN}")]
+    assert await card.get_by_role("status").text_content() == "You're live."
+    assert await page.locator("#play").is_enabled()
+    # A stale copy of the details (from before the click, or an edge cache) does not undo it.
+    site.api.spaces["later"]["state"] = "scheduled"
+    await page.evaluate("window.causerie.refresh()")
+    assert await page.locator("#badge").text_content() == "Live"
+    site.api.spaces["later"]["state"] = "live"
+
+    # Ending asks first; Cancel (which has the focus) backs out, Escape too.
+    await card.get_by_role("button", name="End space").click()
+    cancel = card.get_by_role("button", name="Cancel")
+    assert await cancel.evaluate("button => button === document.activeElement")
+    await cancel.click()
+    await card.get_by_role("button", name="End space").click()
+    await page.keyboard.press("Escape")
+    assert await card.get_by_role("button", name="Yes, end it").count() == 0
+    assert len(site.api.host_actions) == 1
+
+    await card.get_by_role("button", name="End space").click()
+    await card.get_by_role("button", name="Yes, end it").click()
+    await page.locator("#badge").filter(has_text="Ended").wait_for()
+    assert site.api.host_actions[-1] == ("/api/spaces/later/end", f"Bearer {HOST_TOKEN}")
+    assert await card.get_by_role("status").text_content() == "The space has ended."
+    assert await card.get_by_role("button").count() == 0
+
+
+async def test_host_errors_are_shown_politely(site: Site, page) -> None:
+    # A co-host may start a space but not end it: the API's 403 message is shown in the card.
+    await page.goto(f"{site.url}/s/demo#host={COHOST_TOKEN}")
+    card = page.get_by_role("region", name="Host controls")
+    await card.get_by_role("button", name="End space").click()
+    await card.get_by_role("button", name="Yes, end it").click()
+    status = card.get_by_role("status")
+    await status.filter(has_text="Couldn't end the space").wait_for()
+    assert await status.text_content() == (
+        "Couldn't end the space: your host link doesn't allow it. A cohost may not end."
+    )
+    assert await page.locator("#badge").text_content() == "Live"
+    assert await card.get_by_role("button", name="End space").is_enabled()
+
+    # A bad token: 401, said as such.
+    await page.goto(f"{site.url}/s/later#host=nonsense")
+    await card.get_by_role("button", name="Go live").click()
+    await status.filter(has_text="this host link isn't valid").wait_for()
+    assert await page.locator("#badge").text_content() == "Scheduled"
+
+
+async def test_no_host_controls_without_a_host_link(site: Site, page) -> None:
+    await page.goto(f"{site.url}/s/later#something-else")
+    await page.locator("#badge").filter(has_text="Scheduled").wait_for()
+    assert await page.locator("#host-controls").is_hidden()
+    assert await page.evaluate("window.causerie.state.hosting") is False
+    assert page.url.endswith("#something-else")  # other fragments are left alone

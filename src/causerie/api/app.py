@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
+from ..bus import LocalBus
 from ..config import Config
 from ..counting import LocalPresence
 from ..domain import SpaceState
@@ -17,7 +19,7 @@ from ..media.broadcasts import Broadcasts
 from ..secret_file import load_or_create_secrets
 from ..store import SqliteStore
 from ..tokens import TokenSigner
-from . import pages, spaces
+from . import events, pages, spaces
 from .errors import install_error_handlers
 from .hls import HlsOrigin
 from .limits import Admission, BodyLimit, Receive, Scope, Send
@@ -43,6 +45,7 @@ def build_services(config: Config) -> Services:
         signer=TokenSigner(load_or_create_secrets(config.data_dir)),
         presence=LocalPresence(),
         broadcasts=Broadcasts(),
+        bus=LocalBus(),
         metrics=metrics,
     )
 
@@ -60,9 +63,12 @@ def create_api(svc: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await resume_live_spaces(svc)
+        counts = asyncio.create_task(events.publish_counts(svc), name="publish-counts")
         try:
             yield
         finally:
+            counts.cancel()
+            await svc.bus.close()
             await svc.broadcasts.stop_all()
             await svc.store.close()
 
@@ -77,6 +83,7 @@ def create_api(svc: Services) -> FastAPI:
     api.state.services = svc
     install_error_handlers(api)
     api.include_router(spaces.router)
+    api.include_router(events.router)
     api.include_router(pages.router)
     api.mount("/static", pages.static_files(), name="static")
 
@@ -114,6 +121,7 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
     m.counter("causerie_heartbeats_total", "Listener heartbeats received")
     m.counter("causerie_spaces_created_total", "Spaces created")
     m.counter("causerie_spaces_started_total", "Spaces started")
+    m.counter("causerie_event_streams_total", "Live event streams opened")
     m.counter("causerie_hls_requests_total", "Requests to the LL-HLS origin, by kind and status")
     m.gauge(
         "causerie_live_spaces",

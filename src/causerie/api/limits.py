@@ -110,7 +110,13 @@ class Admission:
         self.refused = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in ("/healthz", "/metrics"):
+        # Event streams are long-lived and cost nothing while idle: they are not "work in
+        # flight". Health checks must answer even under overload.
+        if (
+            scope["type"] != "http"
+            or scope["path"] in ("/healthz", "/metrics")
+            or scope["path"].endswith("/events")
+        ):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ..bus import Bus
 from ..config import Config
 from ..counting import Presence
 from ..domain import Space
@@ -28,6 +29,7 @@ class Services:
     signer: TokenSigner
     presence: Presence
     broadcasts: Broadcasts
+    bus: Bus
     metrics: Metrics
     clock: Callable[[], float] = time.time
     _cache: dict[str, tuple[float, Space]] = field(default_factory=dict)

@@ -50,7 +50,7 @@ def playlist_url(space_id: str) -> str:
     return f"/hls/{space_id}/index.m3u8"
 
 
-def _check_id(space_id: str) -> None:
+def check_space_id(space_id: str) -> None:
     if not SPACE_ID.match(space_id):
         raise NotFound("no such space")
 
@@ -117,17 +117,18 @@ async def list_spaces(response: Response, svc: ServicesDep) -> SpaceList:
 
 @router.get("/spaces/{space_id}", response_model=SpaceView, summary="One space's details")
 async def get_space(space_id: SpaceId, response: Response, svc: ServicesDep) -> SpaceView:
-    _check_id(space_id)
+    check_space_id(space_id)
     space = await svc.cached_space(space_id)
     _cacheable(response, svc)
     return await view(space, svc)
 
 
 async def _change(request: Request, svc: Services, space_id: str, change) -> tuple[Space, Claims]:
-    _check_id(space_id)
+    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     space, _ = await update_space(svc.store, space_id, lambda s: change(s, claims.sub))
     svc.remember(space)
+    await svc.bus.publish(space_id, "space", (await view(space, svc)).model_dump(mode="json"))
     return space, claims
 
 
@@ -174,7 +175,7 @@ async def join_space(
     body: Annotated[JoinRequest | None, Body()] = None,
 ) -> Joined:
     """Anyone: a listener token for this space, signed statelessly (nothing is stored)."""
-    _check_id(space_id)
+    check_space_id(space_id)
     space = await svc.cached_space(space_id)
     if space.state is SpaceState.ENDED:
         raise Conflict("the space has ended")
@@ -204,7 +205,7 @@ async def join_space(
 @router.post("/spaces/{space_id}/heartbeat", status_code=204, summary="Say you are still listening")
 async def heartbeat(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
     """Listeners call this every `heartbeat_interval` seconds; it is what 'listening now' counts."""
-    _check_id(space_id)
+    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     space = await svc.cached_space(space_id)
     if space.state is SpaceState.ENDED:

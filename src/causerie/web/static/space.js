@@ -104,8 +104,16 @@ function showNotice(text) {
   ui.notice.hidden = !text;
 }
 
+// A space only moves forward: scheduled, then live, then ended.
+const STATE_ORDER = { scheduled: 0, live: 1, ended: 2 };
+
 function renderSpace(space) {
   const previous = state.space;
+  if (previous && STATE_ORDER[space.state] < STATE_ORDER[previous.state]) {
+    // Older than what the page knows (a poll that left before the host's click landed, or a
+    // cache's stale copy): ignore it rather than flick back.
+    return;
+  }
   state.space = space;
   state.notFound = false;
   ui.card.setAttribute("aria-busy", "false");
@@ -254,7 +262,9 @@ async function startListening() {
     state.heartbeatInterval = joined.heartbeat_interval;
     state.phase = "playing";
     renderControls();
-    watcher?.refresh(); // the listener count now includes this listener
+    // The listener count now includes this listener: show it without waiting for the next poll
+    // (a little later, as the server computes the count at most once a second).
+    setTimeout(() => watcher?.refresh(), 1500);
     setStatus("Connecting to the stream…");
     const url = new URL(joined.playlist_url || state.space.playlist_url, location.href).href;
     player = new Player(ui.audio, url, { onStatus: (_kind, text) => setStatus(text) });

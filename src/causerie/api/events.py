@@ -1,0 +1,96 @@
+"""Live events over Server-Sent Events: `GET /api/spaces/{id}/events`.
+
+The stream starts with a `snapshot` (the space as `GET /api/spaces/{id}` shows it, without an
+id, so it never moves Last-Event-ID), then every event with its id. A client that reconnects
+sends `Last-Event-ID` (browsers do it by themselves) and gets what it missed, in order, without
+repeats; if that is no longer in the backlog it gets a `reset` and should read the state again.
+A comment line every 15 s keeps idle connections (and the proxies in between) alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+
+from ..bus import Event
+from .services import Services
+from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id, view
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15.0
+RETRY_MILLISECONDS = 3000
+COUNTS_INTERVAL = 2.0
+
+router = APIRouter(prefix="/api", responses=ERRORS)
+
+
+def format_event(event: Event) -> bytes:
+    """One SSE message (https://html.spec.whatwg.org/multipage/server-sent-events.html)."""
+    data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """The Last-Event-ID header as an int; anything else means 'from now'."""
+    if value is None or not value.strip().isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+@router.get(
+    "/spaces/{space_id}/events",
+    summary="Live events (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def events(
+    space_id: SpaceId,
+    request: Request,
+    svc: ServicesDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Follow a space live: state and stage changes, listener counts."""
+    check_space_id(space_id)
+    space = await svc.cached_space(space_id)
+    snapshot = (await view(space, svc)).model_dump(mode="json")
+    after = parse_last_event_id(last_event_id)
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield f"retry: {RETRY_MILLISECONDS}\n".encode()
+        yield f"event: snapshot\ndata: {json.dumps(snapshot, ensure_ascii=False)}\n\n".encode()
+        async for event in svc.bus.subscribe(space_id, after, keepalive=KEEPALIVE_SECONDS):
+            yield b": keepalive\n\n" if event is None else format_event(event)
+
+    svc.metrics.inc("causerie_event_streams_total")
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def publish_counts(svc: Services, interval: float = COUNTS_INTERVAL) -> None:
+    """Every `interval`, publish each live space's listener count if it changed.
+
+    One event per space per interval, however many listeners come and go: counts are
+    aggregated, never one event per listener.
+    """
+    last: dict[str, int] = {}
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            now = svc.clock()
+            for space_id in svc.broadcasts.live_ids():
+                count = await svc.presence.listening_now(space_id, now)
+                if last.get(space_id) != count:
+                    last[space_id] = count
+                    await svc.bus.publish(space_id, "listeners", {"listeners_now": count})
+        except Exception:
+            log.exception("publishing listener counts failed")

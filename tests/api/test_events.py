@@ -1,0 +1,84 @@
+"""Server-Sent Events on a real node: snapshot, live changes, resume with Last-Event-ID."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests.conftest import account
+
+
+async def read_events(response, count: int) -> list[dict]:
+    """Parse `count` SSE messages (comments and the retry line skipped)."""
+    events: list[dict] = []
+    current: dict = {}
+    lines = response.aiter_lines()
+    while len(events) < count:
+        line = await asyncio.wait_for(anext(lines), 10)
+        if line == "":
+            if "event" in current:
+                events.append(current)
+            current = {}
+        elif line.startswith(":") or line.startswith("retry:"):
+            continue
+        else:
+            field, _, value = line.partition(": ")
+            current[field] = value
+    return events
+
+
+async def test_snapshot_then_changes_then_resume(client, node) -> None:
+    host = account(node.data_dir)
+    space = (await client.post("/api/spaces", json={"title": "SSE"}, headers=host)).json()
+    url = f"/api/spaces/{space['id']}/events"
+    async with client.stream("GET", url) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-store"
+        await client.post(f"/api/spaces/{space['id']}/start", headers=host)
+        await client.patch(f"/api/spaces/{space['id']}", json={"title": "SSE 2"}, headers=host)
+        snapshot, started, edited = await read_events(response, 3)
+    assert snapshot["event"] == "snapshot" and "id" not in snapshot
+    assert json.loads(snapshot["data"])["state"] == "scheduled"
+    assert started["event"] == "space" and json.loads(started["data"])["state"] == "live"
+    assert json.loads(edited["data"])["title"] == "SSE 2"
+
+    # Disconnected; two more changes happen; the client resumes where it stopped.
+    await client.patch(f"/api/spaces/{space['id']}", json={"title": "SSE 3"}, headers=host)
+    await client.post(f"/api/spaces/{space['id']}/end", headers=host)
+    headers = {"Last-Event-ID": edited["id"]}
+    async with client.stream("GET", url, headers=headers) as response:
+        _, missed_1, missed_2 = await read_events(response, 3)
+    assert [int(missed_1["id"]), int(missed_2["id"])] == [
+        int(edited["id"]) + 1,
+        int(edited["id"]) + 2,
+    ]
+    assert json.loads(missed_1["data"])["title"] == "SSE 3"
+    assert json.loads(missed_2["data"])["state"] == "ended"
+
+
+async def test_listener_counts_are_pushed(client, node) -> None:
+    host = account(node.data_dir)
+    space = (await client.post("/api/spaces", json={"title": "Counts"}, headers=host)).json()
+    await client.post(f"/api/spaces/{space['id']}/start", headers=host)
+    async with client.stream("GET", f"/api/spaces/{space['id']}/events") as response:
+        for _ in range(3):
+            await client.post(f"/api/spaces/{space['id']}/join")
+        events = await read_events(response, 2)
+        while json.loads(events[-1]["data"]).get("listeners_now") != 3:
+            events += await read_events(response, 1)
+    assert events[-1]["event"] == "listeners"
+
+
+async def test_unknown_space_events_404(client) -> None:
+    assert (await client.get("/api/spaces/nope/events")).status_code == 404
+
+
+async def test_garbage_last_event_id_starts_from_now(client, node) -> None:
+    space = (
+        await client.post("/api/spaces", json={"title": "x"}, headers=account(node.data_dir))
+    ).json()
+    url = f"/api/spaces/{space['id']}/events"
+    async with client.stream("GET", url, headers={"Last-Event-ID": "abc"}) as response:
+        assert response.status_code == 200
+        (snapshot,) = await read_events(response, 1)
+    assert snapshot["event"] == "snapshot"
