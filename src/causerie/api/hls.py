@@ -49,6 +49,9 @@ class HlsOrigin:
     ) -> None:
         self.broadcasts = broadcasts
         self.on_request = on_request or (lambda kind, status: None)
+        # The playlist changes once per part, but every listener asks for it: render it once
+        # per change. Keyed by space; the entry remembers the packager and its state.
+        self._playlists: dict[str, tuple[object, object, bytes]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
@@ -72,6 +75,7 @@ class HlsOrigin:
     async def _playlist(self, scope: Scope, send: Send, space_id: str) -> None:
         pipeline = self.broadcasts.get(space_id)
         if pipeline is None:
+            self._playlists.pop(space_id, None)
             self.on_request("playlist", 404)
             await send_json_error(send, 404, "not_found", "this space is not on the air here")
             return
@@ -107,9 +111,18 @@ class HlsOrigin:
                 )
                 return
             cache = PLAYLIST_BLOCKING
-        body = pipeline.packager.playlist().encode()
+        body = self._rendered(space_id, pipeline.packager)
         self.on_request("playlist", 200)
         await _send(send, scope, 200, PLAYLIST_TYPE, cache, body)
+
+    def _rendered(self, space_id: str, packager: Packager) -> bytes:
+        state = (packager.last_part(), packager.ended)
+        cached = self._playlists.get(space_id)
+        if cached is not None and cached[0] is packager and cached[1] == state:
+            return cached[2]
+        body = packager.playlist().encode()
+        self._playlists[space_id] = (packager, state, body)
+        return body
 
     async def _media(self, scope: Scope, send: Send, match: re.Match[str]) -> None:
         pipeline = self.broadcasts.get(match["space"])
