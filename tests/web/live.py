@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -50,15 +51,23 @@ async def demo_space(url: str, timeout: float = 30) -> dict[str, Any]:
 
 @dataclass
 class Watched:
-    """What a page said that it should not have: JavaScript errors, console errors, HTTP errors."""
+    """What a page said that it should not have: JavaScript errors, console errors, HTTP errors.
+
+    And what it asked for (`requests`: "GET /api/spaces/x", without the host), to check how.
+    """
 
     page_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     http_errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
 
     def watch(self, page) -> None:
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on(
+            "request",
+            lambda request: self.requests.append(f"{request.method} {urlsplit(request.url).path}"),
+        )
         page.on(
             "console",
             lambda message: (

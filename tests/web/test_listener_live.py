@@ -63,12 +63,18 @@ async def test_demo_plays_close_to_live(server_process) -> None:
             latency is not None and 0 < latency < MAX_LATENCY for latency in playback.latencies
         ), playback
 
-        # The count includes this listener (the page refreshes the details after joining).
+        # The count includes this listener: the server pushes it over the page's event stream.
         listeners = page.locator("#listeners")
         await listeners.filter(has_text=re.compile(r"^[1-9][\d,]* listening now$")).wait_for(
             timeout=10_000
         )
         await page.locator("#latency").filter(has_text=re.compile(r" s behind live$")).wait_for()
+        assert await page.evaluate("window.causerie.watching") == "events"
+
+    # The details came from the events endpoint alone: never read, so never polled.
+    details = f"/api/spaces/{space['id']}"
+    assert watched.requests.count(f"GET {details}/events") == 1, watched.requests
+    assert f"GET {details}" not in watched.requests, watched.requests
 
     assert not watched.page_errors, watched.page_errors
     assert not watched.dialogs, watched.dialogs
@@ -139,6 +145,12 @@ async def test_host_controls_start_and_end_a_space(server_process) -> None:
         assert await card.get_by_role("button").count() == 0
         await listener.locator("#badge").filter(has_text="Ended").wait_for(timeout=15_000)
         assert await listener.locator("#host-controls").is_hidden()
+        assert await listener.evaluate("window.causerie.watching") == "events"
+
+    # The listener's page saw the space start and end through its event stream, not by polling.
+    details = f"/api/spaces/{space_id}"
+    assert listener_watched.requests.count(f"GET {details}/events") == 1
+    assert f"GET {details}" not in listener_watched.requests, listener_watched.requests
 
     state = httpx.get(f"{url}/api/spaces/{space_id}", timeout=5).json()["state"]
     assert state == "ended"

@@ -1,20 +1,24 @@
 """The listener pages in a real browser, against a stand-in server.
 
 The real API and origin are written elsewhere; this test serves the static pages with a small
-Starlette app that fakes the JSON API (including overload answers) and a live HLS stream made
-from pre-encoded segments released in real time, and drives headless Chromium with Playwright.
+Starlette app that fakes the JSON API (including overload answers), its live events (Server-Sent
+Events the test pushes, or failures the test chooses) and a live HLS stream made from pre-encoded
+segments released in real time, and drives headless Chromium with Playwright.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
+import json
 import re
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +27,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -110,6 +114,35 @@ class FakeApi:
     heartbeats: list[tuple[float, str | None]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     host_actions: list[tuple[str, str | None]] = field(default_factory=list)  # (path, auth)
+    space_reads: list[str] = field(default_factory=list)  # GET /api/spaces/{id}, by id
+    # The events endpoint: how it answers (an error status, or a 200 stream that is "live",
+    # "silent" like behind a proxy that buffers it, or that "hangs up" at once), who opened it.
+    events_status: int = 200
+    events_mode: str = "live"
+    event_streams: list[tuple[str, str | None]] = field(default_factory=list)  # (id, Last-Ev…)
+    open_streams: list[tuple[str, asyncio.AbstractEventLoop, asyncio.Queue]] = field(
+        default_factory=list
+    )
+    last_event_id: int = 0
+
+    def push(self, space_id: str, type_: str, data: dict) -> None:
+        """Send an event to the open streams of a space, as the real API does (any thread)."""
+        self.last_event_id += 1
+        self._send(
+            space_id, f"id: {self.last_event_id}\nevent: {type_}\ndata: {json.dumps(data)}\n\n"
+        )
+
+    def hang_up(self, space_id: str) -> None:
+        """End the open streams of a space (a restart, a proxy's timeout): browsers come back."""
+        self._send(space_id, None)
+
+    def _send(self, space_id: str, message: str | None) -> None:
+        for stream_space, loop, queue in list(self.open_streams):
+            if stream_space == space_id:
+                loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    def streams_of(self, space_id: str) -> int:
+        return sum(1 for opened, _ in self.event_streams if opened == space_id)
 
 
 class LiveStream:
@@ -146,8 +179,11 @@ class LiveStream:
 
 
 def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
+    def error(status: int, code: str, message: str) -> JSONResponse:
+        return JSONResponse({"error": code, "message": message}, status_code=status)
+
     def not_found() -> JSONResponse:
-        return JSONResponse({"error": "not_found", "message": "No such space."}, status_code=404)
+        return error(404, "not_found", "No such space.")
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
@@ -159,8 +195,46 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
         return JSONResponse({"spaces": list(api.spaces.values())})
 
     async def get_space(request: Request) -> Response:
+        api.space_reads.append(request.path_params["id"])
         space = api.spaces.get(request.path_params["id"])
         return JSONResponse(space) if space else not_found()
+
+    async def events(request: Request) -> Response:
+        space_id = request.path_params["id"]
+        api.event_streams.append((space_id, request.headers.get("last-event-id")))
+        if api.events_status != 200:
+            return error(api.events_status, "unavailable", "No events here.")
+        space = api.spaces.get(space_id)
+        if space is None:
+            return not_found()
+        snapshot = json.dumps(space)  # the details as they are now, like GET /api/spaces/{id}
+        mode = api.events_mode
+        streams = api.open_streams
+        entry = (space_id, asyncio.get_running_loop(), asyncio.Queue())
+        streams.append(entry)
+
+        async def body() -> AsyncIterator[str]:
+            try:
+                if mode == "hangup":
+                    yield "retry: 100\n\n"  # the browser comes back at once, and again…
+                    return
+                if mode == "live":
+                    yield f"retry: 300\nevent: snapshot\ndata: {snapshot}\n\n"
+                while True:
+                    try:
+                        message = await asyncio.wait_for(entry[2].get(), 1.0)
+                    except TimeoutError:
+                        message = ": keepalive\n\n"  # also how a page that left is noticed
+                    if message is None:
+                        return
+                    yield message
+            finally:
+                with contextlib.suppress(ValueError):
+                    streams.remove(entry)
+
+        return StreamingResponse(
+            body(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
 
     async def join(request: Request) -> Response:
         space_id = request.path_params["id"]
@@ -192,9 +266,6 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
                 {"error": "unauthorized", "message": "Token expired."}, status_code=401
             )
         return Response(status_code=204)
-
-    def error(status: int, code: str, message: str) -> JSONResponse:
-        return JSONResponse({"error": code, "message": message}, status_code=status)
 
     async def start_or_end(request: Request) -> Response:
         space = api.spaces.get(request.path_params["id"])
@@ -237,6 +308,7 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
             Route("/s/{id}", space_page),
             Route("/api/spaces", list_spaces),
             Route("/api/spaces/{id}", get_space),
+            Route("/api/spaces/{id}/events", events),
             Route("/api/spaces/{id}/join", join, methods=["POST"]),
             Route("/api/spaces/{id}/heartbeat", heartbeat, methods=["POST"]),
             Route("/api/spaces/{id}/{action:str}", start_or_end, methods=["POST"]),
@@ -282,6 +354,7 @@ def server(stream_folder: Path) -> Iterator[Site]:
         log_level="warning",
         lifespan="off",
         ws="none",
+        timeout_graceful_shutdown=2,  # event streams a page left open do not hold it up
     )
     server = uvicorn.Server(config)
     sock = socket.socket()
@@ -375,7 +448,7 @@ async def test_space_page_shows_api_text_as_text(site: Site, page) -> None:
     assert await page.locator("#playlist").input_value() == site.url + "/hls/demo/index.m3u8"
     assert await page.locator("#play").is_enabled()
 
-    # The count follows the API (polled every few seconds; refresh() skips the wait).
+    # refresh() reads the details again, at once (live events are tested below).
     site.api.spaces["demo"]["listeners_now"] = 43
     await page.evaluate("window.causerie.refresh()")
     await page.locator("#listeners").filter(has_text="43 listening now").wait_for()
@@ -473,6 +546,10 @@ async def test_unknown_space_is_not_found(site: Site, page) -> None:
     await page.locator("#title").filter(has_text="Space not found").wait_for()
     assert await page.locator("#notice").is_visible()
     assert await page.locator("#play").is_disabled()
+    # The events endpoint said 404, then so did the read: the page stops asking.
+    assert await page.evaluate("window.causerie.watching") == "stopped"
+    assert site.api.event_streams == [("nope", None)]
+    assert site.api.space_reads == ["nope"]
 
 
 async def test_retry_helpers(site: Site, page) -> None:
@@ -617,3 +694,137 @@ async def test_no_host_controls_without_a_host_link(site: Site, page) -> None:
     assert await page.locator("#host-controls").is_hidden()
     assert await page.evaluate("window.causerie.state.hosting") is False
     assert page.url.endswith("#something-else")  # other fragments are left alone
+
+
+# ---- live events -------------------------------------------------------------------------------
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `condition()` holds (the server runs in its own thread: just look again)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_space_page_follows_live_events_without_polling(site: Site, page) -> None:
+    await page.goto(site.url + "/s/demo")
+    await page.locator("#listeners").filter(has_text="42 listening now").wait_for()
+    await page.wait_for_function("window.causerie.watching === 'events'")
+    # The stream's snapshot brought the details: they were not read at all.
+    assert site.api.event_streams == [("demo", None)]
+    assert site.api.space_reads == []
+
+    # What the stream pushes reaches the page (a read would still get the old details).
+    site.api.push("demo", "listeners", {"listeners_now": 57})
+    await page.locator("#listeners").filter(has_text="57 listening now").wait_for()
+
+    edited = copy.deepcopy(site.api.spaces["demo"])
+    edited.update(title="Launch night <b>2</b>", listeners_now=58)
+    edited["stage"].pop()
+    site.api.push("demo", "space", edited)
+    await page.locator("#title").filter(has_text="Launch night <b>2</b>").wait_for()
+    assert await page.locator("#space b").count() == 0  # pushed text is text too
+    assert await page.locator("#stage-list li").count() == 2
+    assert await page.locator("#listeners").text_content() == "58 listening now"
+
+    # The connection drops: the browser comes back by itself, from the last event it saw.
+    site.api.hang_up("demo")
+    await until(lambda: len(site.api.event_streams) == 2)
+    assert site.api.event_streams[1] == ("demo", str(site.api.last_event_id))
+    site.api.push("demo", "listeners", {"listeners_now": 59})
+    await page.locator("#listeners").filter(has_text="59 listening now").wait_for()
+
+    # A reset (events were lost): the details are read again, once.
+    site.api.spaces["demo"]["title"] = "Read again"
+    site.api.push("demo", "reset", {"reason": "missed events"})
+    await page.locator("#title").filter(has_text="Read again").wait_for()
+    assert site.api.space_reads == ["demo"]
+
+    # The space ends.
+    ended = site.api.spaces["demo"] | {"state": "ended", "ended_at": iso(datetime.now(UTC))}
+    site.api.push("demo", "space", ended)
+    await page.locator("#badge").filter(has_text="Ended").wait_for()
+    await page.locator("#notice").filter(has_text="has ended").wait_for()
+    assert await page.locator("#play").is_disabled()
+
+    # Longer than the old polling period: still no other read, and no other stream.
+    await asyncio.sleep(6)
+    assert site.api.space_reads == ["demo"]
+    assert len(site.api.event_streams) == 2
+    assert await page.evaluate("window.causerie.watching") == "events"
+
+
+@pytest.mark.parametrize("status", [404, 500])
+async def test_space_page_polls_when_events_fail(site: Site, page, status: int) -> None:
+    site.api.events_status = status
+    await page.goto(site.url + "/s/demo")
+    await page.locator("#listeners").filter(has_text="42 listening now").wait_for()
+    assert await page.evaluate("window.causerie.watching") == "polling"
+    assert site.api.event_streams == [("demo", None)]
+    assert site.api.space_reads == ["demo"]  # read at once when the stream failed
+
+    # Changes reach the page by polling, without refresh().
+    site.api.spaces["demo"].update(title="Polled", listeners_now=44)
+    await page.locator("#listeners").filter(has_text="44 listening now").wait_for(timeout=10_000)
+    assert await page.locator("#title").text_content() == "Polled"
+    assert site.api.space_reads == ["demo", "demo"]
+
+
+async def test_watch_space_falls_back_to_polling_and_back(site: Site, page) -> None:
+    """watchSpace itself, with short timings: the ways a stream fails, and its return."""
+    site.api.events_mode = "hangup"
+    await page.goto(site.url + "/s/old")
+    await page.evaluate(
+        """async () => {
+        const api = await import("/static/api.js");
+        window.seen = [];
+        window.watcher = api.watchSpace(
+            "busy",
+            (space) => window.seen.push(space.listeners_now),
+            (error) => window.seen.push(`error ${error.status}`),
+            { interval: 0.3, retry: 1, silence: 2 },
+        );
+    }"""
+    )
+    mode = "window.watcher.mode"
+    reads = lambda: site.api.space_reads.count("busy")  # noqa: E731
+
+    # A stream that hangs up at once, again and again: after three tries, polling.
+    await page.wait_for_function(f"{mode} === 'polling'")
+    assert site.api.streams_of("busy") == 3
+    await until(lambda: reads() >= 3)
+
+    # The stream works again: the next try (after a second or so) takes over from polling.
+    site.api.events_mode = "live"
+    await page.wait_for_function(f"{mode} === 'events'", timeout=10_000)
+    await asyncio.sleep(0.3)  # a read that was on its way lands
+    polled = reads()
+    await asyncio.sleep(1)
+    assert reads() == polled
+    site.api.spaces["busy"]["listeners_now"] = 1300
+    site.api.push("busy", "listeners", {"listeners_now": 1300})
+    await page.wait_for_function("window.seen.at(-1) === 1300")
+
+    # Nothing to say for a while (keep-alive comments are invisible to EventSource): after
+    # `silence`, a fresh stream, whose snapshot shows all is well. No polling meanwhile.
+    streams, delivered = site.api.streams_of("busy"), await page.evaluate("window.seen.length")
+    await until(lambda: site.api.streams_of("busy") > streams, timeout=5)
+    await page.wait_for_function(f"window.seen.length > {delivered}")
+    assert await page.evaluate(mode) == "events"
+    assert reads() == polled
+
+    # A stream that opens but never delivers (a proxy that buffers it): polling meanwhile, and
+    # after `silence` it counts as failed.
+    site.api.events_mode = "silent"
+    await until(lambda: reads() > polled, timeout=6)
+    assert await page.evaluate(mode) == "connecting"
+    await page.wait_for_function(f"{mode} === 'polling'", timeout=6000)
+
+    await page.evaluate("window.watcher.stop()")
+    assert await page.evaluate(mode) == "stopped"
+    await asyncio.sleep(0.3)
+    polled = reads()
+    await asyncio.sleep(1)
+    assert reads() == polled
+    assert not [seen for seen in await page.evaluate("window.seen") if isinstance(seen, str)]

@@ -4,7 +4,7 @@ The stream starts with a `snapshot` (the space as `GET /api/spaces/{id}` shows i
 id, so it never moves Last-Event-ID), then every event with its id. A client that reconnects
 sends `Last-Event-ID` (browsers do it by themselves) and gets what it missed, in order, without
 repeats; if that is no longer in the backlog it gets a `reset` and should read the state again.
-A comment line every 15 s keeps idle connections (and the proxies in between) alive.
+A `ping` event every 15 s keeps idle connections (and the proxies in between) alive.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 15.0
 RETRY_MILLISECONDS = 3000
 COUNTS_INTERVAL = 2.0
+
+# A named event (not a comment) so that pages can tell a quiet space from a dead connection;
+# it has no id, so it never moves Last-Event-ID.
+PING = b"event: ping\ndata: {}\n\n"
 
 router = APIRouter(prefix="/api", responses=ERRORS)
 
@@ -58,15 +62,18 @@ async def events(
 ) -> StreamingResponse:
     """Follow a space live: state and stage changes, listener counts."""
     check_space_id(space_id)
+    after = parse_last_event_id(last_event_id)
+    if after is None:
+        # Taken before the snapshot: an event published meanwhile is sent, never lost.
+        after = await svc.bus.last_id(space_id)
     space = await svc.cached_space(space_id)
     snapshot = (await view(space, svc)).model_dump(mode="json")
-    after = parse_last_event_id(last_event_id)
 
     async def stream() -> AsyncIterator[bytes]:
         yield f"retry: {RETRY_MILLISECONDS}\n".encode()
         yield f"event: snapshot\ndata: {json.dumps(snapshot, ensure_ascii=False)}\n\n".encode()
         async for event in svc.bus.subscribe(space_id, after, keepalive=KEEPALIVE_SECONDS):
-            yield b": keepalive\n\n" if event is None else format_event(event)
+            yield PING if event is None else format_event(event)
 
     svc.metrics.inc("causerie_event_streams_total")
     return StreamingResponse(

@@ -51,6 +51,10 @@ class LocalBus:
         stream.wake()
         return event
 
+    async def last_id(self, space_id: str) -> int:
+        stream = self._streams.get(space_id)
+        return stream.last_id if stream else 0
+
     async def subscribe(
         self, space_id: str, after: int | None = None, keepalive: float | None = None
     ) -> AsyncIterator[Event | None]:

@@ -22,6 +22,9 @@ class Bus(Protocol):
     async def publish(self, space_id: str, type: str, data: dict[str, Any]) -> Event:
         """Append an event to the space's stream and wake its subscribers."""
 
+    async def last_id(self, space_id: str) -> int:
+        """The id of the space's latest event (0 when there is none)."""
+
     def subscribe(
         self, space_id: str, after: int | None = None, keepalive: float | None = None
     ) -> AsyncIterator[Event | None]:

@@ -138,40 +138,205 @@ export function endSpace(id, token, { signal } = {}) {
 }
 
 /**
- * Follow a space's details: `onSpace(space)` on every update, `onError(error)` when a refresh
- * fails (the last details stay valid). Returns `{stop(), refresh()}`.
+ * Follow a space's details: `onSpace(space)` with every new version, `onError(error)` when a
+ * read fails (the last details stay valid). Returns `{stop(), refresh(), mode}`; `refresh()`
+ * reads the details once, now.
  *
- * Polls every `interval` seconds, backing off while the server has trouble. An SSE stream will
- * replace the polling; callers only see `onSpace`/`onError`, so they will not change.
+ * Live events first: one Server-Sent Events stream (GET …/events) that starts with a snapshot
+ * of the space, then pushes every change (`space`: the full details) and the listener count
+ * (`listeners`: merged into the last details). The browser reconnects by itself and resumes
+ * where it left off (Last-Event-ID); a `reset` means events were lost: the details are read
+ * again, once.
+ *
+ * Polling is the safety net whenever the stream is not delivering: a read every `interval`
+ * seconds (backing off while the server has trouble) until the stream's first message, and
+ * instead of the stream once it has failed: closed (an error status, a proxy that refuses it),
+ * erroring `maxErrors` times in a row, or silent for over `silence` seconds without having
+ * delivered anything. The stream is tried again after `retry` seconds or so (half to all of it,
+ * at random), doubling up to `maxRetry`, and polling stops as soon as it delivers.
+ *
+ * The server's keep-alive comments are invisible to EventSource, so a quiet space looks like a
+ * stalled connection: after `silence` seconds without a message, a stream that did deliver is
+ * replaced by a fresh one (whose snapshot is the check); only one that never delivered fails.
+ *
+ * `mode` says how the details arrive: "connecting" (stream opening), "events", "polling" (the
+ * stream failed), "stopped" (stop() called, or no such space).
  */
-export function watchSpace(id, onSpace, onError, { interval = 5 } = {}) {
+export function watchSpace(id, onSpace, onError, options = {}) {
+  const { interval = 5, silence = 40, retry = 30, maxRetry = 300, maxErrors = 3 } = options;
   const controller = new AbortController();
-  let timer = null;
-  let failures = 0;
+  const { signal } = controller;
+  const canStream = typeof EventSource === "function";
+  let following = true; // false once stopped, or once the space is not found
+  let last = null; // the details last given to onSpace
+  let pushed = 0; // how many full details the stream has delivered
+  let source = null; // the current EventSource
+  let delivered = false; // … has delivered a message
+  let errorsInRow = 0; // … error events without a message in between
+  let streamFailures = 0; // streams that failed since one last delivered
+  let pollFailures = 0;
+  let reading = 0; // reads on their way
+  let pollTimer = null;
+  let pollIsGrace = false; // … is only there in case a new stream does not deliver
+  let silenceTimer = null;
+  let retryTimer = null;
 
-  async function refresh() {
-    clearTimeout(timer);
-    let wait = interval;
-    try {
-      onSpace(await getSpace(id, { signal: controller.signal }));
-      failures = 0;
-    } catch (error) {
-      if (controller.signal.aborted) return;
-      failures += 1;
-      onError(error);
-      if (error instanceof ApiError && error.status === 404) return; // nothing to follow
-      wait = Math.max(interval, retryDelaySeconds(error, failures));
-    }
-    if (!controller.signal.aborted) timer = setTimeout(refresh, wait * 1000);
+  const streaming = () => source !== null && delivered;
+
+  function deliver(space) {
+    last = space;
+    onSpace(space);
   }
 
-  refresh();
+  function schedulePoll(seconds, { grace = false } = {}) {
+    clearTimeout(pollTimer);
+    pollTimer = following ? setTimeout(refresh, seconds * 1000) : null;
+    pollIsGrace = grace;
+  }
+
+  async function refresh() {
+    clearTimeout(pollTimer);
+    pollTimer = null;
+    const seen = pushed;
+    let wait = interval;
+    reading += 1;
+    try {
+      const space = await getSpace(id, { signal });
+      // Details pushed while this read was on its way are at least as fresh: keep those.
+      if (pushed === seen) deliver(space);
+      pollFailures = 0;
+      if (!following && !signal.aborted) {
+        following = true; // the space is back (a refresh after "not found")
+        if (canStream) connect();
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      pollFailures += 1;
+      onError(error);
+      if (error instanceof ApiError && error.status === 404) {
+        unfollow(); // nothing to follow
+        return;
+      }
+      // Read again later even while streaming: a reset may be what asked for these details.
+      schedulePoll(Math.max(interval, retryDelaySeconds(error, pollFailures)));
+      return;
+    } finally {
+      reading -= 1;
+    }
+    if (!streaming()) schedulePoll(wait);
+  }
+
+  function closeSource() {
+    source?.close();
+    source = null;
+    delivered = false;
+    clearTimeout(silenceTimer);
+  }
+
+  function armSilence() {
+    clearTimeout(silenceTimer);
+    // ±10 %: streams opened together (after a restart, say) do not all renew together.
+    const seconds = silence * (1 + 0.2 * Math.random());
+    silenceTimer = setTimeout(() => (delivered ? connect() : fail()), seconds * 1000);
+  }
+
+  function parse(text) {
+    try {
+      const value = JSON.parse(text);
+      return value && typeof value === "object" ? value : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    closeSource();
+    if (!following) return;
+    const stream = new EventSource(`${spaceUrl(id)}/events`);
+    source = stream;
+    errorsInRow = 0;
+
+    // A message from the current stream: it works.
+    const alive = () => {
+      if (stream !== source) return false;
+      delivered = true;
+      errorsInRow = 0;
+      streamFailures = 0;
+      armSilence();
+      return true;
+    };
+    const onDetails = (event) => {
+      if (!alive()) return;
+      const space = parse(event.data);
+      if (!space) return;
+      pushed += 1;
+      clearTimeout(pollTimer); // the stream carries the details now
+      pollTimer = null;
+      deliver(space);
+    };
+    stream.addEventListener("snapshot", onDetails);
+    stream.addEventListener("space", onDetails);
+    stream.addEventListener("listeners", (event) => {
+      if (!alive()) return;
+      const count = parse(event.data)?.listeners_now;
+      if (last && Number.isFinite(count) && count !== last.listeners_now) {
+        deliver({ ...last, listeners_now: count });
+      }
+    });
+    stream.addEventListener("reset", () => {
+      if (alive()) refresh();
+    });
+    // The server pings every 15 s: a quiet space is not a dead connection.
+    stream.addEventListener("ping", alive);
+    stream.addEventListener("error", () => {
+      if (stream !== source) return;
+      if (stream.readyState === EventSource.CLOSED) {
+        fail(); // an error status or the wrong type: the browser gave up
+      } else if (++errorsInRow >= maxErrors) {
+        fail(); // the browser keeps reconnecting, in vain
+      }
+    });
+    armSilence();
+    // Until the stream delivers (it may never, behind a proxy that buffers it), polling goes on.
+    if (!pollTimer && !reading) schedulePoll(interval, { grace: true });
+  }
+
+  function fail() {
+    closeSource();
+    streamFailures += 1;
+    const wait = Math.min(maxRetry, retry * 2 ** (streamFailures - 1));
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, wait * (0.5 + 0.5 * Math.random()) * 1000);
+    // Read soon, something may have been missed (unless polling, or waiting after a failed
+    // read, already goes on): at once if nothing is shown yet, else at random within
+    // `interval`, so that a crowd whose streams dropped together (a restart) reads spread out.
+    if (reading || (pollTimer && !pollIsGrace)) return;
+    if (last) schedulePoll(Math.random() * interval);
+    else refresh();
+  }
+
+  function unfollow() {
+    following = false;
+    closeSource();
+    clearTimeout(pollTimer);
+    clearTimeout(retryTimer);
+    pollTimer = null;
+  }
+
+  if (canStream) connect();
+  else refresh();
   return {
     stop() {
       controller.abort();
-      clearTimeout(timer);
+      unfollow();
     },
     refresh,
+    get mode() {
+      if (!following) return "stopped";
+      if (streaming()) return "events";
+      return streamFailures || !canStream ? "polling" : "connecting";
+    },
   };
 }
 

@@ -8,9 +8,9 @@ import { backoffSeconds } from "./api.js";
 // about a second), which is the distance from the live edge that LL-HLS is designed around.
 const HLS_CONFIG = {
   lowLatencyMode: true,
-  // After a stall, get back to the target latency by playing slightly faster (hardly audible
-  // for speech) rather than by jumping, which would cut words.
-  maxLiveSyncPlaybackRate: 1.1,
+  // hls.js only speeds up while more than 1 s is buffered, so with ~200 ms parts it settles
+  // about half a second behind its target. The player steers the rate itself (steerLatency).
+  maxLiveSyncPlaybackRate: 1,
   // Each stall moves the target latency back by this much (default 1 s, a lot for LL-HLS).
   liveSyncOnStallIncrease: 0.5,
   // A space can last hours: keep only a little played audio in memory.
@@ -18,6 +18,34 @@ const HLS_CONFIG = {
 };
 
 const HLS_MIME = "application/vnd.apple.mpegurl";
+
+// Latency steering: play 8 % faster (pitch kept, hardly audible for speech) while more than
+// CATCH_UP_ABOVE seconds behind the target and at least MIN_AHEAD seconds are buffered; back to
+// normal speed once within SETTLED. Far behind (after a long stall), jump to the live edge.
+const CATCH_UP_RATE = 1.08;
+const CATCH_UP_ABOVE = 0.12;
+const SETTLED = 0.03;
+const MIN_AHEAD = 0.3;
+const JUMP_ABOVE = 4;
+
+/** Seconds of audio buffered ahead of the playhead. */
+function bufferedAhead(audio) {
+  const { buffered, currentTime } = audio;
+  for (let i = 0; i < buffered.length; i++) {
+    if (buffered.start(i) <= currentTime + 0.05 && currentTime <= buffered.end(i)) {
+      return buffered.end(i) - currentTime;
+    }
+  }
+  return 0;
+}
+
+/** The playback rate that brings `behind` (seconds past the target latency) back to zero. */
+export function steeringRate(behind, ahead, currentRate) {
+  if (ahead < MIN_AHEAD) return 1;
+  if (behind > CATCH_UP_ABOVE) return CATCH_UP_RATE;
+  if (currentRate > 1 && behind > SETTLED) return currentRate;
+  return 1;
+}
 
 /** How this browser can play HLS: "hls.js", "native", or null (it cannot). */
 export function playbackMethod(audio) {
@@ -41,6 +69,7 @@ export class Player {
     this._networkFailures = 0;
     this._lastMediaRecovery = 0;
     this._stopped = false;
+    this._steering = null;
     this._onNativeError = () => this._retryNative();
     this._onPlaying = () => {
       this._networkFailures = 0;
@@ -65,6 +94,7 @@ export class Player {
   /** Stop playing and release the stream. */
   stop() {
     this._stopped = true;
+    clearInterval(this._steering);
     for (const timer of this._timers) clearTimeout(timer);
     this._timers.clear();
     this.audio.removeEventListener("error", this._onNativeError);
@@ -116,6 +146,20 @@ export class Player {
     hls.on(Hls.Events.ERROR, (_event, data) => this._onHlsError(data));
     hls.loadSource(this.url);
     hls.attachMedia(this.audio);
+    clearInterval(this._steering);
+    this._steering = setInterval(() => this._steerLatency(), 250);
+  }
+
+  _steerLatency() {
+    const { hls, audio } = this;
+    if (!hls || audio.paused || !(hls.latency > 0) || hls.targetLatency == null) return;
+    const behind = hls.latency - hls.targetLatency;
+    if (behind > JUMP_ABOVE && hls.liveSyncPosition) {
+      audio.currentTime = hls.liveSyncPosition;
+      return;
+    }
+    const rate = steeringRate(behind, bufferedAhead(audio), audio.playbackRate);
+    if (rate !== audio.playbackRate) audio.playbackRate = rate;
   }
 
   _onHlsError(data) {

@@ -110,7 +110,7 @@ const STATE_ORDER = { scheduled: 0, live: 1, ended: 2 };
 function renderSpace(space) {
   const previous = state.space;
   if (previous && STATE_ORDER[space.state] < STATE_ORDER[previous.state]) {
-    // Older than what the page knows (a poll that left before the host's click landed, or a
+    // Older than what the page knows (a read that left before the host's click landed, or a
     // cache's stale copy): ignore it rather than flick back.
     return;
   }
@@ -262,9 +262,7 @@ async function startListening() {
     state.heartbeatInterval = joined.heartbeat_interval;
     state.phase = "playing";
     renderControls();
-    // The listener count now includes this listener: show it without waiting for the next poll
-    // (a little later, as the server computes the count at most once a second).
-    setTimeout(() => watcher?.refresh(), 1500);
+    // The listener count now includes this listener: the server pushes it within a few seconds.
     setStatus("Connecting to the stream…");
     const url = new URL(joined.playlist_url || state.space.playlist_url, location.href).href;
     player = new Player(ui.audio, url, { onStatus: (_kind, text) => setStatus(text) });
@@ -564,4 +562,8 @@ window.causerie = {
   play: startListening,
   stop: () => stopListening(),
   refresh: () => watcher?.refresh(),
+  /** How the details arrive: "events", "polling", "connecting" or "stopped" (see watchSpace). */
+  get watching() {
+    return watcher?.mode ?? null;
+  },
 };
