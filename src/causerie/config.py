@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+
+ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,13 @@ class Config:
     details_max_age: int = 2
     """Seconds the space details may be cached (edges serve them stale beyond that)."""
     log_level: str = "info"
+    rtc_host_addresses: tuple[str, ...] | None = None
+    """The only local addresses WebRTC (ICE) may offer as host candidates; None: every interface.
+
+    Tests and loopback-only deployments set ("127.0.0.1",), which aioice never offers by itself.
+    """
+    rtc_ice_servers: tuple[str, ...] = ()
+    """STUN/TURN server URLs for WebRTC (e.g. "stun:stun.example.net:3478"); none by default."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -28,3 +38,14 @@ class Config:
             raise ValueError("max_inflight must be at least 1")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
+        if self.rtc_host_addresses is not None:
+            if not self.rtc_host_addresses:
+                raise ValueError("rtc_host_addresses must name at least one address")
+            for address in self.rtc_host_addresses:
+                try:
+                    ipaddress.ip_address(address)
+                except ValueError:
+                    raise ValueError(f"not an IP address: {address!r}") from None
+        for url in self.rtc_ice_servers:
+            if not url.startswith(ICE_URL_SCHEMES):
+                raise ValueError(f"an ICE server URL starts with stun: or turn:, not {url!r}")

@@ -16,10 +16,11 @@ from ..config import Config
 from ..counting import LocalPresence
 from ..domain import SpaceState
 from ..media.broadcasts import Broadcasts
+from ..media.ingest import Speakers
 from ..secret_file import load_or_create_secrets
 from ..store import SqliteStore
 from ..tokens import TokenSigner
-from . import events, pages, spaces
+from . import events, pages, spaces, stage, whip
 from .errors import install_error_handlers
 from .hls import HlsOrigin
 from .limits import Admission, BodyLimit, Receive, Scope, Send
@@ -39,15 +40,24 @@ def build_services(config: Config) -> Services:
     """The embedded default: SQLite and in-process counters in the data directory."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
-    return Services(
+    broadcasts = Broadcasts()
+    svc = Services(
         config=config,
         store=SqliteStore(config.data_dir / "causerie.sqlite3"),
         signer=TokenSigner(load_or_create_secrets(config.data_dir)),
         presence=LocalPresence(),
-        broadcasts=Broadcasts(),
+        broadcasts=broadcasts,
         bus=LocalBus(),
         metrics=metrics,
+        speakers=Speakers(
+            broadcasts,
+            ice_servers=config.rtc_ice_servers,
+            host_addresses=config.rtc_host_addresses,
+        ),
     )
+    # After every change of a space: mutes reach the mixer, demoted speakers lose their session.
+    svc.stage_listeners.append(svc.speakers.stage_changed)
+    return svc
 
 
 async def resume_live_spaces(svc: Services) -> None:
@@ -69,6 +79,7 @@ def create_api(svc: Services) -> FastAPI:
         finally:
             counts.cancel()
             await svc.bus.close()
+            await svc.speakers.close_all()
             await svc.broadcasts.stop_all()
             await svc.store.close()
 
@@ -84,6 +95,8 @@ def create_api(svc: Services) -> FastAPI:
     install_error_handlers(api)
     api.include_router(spaces.router)
     api.include_router(events.router)
+    api.include_router(whip.router)
+    api.include_router(stage.router)
     api.include_router(pages.router)
     api.mount("/static", pages.static_files(), name="static")
 

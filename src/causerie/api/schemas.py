@@ -61,7 +61,51 @@ class SpaceView(BaseModel):
     listeners_now: int = Field(description="Distinct listeners seen in the last heartbeat window.")
     host: Host
     stage: list[Person]
+    requests_waiting: int = Field(
+        description="Listeners who asked to speak and wait for an answer."
+    )
     recording: bool
+
+
+class SpeakRequestView(BaseModel):
+    user_id: str
+    name: str
+    at: datetime
+
+
+class SpeakRequests(BaseModel):
+    requests: list[SpeakRequestView]
+
+
+class RaiseHand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="Display name; defaults to the token's name.")
+
+
+class Invitation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=64)
+    name: str = Field("", max_length=60)
+
+
+class Named(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", max_length=60)
+
+
+class MuteChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    muted: bool
+
+
+class Removal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=64)
 
 
 class SpaceList(BaseModel):

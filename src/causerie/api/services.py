@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -12,6 +12,7 @@ from ..config import Config
 from ..counting import Presence
 from ..domain import Space
 from ..media.broadcasts import Broadcasts
+from ..media.ingest import Speakers
 from ..store import Store
 from ..tokens import TokenSigner
 from .metrics import Metrics
@@ -31,7 +32,10 @@ class Services:
     broadcasts: Broadcasts
     bus: Bus
     metrics: Metrics
+    speakers: Speakers
     clock: Callable[[], float] = time.time
+    stage_listeners: list[Callable[[Space], Awaitable[None]]] = field(default_factory=list)
+    """Called after every change of a space (e.g. to mute speakers or end their sessions)."""
     _cache: dict[str, tuple[float, Space]] = field(default_factory=dict)
 
     def now(self) -> datetime:
@@ -52,6 +56,17 @@ class Services:
             self._cache.clear()
         self._cache[space_id] = (now, space)
         return space
+
+    async def stage_changed(self, space: Space) -> None:
+        """Apply a changed space to what runs on this node: its mixer's mutes, then listeners."""
+        pipeline = self.broadcasts.get(space.id)
+        if pipeline is not None:
+            for input_id, source in pipeline.mixer.inputs.items():
+                member = space.members.get(input_id)
+                if member is not None:
+                    source.muted = member.muted
+        for listener in self.stage_listeners:
+            await listener(space)
 
     def remember(self, space: Space) -> None:
         """Put a space just written into the cache, so this node reads its own writes."""

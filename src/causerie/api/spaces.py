@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -72,6 +73,7 @@ async def view(space: Space, svc: Services) -> SpaceView:
             {"id": m.user_id, "name": m.name, "role": m.role.value, "muted": m.muted}
             for m in space.on_stage()
         ],
+        requests_waiting=len(space.speak_requests),
         recording=space.recording,
     )
 
@@ -123,11 +125,15 @@ async def get_space(space_id: SpaceId, response: Response, svc: ServicesDep) -> 
     return await view(space, svc)
 
 
-async def _change(request: Request, svc: Services, space_id: str, change) -> tuple[Space, Claims]:
+async def change_space(
+    request: Request, svc: Services, space_id: str, change: Callable[[Space, str], object]
+) -> tuple[Space, Claims]:
+    """Authenticate, apply `change(space, actor)` atomically, then tell the media and the pages."""
     check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     space, _ = await update_space(svc.store, space_id, lambda s: change(s, claims.sub))
     svc.remember(space)
+    await svc.stage_changed(space)
     await svc.bus.publish(space_id, "space", (await view(space, svc)).model_dump(mode="json"))
     return space, claims
 
@@ -137,7 +143,7 @@ async def edit_space(
     space_id: SpaceId, body: EditSpace, request: Request, svc: ServicesDep
 ) -> SpaceView:
     """Host or co-host: change the title, description or (before the start) the start time."""
-    space, _ = await _change(
+    space, _ = await change_space(
         request,
         svc,
         space_id,
@@ -154,7 +160,9 @@ async def edit_space(
 @router.post("/spaces/{space_id}/start", response_model=SpaceView, summary="Go live")
 async def start_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpaceView:
     """Host or co-host: the space goes live and its audio starts."""
-    space, _ = await _change(request, svc, space_id, lambda s, actor: s.start(actor, svc.now()))
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.start(actor, svc.now())
+    )
     await svc.broadcasts.start(space.id)
     svc.metrics.inc("causerie_spaces_started_total")
     return await view(space, svc)
@@ -163,7 +171,7 @@ async def start_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> 
 @router.post("/spaces/{space_id}/end", response_model=SpaceView, summary="End the space")
 async def end_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpaceView:
     """Host only: the space ends (a scheduled one is cancelled); its audio stops."""
-    space, _ = await _change(request, svc, space_id, lambda s, actor: s.end(actor, svc.now()))
+    space, _ = await change_space(request, svc, space_id, lambda s, actor: s.end(actor, svc.now()))
     await svc.broadcasts.stop(space.id)
     return await view(space, svc)
 

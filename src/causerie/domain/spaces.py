@@ -259,7 +259,10 @@ class Space:
             raise LimitReached(f"a space has at most {self.limits.max_cohosts} co-hosts")
         member = self.members.get(user_id)
         if member is None:
-            member = self.members[user_id] = Member(user_id, clean_name(name), Role.COHOST)
+            request = self.speak_requests.get(user_id)
+            known = request.name if request else self.invited.get(user_id, "")
+            member = Member(user_id, known or clean_name(name), Role.COHOST)
+            self.members[user_id] = member
         member.role = Role.COHOST
         self.speak_requests.pop(user_id, None)
         self.invited.pop(user_id, None)

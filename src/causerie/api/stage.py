@@ -1,0 +1,158 @@
+"""Moderation of the stage: raised hands, invitations, co-hosts, mutes, removals.
+
+Every rule is the domain's (`Space` methods); this module only maps HTTP to them. After every
+change the media follows (mutes applied to the mixer, sessions of people who lost the stage
+closed) and every page is told through the live events.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Request, Response
+
+from ..domain import Action
+from .auth import authenticate
+from .schemas import (
+    Invitation,
+    MuteChange,
+    Named,
+    RaiseHand,
+    Removal,
+    SpaceView,
+    SpeakRequests,
+    SpeakRequestView,
+)
+from .spaces import ERRORS, ServicesDep, SpaceId, change_space, check_space_id, view
+
+router = APIRouter(prefix="/api/spaces/{space_id}", responses=ERRORS, tags=["stage"])
+
+UserId = Annotated[str, Path(min_length=1, max_length=64, description="A person's id.")]
+
+
+@router.post("/speak-requests", response_model=SpaceView, summary="Ask to speak")
+async def raise_hand(
+    space_id: SpaceId,
+    request: Request,
+    svc: ServicesDep,
+    body: Annotated[RaiseHand | None, Body()] = None,
+) -> SpaceView:
+    """A listener raises their hand (asking twice is asking once). The space must be live."""
+    claims = authenticate(request, svc, space_id)
+    name = body.name if body and body.name is not None else claims.name
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.request_to_speak(actor, name, svc.now())
+    )
+    return await view(space, svc)
+
+
+@router.delete("/speak-requests/me", status_code=204, summary="Withdraw one's request")
+async def lower_hand(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
+    await change_space(request, svc, space_id, lambda s, actor: s.withdraw_request(actor))
+    return Response(status_code=204)
+
+
+@router.get("/speak-requests", response_model=SpeakRequests, summary="Raised hands (moderators)")
+async def list_requests(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpeakRequests:
+    """Host and co-hosts: who waits to speak, oldest first."""
+    check_space_id(space_id)
+    claims = authenticate(request, svc, space_id)
+    space = await svc.store.get_space(space_id)
+    space.check(claims.sub, Action.ANSWER_SPEAK_REQUEST)
+    return SpeakRequests(
+        requests=[
+            SpeakRequestView(user_id=r.user_id, name=r.name, at=r.at)
+            for r in sorted(space.speak_requests.values(), key=lambda r: r.at)
+        ]
+    )
+
+
+@router.post(
+    "/speak-requests/{user_id}/approve", response_model=SpaceView, summary="Bring on stage"
+)
+async def approve(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep):
+    """Host or co-host: the requester becomes a speaker (429 past the speaker limit)."""
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.answer_request(actor, user_id, approve=True)
+    )
+    return await view(space, svc)
+
+
+@router.post("/speak-requests/{user_id}/deny", response_model=SpaceView, summary="Decline")
+async def deny(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep):
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.answer_request(actor, user_id, approve=False)
+    )
+    return await view(space, svc)
+
+
+@router.post("/invitations", response_model=SpaceView, summary="Invite someone to speak")
+async def invite(space_id: SpaceId, body: Invitation, request: Request, svc: ServicesDep):
+    """Host or co-host: invite a listener on stage; they become a speaker when they accept."""
+    space, _ = await change_space(
+        request,
+        svc,
+        space_id,
+        lambda s, actor: s.invite_speaker(actor, body.user_id, body.name),
+    )
+    return await view(space, svc)
+
+
+@router.post("/invitations/accept", response_model=SpaceView, summary="Accept an invitation")
+async def accept(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpaceView:
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.accept_invitation(actor)
+    )
+    return await view(space, svc)
+
+
+@router.put("/cohosts/{user_id}", response_model=SpaceView, summary="Make a co-host")
+async def make_cohost(
+    space_id: SpaceId,
+    user_id: UserId,
+    request: Request,
+    svc: ServicesDep,
+    body: Annotated[Named | None, Body()] = None,
+):
+    """Host only (429 past the co-host limit). The name is used if the person is not known yet."""
+    name = body.name if body else ""
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.make_cohost(actor, user_id, name)
+    )
+    return await view(space, svc)
+
+
+@router.delete("/cohosts/{user_id}", response_model=SpaceView, summary="Unmake a co-host")
+async def unmake_cohost(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep):
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.unmake_cohost(actor, user_id)
+    )
+    return await view(space, svc)
+
+
+@router.put("/stage/{user_id}/muted", response_model=SpaceView, summary="Mute or unmute")
+async def set_muted(
+    space_id: SpaceId, user_id: UserId, body: MuteChange, request: Request, svc: ServicesDep
+):
+    """Speakers on themselves; host and co-hosts on anyone on stage. Takes effect within a part."""
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.set_muted(actor, user_id, body.muted)
+    )
+    return await view(space, svc)
+
+
+@router.delete("/stage/{user_id}", response_model=SpaceView, summary="Back to the audience")
+async def leave_stage(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep):
+    """A moderator moves someone to the audience, or a speaker leaves the stage themselves."""
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.move_to_audience(actor, user_id)
+    )
+    return await view(space, svc)
+
+
+@router.post("/removals", response_model=SpaceView, summary="Remove someone and keep them out")
+async def remove(space_id: SpaceId, body: Removal, request: Request, svc: ServicesDep):
+    space, _ = await change_space(
+        request, svc, space_id, lambda s, actor: s.remove(actor, body.user_id)
+    )
+    return await view(space, svc)

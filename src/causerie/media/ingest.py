@@ -1,0 +1,547 @@
+"""Speakers publishing into a space over WebRTC: the media side of WHIP (RFC 9725).
+
+One :class:`Speakers` registry per node holds the live *sessions*: one aiortc peer connection
+per speaker (RFC 9725 §3: one WHIP session is one peer connection). For each session:
+
+- the speaker's incoming audio track is read frame by frame (aiortc decodes Opus to s16 stereo,
+  960 samples at 48 kHz, even from a mono source), downmixed to mono int16 and pushed into the
+  space's mixer as the input named by the speaker's user id; the mixer's bounded queue absorbs
+  jitter and never makes the mix wait;
+- the speaker's mix-minus (everyone but themselves) goes back on the same peer connection
+  through a :class:`~causerie.media.return_track.ReturnTrack`, when the offer asked to receive
+  audio too (``sendrecv``); a ``sendonly`` offer gets a ``recvonly`` answer;
+- the session ends when the speaker says goodbye (DELETE), when the peer connection fails or
+  closes without goodbye (the mix goes on without them), when the speaker may no longer publish
+  (:meth:`Speakers.sync`), or when the space goes off the air.
+
+The registry owns the pipeline's ``on_mix`` hook for the spaces it serves, chaining whatever hook
+was there before. A second publish by the same user replaces their first session (a reloaded
+page or a reconnecting encoder must not wait for the old session to time out).
+
+Answers carry every local candidate (non-trickle: RFC 9725 §4.3.1 lets the endpoint refuse
+PATCH). The host-candidate addresses can be restricted (:func:`restrict_host_addresses`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aioice.ice
+import av
+import numpy as np
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from ..domain import Conflict, Space
+from .broadcasts import Broadcasts
+from .mixer import MixerInput, MixResult
+from .pipeline import LivePipeline
+from .return_track import ReturnTrack
+
+__all__ = [
+    "InvalidOffer",
+    "OfferSummary",
+    "SessionInfo",
+    "Speakers",
+    "check_offer",
+    "keep_candidates",
+    "restrict_host_addresses",
+]
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 48000
+MAX_OFFER_CHARS = 64 * 1024
+CONNECT_TIMEOUT = 30.0
+"""A session whose peer connection is not connected this long after the answer is closed."""
+
+
+class InvalidOffer(ValueError):
+    """The SDP offer is malformed or cannot be answered; the message says why (HTTP 400)."""
+
+
+# -- Which local addresses ICE may use ------------------------------------------------------
+
+_ALL_HOST_ADDRESSES = aioice.ice.get_host_addresses
+
+
+def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
+    """Make ICE gather host candidates on ``addresses`` only (None: every interface again).
+
+    aioice looks up the machine's addresses in ``aioice.ice.get_host_addresses`` and never
+    offers 127.0.0.1. This replaces that function, for the whole process (aioice has no
+    per-connection setting), and is the only place causerie touches aioice's internals. Loopback
+    tests and single-host deployments pass ``("127.0.0.1",)``; a node behind NAT passes the
+    address its speakers can reach.
+    """
+    if addresses is None:
+        aioice.ice.get_host_addresses = _ALL_HOST_ADDRESSES
+        return
+    allowed = [ipaddress.ip_address(a) for a in addresses]
+
+    def only_these(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [str(a) for a in allowed if (use_ipv4 if a.version == 4 else use_ipv6)]
+
+    aioice.ice.get_host_addresses = only_these
+
+
+def keep_candidates(sdp: str, addresses: Sequence[str]) -> str:
+    """Drop the offer's ICE candidates whose address is not in ``addresses``.
+
+    With restricted host addresses, the node must not send connectivity checks anywhere else
+    either: not to the peer's other interfaces, not to mDNS (``.local``) names.
+    """
+    allowed = set(addresses)
+    kept = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            if len(fields) < 8 or fields[4] not in allowed:
+                continue
+        kept.append(line)
+    return "\r\n".join(kept) + "\r\n"
+
+
+# -- Checking offers before aiortc sees them ------------------------------------------------
+
+_LINE = re.compile(r"^[a-z]=")
+_MEDIA = re.compile(r"^m=(?P<kind>[a-z]+) (?P<port>\d+)(?:/\d+)? (?P<proto>\S+)(?: \S+)*$")
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSummary:
+    """What causerie needs to know about an offer: its media and how its audio flows."""
+
+    kinds: tuple[str, ...]
+    """The kind of every m-line, in order ("audio", "video", "application" …)."""
+    audio_index: int
+    """The m-line of the speaker's voice: the first audio m-line that sends."""
+    audio_direction: str
+    """That m-line's direction as the offerer sees it: "sendrecv" or "sendonly"."""
+
+    @property
+    def wants_return(self) -> bool:
+        """Whether the speaker asked to receive audio (their mix-minus) too."""
+        return self.audio_direction == "sendrecv"
+
+
+def check_offer(sdp: str) -> OfferSummary:
+    """Check that ``sdp`` looks like an SDP offer with audio to publish; raise InvalidOffer.
+
+    A light structural check (RFC 8866 line syntax, m-lines, directions, ICE and DTLS
+    attributes), so that bad input gets a clear 400 before the WebRTC stack parses it.
+    """
+    if len(sdp) > MAX_OFFER_CHARS:
+        raise InvalidOffer("the SDP offer is too long")
+    lines = [line.strip() for line in sdp.strip().splitlines() if line.strip()]
+    if not lines or lines[0] != "v=0":
+        raise InvalidOffer("this is not an SDP offer: it must start with 'v=0'")
+    for number, line in enumerate(lines, 1):
+        if not _LINE.match(line):
+            raise InvalidOffer(f"line {number} of the SDP is not a 'x=value' line")
+    session_direction = "sendrecv"
+    media: list[dict[str, str]] = []
+    for line in lines:
+        if line.startswith("m="):
+            match = _MEDIA.match(line)
+            if match is None:
+                raise InvalidOffer(f"malformed media line: {line[:80]!r}")
+            media.append({"kind": match["kind"], "port": match["port"], "direction": ""})
+        elif line[2:] in _DIRECTIONS:
+            if media:
+                media[-1]["direction"] = line[2:]
+            else:
+                session_direction = line[2:]
+    if not media:
+        raise InvalidOffer("the SDP offer has no media line (m=)")
+    if not any(m["kind"] == "audio" for m in media):
+        raise InvalidOffer("the SDP offer has no audio: publish an audio track (m=audio)")
+    if not any(line.startswith("a=ice-ufrag:") for line in lines) or not any(
+        line.startswith("a=fingerprint:") for line in lines
+    ):
+        raise InvalidOffer("the SDP offer lacks ICE credentials or a DTLS fingerprint")
+    for index, m in enumerate(media):
+        direction = m["direction"] or session_direction
+        if m["kind"] == "audio" and m["port"] != "0" and direction in ("sendrecv", "sendonly"):
+            return OfferSummary(tuple(x["kind"] for x in media), index, direction)
+    raise InvalidOffer("the SDP offer sends no audio (its audio is recvonly or inactive)")
+
+
+# -- Sessions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A snapshot of one speaker's session, for the API and for tests."""
+
+    session_id: str
+    space_id: str
+    user_id: str
+    connection_state: str
+    """aiortc's connection state: new, connecting, connected (failed and closed ones are gone)."""
+    sends_back: bool
+    """Whether the speaker gets their mix-minus on this session."""
+    frames_received: int
+    created_at: float
+
+
+@dataclass(eq=False)
+class _Session:
+    session_id: str
+    space_id: str
+    user_id: str
+    pc: RTCPeerConnection
+    pipeline: LivePipeline
+    mixer_input: MixerInput
+    return_track: ReturnTrack | None
+    created_at: float = field(default_factory=time.time)
+    frames_received: int = 0
+    ended: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def info(self) -> SessionInfo:
+        return SessionInfo(
+            session_id=self.session_id,
+            space_id=self.space_id,
+            user_id=self.user_id,
+            connection_state=self.pc.connectionState,
+            sends_back=self.return_track is not None,
+            frames_received=self.frames_received,
+            created_at=self.created_at,
+        )
+
+
+class Speakers:
+    """The WebRTC speakers of this node's live spaces: one session per publishing user.
+
+    ``ice_servers`` are STUN/TURN URLs (none by default: aiortc would otherwise add a public
+    STUN server). ``host_addresses``, when given, restricts ICE to those local addresses
+    (process-wide, see :func:`restrict_host_addresses`) and to peers' candidates on them.
+    """
+
+    def __init__(
+        self,
+        broadcasts: Broadcasts,
+        *,
+        ice_servers: Sequence[str] = (),
+        host_addresses: Sequence[str] | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.broadcasts = broadcasts
+        self.ice_servers = tuple(ice_servers)
+        self.host_addresses = tuple(host_addresses) if host_addresses is not None else None
+        self.connect_timeout = connect_timeout
+        if self.host_addresses is not None:
+            restrict_host_addresses(self.host_addresses)
+        self._sessions: dict[str, dict[str, _Session]] = {}  # space id -> session id -> session
+        self._publishing: set[tuple[str, str]] = set()  # (space, user) being negotiated
+        self._hooked: dict[str, LivePipeline] = {}  # the pipeline whose on_mix we chained
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    async def publish(
+        self, space_id: str, user_id: str, offer_sdp: str, *, muted: bool = False
+    ) -> tuple[str, str]:
+        """Answer ``user_id``'s offer and start mixing their audio; returns (session id, answer).
+
+        Raises InvalidOffer for an offer that cannot be answered, and Conflict when the space is
+        not on the air on this node or the user already speaks into it through another path
+        (e.g. a demo voice) or is being published right now. Whether the user *may* publish is
+        the caller's business (the WHIP route checks ``Space.may_publish``).
+        """
+        summary = check_offer(offer_sdp)
+        pipeline = self._pipeline(space_id)
+        key = (space_id, user_id)
+        if key in self._publishing:
+            raise Conflict("you are already being connected; wait for that answer")
+        self._publishing.add(key)
+        try:
+            await self.close_user(space_id, user_id)  # one session per user: the new one wins
+            if user_id in pipeline.mixer.inputs:
+                raise Conflict("someone already speaks into this space under your name")
+            return await self._start(space_id, user_id, offer_sdp, summary, pipeline, muted)
+        finally:
+            self._publishing.discard(key)
+
+    def _pipeline(self, space_id: str) -> LivePipeline:
+        pipeline = self.broadcasts.get(space_id)
+        if pipeline is None or space_id not in self.broadcasts.live_ids():
+            raise Conflict("this space is not on the air on this server")
+        return pipeline
+
+    def _configuration(self) -> RTCConfiguration:
+        # Always an explicit list: RTCConfiguration() alone would add a public STUN server.
+        return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in self.ice_servers])
+
+    async def _start(
+        self,
+        space_id: str,
+        user_id: str,
+        offer_sdp: str,
+        summary: OfferSummary,
+        pipeline: LivePipeline,
+        muted: bool,
+    ) -> tuple[str, str]:
+        if self.host_addresses is not None:
+            offer_sdp = keep_candidates(offer_sdp, self.host_addresses)
+        pc = RTCPeerConnection(self._configuration())
+        return_track = ReturnTrack() if summary.wants_return else None
+        try:
+            voice = await _negotiate(pc, offer_sdp, summary, return_track)
+        except BaseException:
+            await pc.close()
+            raise
+        if self.broadcasts.get(space_id) is not pipeline or space_id not in (
+            self.broadcasts.live_ids()
+        ):
+            await pc.close()  # the space went off the air while we negotiated
+            raise Conflict("this space is not on the air on this server")
+        mixer_input = pipeline.mixer.add_input(user_id)
+        mixer_input.muted = muted
+        session = _Session(
+            session_id=secrets.token_urlsafe(12),
+            space_id=space_id,
+            user_id=user_id,
+            pc=pc,
+            pipeline=pipeline,
+            mixer_input=mixer_input,
+            return_track=return_track,
+        )
+        self._sessions.setdefault(space_id, {})[session.session_id] = session
+        self._hook(space_id, pipeline)
+
+        @pc.on("connectionstatechange")
+        async def _state_changed() -> None:
+            # Failed (ICE consent lost) or closed (the peer said DTLS goodbye, or we closed):
+            # the session ends quietly and the mix goes on without this speaker.
+            if pc.connectionState in ("failed", "closed"):
+                await self._end(session, f"connection {pc.connectionState}")
+
+        session.tasks.add(asyncio.create_task(self._receive(session, voice)))
+        session.tasks.add(asyncio.create_task(self._watch(session)))
+        logger.info(
+            "space %s: %s publishes (session %s, %s)",
+            space_id,
+            user_id,
+            session.session_id,
+            "sendrecv" if return_track else "sendonly",
+        )
+        return session.session_id, pc.localDescription.sdp
+
+    async def _receive(self, session: _Session, track: MediaStreamTrack) -> None:
+        """Feed the speaker's decoded audio to the mixer until the track ends."""
+        resampler: av.AudioResampler | None = None
+        try:
+            while True:
+                frame = await track.recv()
+                pcm, resampler = to_mono(frame, resampler)
+                session.mixer_input.push(pcm)
+                session.frames_received += 1
+        except MediaStreamError:
+            pass  # the track ended: the peer connection is closing
+        except Exception:
+            logger.exception(
+                "space %s: reading %s's audio failed", session.space_id, session.user_id
+            )
+        await self._end(session, "track ended")
+
+    async def _watch(self, session: _Session) -> None:
+        """End a session that never connects (the speaker went away before ICE completed)."""
+        await asyncio.sleep(self.connect_timeout)
+        if session.pc.connectionState != "connected":
+            await self._end(session, f"not connected after {self.connect_timeout:.0f} s")
+
+    # -- the mix-minus --------------------------------------------------------------------------
+
+    def _hook(self, space_id: str, pipeline: LivePipeline) -> None:
+        """Chain our mix-minus delivery onto the pipeline's on_mix hook (once per pipeline)."""
+        if self._hooked.get(space_id) is pipeline:
+            return
+        previous: Callable[[MixResult], None] | None = pipeline.on_mix
+
+        def on_mix(result: MixResult) -> None:
+            if previous is not None:
+                try:
+                    previous(result)
+                except Exception:
+                    logger.exception("space %s: on_mix hook failed", space_id)
+            self._deliver(space_id, result)
+
+        pipeline.on_mix = on_mix
+        self._hooked[space_id] = pipeline
+        # When the space goes off the air, its speakers are let go.
+        self.broadcasts.attach(space_id, lambda: self.close_space(space_id))
+
+    def _deliver(self, space_id: str, result: MixResult) -> None:
+        for session in self._sessions.get(space_id, {}).values():
+            if session.return_track is not None:
+                minus = result.minus.get(session.user_id)
+                if minus is not None:
+                    session.return_track.push(minus)
+
+    # -- ending sessions ------------------------------------------------------------------------
+
+    def _detach(self, session: _Session, reason: str) -> bool:
+        """Take a session out of the mix at once; False if it had already ended."""
+        if session.ended:
+            return False
+        session.ended = True
+        space = self._sessions.get(session.space_id, {})
+        space.pop(session.session_id, None)
+        if not space:
+            self._sessions.pop(session.space_id, None)
+        mixer = session.pipeline.mixer
+        if mixer.inputs.get(session.user_id) is session.mixer_input:
+            mixer.remove_input(session.user_id)
+        if session.return_track is not None:
+            session.return_track.stop()
+        current = asyncio.current_task()
+        for task in session.tasks:
+            if task is not current:
+                task.cancel()
+        logger.info(
+            "space %s: %s stops publishing (session %s: %s)",
+            session.space_id,
+            session.user_id,
+            session.session_id,
+            reason,
+        )
+        return True
+
+    async def _end(self, session: _Session, reason: str) -> None:
+        if self._detach(session, reason):
+            await session.pc.close()
+
+    async def close(self, space_id: str, session_id: str) -> bool:
+        """End one session (the WHIP DELETE); False if there is no such session."""
+        session = self._sessions.get(space_id, {}).get(session_id)
+        if session is None:
+            return False
+        await self._end(session, "closed")
+        return True
+
+    async def close_user(self, space_id: str, user_id: str) -> bool:
+        """End ``user_id``'s session in the space, if any; True if there was one."""
+        found = [s for s in self._sessions.get(space_id, {}).values() if s.user_id == user_id]
+        for session in found:
+            await self._end(session, "closed")
+        return bool(found)
+
+    async def close_space(self, space_id: str) -> None:
+        """End every session of a space (it went off the air)."""
+        for session in list(self._sessions.get(space_id, {}).values()):
+            await self._end(session, "the space went off the air")
+        self._hooked.pop(space_id, None)
+
+    async def close_all(self) -> None:
+        """End every session on this node (shutdown)."""
+        for space_id in list(self._sessions):
+            await self.close_space(space_id)
+        if self._background:
+            await asyncio.wait(self._background, timeout=5)
+
+    def sync(self, space: Space) -> None:
+        """Apply the space's stage to its sessions: mutes, and who may still publish.
+
+        Call after every change to the space. A session whose user may no longer publish (moved
+        to the audience, removed, the space ended) leaves the mix at once; its peer connection
+        is closed in the background.
+        """
+        for session in list(self._sessions.get(space.id, {}).values()):
+            if not space.may_publish(session.user_id):
+                if self._detach(session, "may no longer publish"):
+                    self._in_background(session.pc.close())
+                continue
+            member = space.members.get(session.user_id)
+            session.mixer_input.muted = bool(member and member.muted)
+
+    async def stage_changed(self, space: Space) -> None:
+        """:meth:`sync` as a stage listener of the node (``Services.stage_listeners``)."""
+        self.sync(space)
+
+    def _in_background(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def sessions(self, space_id: str) -> list[SessionInfo]:
+        """The live sessions of a space."""
+        return [s.info() for s in self._sessions.get(space_id, {}).values()]
+
+    def get(self, space_id: str, session_id: str) -> SessionInfo | None:
+        """One session of a space, or None."""
+        session = self._sessions.get(space_id, {}).get(session_id)
+        return session.info() if session else None
+
+
+async def _negotiate(
+    pc: RTCPeerConnection,
+    offer_sdp: str,
+    summary: OfferSummary,
+    return_track: ReturnTrack | None,
+) -> MediaStreamTrack:
+    """Apply the offer, keep one audio m-line, create the answer; returns the voice track."""
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+    except Exception as exc:  # aiortc raises a variety of errors on input it cannot use
+        logger.info("unusable SDP offer: %r", exc)
+        raise InvalidOffer(f"the SDP offer cannot be used: {exc or type(exc).__name__}") from exc
+    voice: RTCRtpTransceiver | None = None
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "audio" and voice is None and transceiver.receiver.track:
+            voice = transceiver
+        else:
+            # Only the first sending audio m-line is mixed; anything else (video, a second
+            # audio track) is answered "inactive", so nothing is decoded for nothing.
+            transceiver.direction = "inactive"
+    if voice is None:
+        raise InvalidOffer("the SDP offer sends no audio")
+    if return_track is not None:
+        voice.sender.replaceTrack(return_track)
+        voice.direction = "sendrecv"
+    try:
+        await pc.setLocalDescription(await pc.createAnswer())
+    except Exception as exc:
+        logger.info("cannot answer the SDP offer: %r", exc)
+        reason = exc or type(exc).__name__
+        raise InvalidOffer(f"the SDP offer cannot be answered: {reason}") from exc
+    return voice.receiver.track
+
+
+def to_mono(
+    frame: av.AudioFrame, resampler: av.AudioResampler | None = None
+) -> tuple[np.ndarray, av.AudioResampler | None]:
+    """A decoded frame as mono int16 at 48 kHz; returns (pcm, the resampler to reuse).
+
+    aiortc's frames (packed s16, 48 kHz, mono or stereo) are downmixed with numpy; anything
+    else goes through a resampler, kept by the caller between frames.
+    """
+    channels = frame.layout.nb_channels
+    if frame.format.name == "s16" and frame.sample_rate == SAMPLE_RATE and channels <= 2:
+        samples = frame.to_ndarray().reshape(-1, channels)
+        if channels == 1:
+            return samples[:, 0].copy(), resampler
+        # (L + R) / 2: a mono source sent as two equal channels comes out unchanged.
+        return (samples.astype(np.int32).sum(axis=1) // 2).astype(np.int16), resampler
+    if resampler is None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    chunks = [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    return pcm.astype(np.int16, copy=False), resampler
