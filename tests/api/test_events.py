@@ -12,7 +12,8 @@ async def read_events(response, count: int) -> list[dict]:
     """Parse `count` SSE messages (comments and the retry line skipped)."""
     events: list[dict] = []
     current: dict = {}
-    lines = response.aiter_lines()
+    # One line iterator per response, kept across calls (a stream can only be read once).
+    lines = response.extensions.setdefault("test_lines", response.aiter_lines())
     while len(events) < count:
         line = await asyncio.wait_for(anext(lines), 10)
         if line == "":

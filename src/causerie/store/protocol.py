@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
 from ..domain import Conflict, Space, SpaceState
+from ..domain.questions import Question
 
 T = TypeVar("T")
 
@@ -24,6 +25,27 @@ class Store(Protocol):
 
     async def replace_space(self, space: Space, expected_version: int) -> bool:
         """Save `space` (its version is set to expected_version + 1) unless it changed since."""
+
+    async def add_question(self, question: Question) -> None:
+        """Save a new question."""
+
+    async def get_question(self, space_id: str, question_id: str) -> Question:
+        """The question with its vote count, or `NotFound`."""
+
+    async def list_questions(self, space_id: str) -> list[Question]:
+        """Every question of the space (any state), with vote counts."""
+
+    async def save_question(self, question: Question) -> None:
+        """Save a question's state and pin (never its votes: those are counted apart)."""
+
+    async def add_vote(self, space_id: str, question_id: str, voter: str) -> int | None:
+        """Count `voter`'s vote once: the new total, or None if they had voted already."""
+
+    async def add_reactions(self, space_id: str, counts: dict[str, int]) -> None:
+        """Add aggregated reaction counts to the space's totals."""
+
+    async def reaction_totals(self, space_id: str) -> dict[str, int]:
+        """All reactions of the space so far, by emoji."""
 
     async def close(self) -> None:
         """Release connections and files."""

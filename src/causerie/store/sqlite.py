@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..domain import Conflict, NotFound, Space, SpaceState
+from ..domain.questions import Question
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spaces (
@@ -23,6 +24,25 @@ CREATE TABLE IF NOT EXISTS spaces (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS spaces_by_state ON spaces (state, sort_key);
+CREATE TABLE IF NOT EXISTS questions (
+    space_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    votes INTEGER NOT NULL DEFAULT 0,
+    body TEXT NOT NULL,
+    PRIMARY KEY (space_id, id)
+);
+CREATE TABLE IF NOT EXISTS votes (
+    space_id TEXT NOT NULL,
+    question_id TEXT NOT NULL,
+    voter TEXT NOT NULL,
+    PRIMARY KEY (space_id, question_id, voter)
+);
+CREATE TABLE IF NOT EXISTS reactions (
+    space_id TEXT NOT NULL,
+    emoji TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (space_id, emoji)
+);
 """
 
 
@@ -84,9 +104,75 @@ class SqliteStore:
         )
         return cursor.rowcount == 1
 
+    async def add_question(self, question: Question) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO questions (space_id, id, votes, body) VALUES (?, ?, 0, ?)",
+                (question.space_id, question.id, _json(question.to_dict())),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict("that question exists already") from exc
+
+    async def get_question(self, space_id: str, question_id: str) -> Question:
+        row = self._db.execute(
+            "SELECT body, votes FROM questions WHERE space_id = ? AND id = ?",
+            (space_id, question_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound("no such question")
+        return Question.from_dict(json.loads(row[0]), votes=row[1])
+
+    async def list_questions(self, space_id: str) -> list[Question]:
+        rows = self._db.execute(
+            "SELECT body, votes FROM questions WHERE space_id = ?", (space_id,)
+        ).fetchall()
+        return [Question.from_dict(json.loads(body), votes=votes) for body, votes in rows]
+
+    async def save_question(self, question: Question) -> None:
+        self._db.execute(
+            "UPDATE questions SET body = ? WHERE space_id = ? AND id = ?",
+            (_json(question.to_dict()), question.space_id, question.id),
+        )
+
+    async def add_vote(self, space_id: str, question_id: str, voter: str) -> int | None:
+        with self._db:  # one transaction: the vote and the count move together
+            self._db.execute("BEGIN IMMEDIATE")
+            inserted = self._db.execute(
+                "INSERT OR IGNORE INTO votes (space_id, question_id, voter) VALUES (?, ?, ?)",
+                (space_id, question_id, voter),
+            ).rowcount
+            if not inserted:
+                return None
+            self._db.execute(
+                "UPDATE questions SET votes = votes + 1 WHERE space_id = ? AND id = ?",
+                (space_id, question_id),
+            )
+            row = self._db.execute(
+                "SELECT votes FROM questions WHERE space_id = ? AND id = ?",
+                (space_id, question_id),
+            ).fetchone()
+        return row[0] if row else None
+
+    async def add_reactions(self, space_id: str, counts: dict[str, int]) -> None:
+        self._db.executemany(
+            "INSERT INTO reactions (space_id, emoji, count) VALUES (?, ?, ?)"
+            " ON CONFLICT (space_id, emoji) DO UPDATE SET count = count + excluded.count",
+            [(space_id, emoji, n) for emoji, n in counts.items()],
+        )
+
+    async def reaction_totals(self, space_id: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT emoji, count FROM reactions WHERE space_id = ?", (space_id,)
+        ).fetchall()
+        return dict(rows)
+
     async def close(self) -> None:
         self._db.close()
 
 
+def _json(data: dict) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
 def _body(space: Space) -> str:
-    return json.dumps(space.to_dict(), ensure_ascii=False)
+    return _json(space.to_dict())
