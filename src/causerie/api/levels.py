@@ -1,0 +1,80 @@
+"""Who is talking: pushed to every page when it changes; mic levels for moderators on demand.
+
+The set of active speakers changes a few times a minute in a conversation, so it goes out as a
+`speaking` event only when it changes (checked four times a second). Mic levels change all the
+time and only the host studio needs them: moderators read them with `GET .../levels`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from ..domain import Action
+from .auth import authenticate
+from .services import Services
+from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id
+
+log = logging.getLogger(__name__)
+
+SPEAKING_INTERVAL = 0.25
+
+router = APIRouter(prefix="/api/spaces/{space_id}", responses=ERRORS, tags=["stage"])
+
+
+class Level(BaseModel):
+    level_dbfs: float
+    speaking: bool
+    muted: bool
+
+
+class Levels(BaseModel):
+    levels: dict[str, Level]
+
+
+def speaking_now(svc: Services, space_id: str) -> list[str]:
+    """The ids of the inputs talking now in the space's mixer, sorted."""
+    pipeline = svc.broadcasts.get(space_id)
+    if pipeline is None:
+        return []
+    return sorted(i for i, source in pipeline.mixer.inputs.items() if source.active)
+
+
+@router.get("/levels", response_model=Levels, summary="Mic levels (moderators)")
+async def levels(space_id: SpaceId, request: Request, svc: ServicesDep) -> Levels:
+    """Host and co-hosts: each publishing person's level in dBFS, talking or not, muted or not."""
+    check_space_id(space_id)
+    claims = authenticate(request, svc, space_id)
+    space = await svc.cached_space(space_id)
+    space.check(claims.sub, Action.MUTE_OTHERS)
+    pipeline = svc.broadcasts.get(space_id)
+    inputs = pipeline.mixer.inputs if pipeline else {}
+    return Levels(
+        levels={
+            input_id: Level(
+                level_dbfs=round(source.level, 1), speaking=source.active, muted=source.muted
+            )
+            for input_id, source in inputs.items()
+        }
+    )
+
+
+async def publish_speaking(svc: Services, interval: float = SPEAKING_INTERVAL) -> None:
+    """Publish a `speaking` event for a live space whenever its set of talkers changes."""
+    last: dict[str, list[str]] = {}
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            live = svc.broadcasts.live_ids()
+            for space_id in live:
+                now = speaking_now(svc, space_id)
+                if last.get(space_id, []) != now:
+                    last[space_id] = now
+                    await svc.bus.publish(space_id, "speaking", {"speaking": now})
+            for gone in set(last) - set(live):
+                del last[gone]
+        except Exception:
+            log.exception("publishing who is speaking failed")
