@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -24,6 +25,7 @@ RESULTS = REPO / "bench" / "results"
 VENV_BIN = REPO / ".venv" / "bin"
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -40,11 +42,18 @@ def raise_fd_limit() -> int:
     return hard
 
 
-def pin(cpus: set[int] | None) -> Callable[[], None] | None:
-    """A preexec_fn that pins a child (and every thread it will start) to `cpus`."""
-    if not cpus:
-        return None
-    return lambda: os.sched_setaffinity(0, cpus)
+def pin(cpus: set[int] | None) -> Callable[[], None]:
+    """A preexec_fn: the child dies with us (SIGTERM), and runs on `cpus` if given.
+
+    Pinning before exec pins every thread the child will start.
+    """
+
+    def preexec() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    return preexec
 
 
 def cpu_seconds(pid: int) -> float:
@@ -123,19 +132,29 @@ def _wait_live(base_url: str, process: subprocess.Popen[bytes], timeout: float) 
     raise RuntimeError(f"causerie's demo space did not go live within {timeout} s")
 
 
+# An experiment, not the product: the CLI under uvloop, to measure what switching would give.
+UVLOOP_LAUNCHER = (
+    "import sys, uvloop; uvloop.install(); from causerie.cli import main; sys.exit(main())"
+)
+
+
 @contextlib.contextmanager
 def run_causerie(
-    cpus: set[int] | None = None, command: str = "demo", timeout: float = 30.0
+    cpus: set[int] | None = None, timeout: float = 30.0, uvloop: bool = False
 ) -> Iterator[Causerie]:
-    """Start `causerie demo` on a free port with a temporary data dir; kill it at the end."""
+    """Start `causerie demo` on a free port with a temporary data dir; kill it at the end.
+
+    With `uvloop`, the same CLI runs with uvloop's event loop policy installed first.
+    """
     port = free_port()
+    launcher = [str(VENV_BIN / "python"), "-c", UVLOOP_LAUNCHER] if uvloop else []
     with tempfile.TemporaryDirectory(prefix="causerie-bench-") as tmp:
         data_dir = Path(tmp)
         log = (data_dir / "server.log").open("wb")
         process = subprocess.Popen(
             [
-                str(VENV_BIN / "causerie"),
-                command,
+                *(launcher or [str(VENV_BIN / "causerie")]),
+                "demo",
                 "--port",
                 str(port),
                 "--data-dir",
@@ -185,6 +204,26 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def git_state() -> str:
+    """The commit the benchmark ran on, with '+dirty' if the work tree had changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def command_line(module: str) -> str:
     """The exact command that reproduces this run."""
     args = " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -194,6 +233,7 @@ def command_line(module: str) -> str:
 def write_result(name: str, result: dict[str, object]) -> Path:
     """Write bench/results/NAME.json and return its path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"git": git_state(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **result}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return path

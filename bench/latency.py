@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from typing import Any
 
@@ -109,6 +108,7 @@ async def browser_run(browser: Any, url: str, seconds: float) -> dict[str, Any]:
         "target_latency_last": samples[-1]["target_latency"] if samples else None,
         "playback_rates_seen": sorted({round(s["rate"], 3) for s in samples}),
         "buffered_ahead_p50": median([s["buffered_ahead"] for s in samples]),
+        "raw": [[round(s["latency"] or 0, 3), round(s["glass_to_ear"], 3)] for s in samples],
     }
 
 
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--skip-browser", action="store_true")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(), run_causerie() as server:
+    with run_causerie() as server:
         origin = asyncio.run(origin_latency(server, args.origin_seconds))
         runs = (
             []

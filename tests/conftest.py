@@ -16,12 +16,27 @@ import pytest
 
 from causerie.cli import issue_account_token
 from tests.nodes import RunningNode, run_node
+from tests.redis_server import flush, redis_server
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real redis-server on 127.0.0.1 for the whole session (started on first use)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_session: str) -> str:
+    """The session's Redis, emptied for this test."""
+    flush(redis_session)
+    return redis_session
 
 
 @pytest.fixture

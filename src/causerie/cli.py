@@ -44,6 +44,27 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--rtc-host",
+        action="append",
+        metavar="ADDRESS",
+        help="the only local address WebRTC offers to speakers (repeatable; default: every "
+        "interface but loopback); e.g. 127.0.0.1 on a single machine",
+    )
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        metavar="URL",
+        help="a STUN/TURN server for WebRTC, e.g. stun:stun.example.net:3478 (repeatable; "
+        "default: none)",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="Redis shared by several nodes, e.g. redis://127.0.0.1:6379/0: spaces, questions, "
+        "live events, listener counts and the signing secret (default: none, the embedded "
+        "SQLite in the data directory, one node)",
+    )
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -53,6 +74,9 @@ def _config(args: argparse.Namespace) -> Config:
         data_dir=args.data_dir,
         max_inflight=args.max_inflight,
         log_level=args.log_level,
+        rtc_host_addresses=tuple(args.rtc_host) if args.rtc_host else None,
+        rtc_ice_servers=tuple(args.ice_server or ()),
+        redis_url=args.redis,
     )
 
 
@@ -91,13 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--days", type=float, default=30, help="validity in days (default %(default)s)"
     )
+    token.add_argument(
+        "--redis", metavar="URL", help="sign with the secret the nodes share in this Redis"
+    )
     return parser
 
 
-def issue_account_token(data_dir: Path, name: str, user: str | None, days: float) -> str:
-    """A signed account token, valid for every space."""
+def issue_account_token(
+    data_dir: Path, name: str, user: str | None, days: float, redis_url: str | None = None
+) -> str:
+    """A signed account token, valid for every space (of every node sharing `redis_url`)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    signer = TokenSigner(load_or_create_secrets(data_dir))
+    if redis_url:
+        from .store.redis import shared_secrets
+
+        signer = TokenSigner(shared_secrets(redis_url, data_dir))
+    else:
+        signer = TokenSigner(load_or_create_secrets(data_dir))
     claims = Claims(
         sub=user or "u-" + secrets.token_urlsafe(9),
         aud=ANY_SPACE,
@@ -164,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "token":
-        print(issue_account_token(args.data_dir, args.name, args.user, args.days))
+        print(issue_account_token(args.data_dir, args.name, args.user, args.days, args.redis))
         return 0
     try:
         config = _config(args)

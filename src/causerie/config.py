@@ -29,7 +29,14 @@ class Config:
     Tests and loopback-only deployments set ("127.0.0.1",), which aioice never offers by itself.
     """
     rtc_ice_servers: tuple[str, ...] = ()
-    """STUN/TURN server URLs for WebRTC (e.g. "stun:stun.example.net:3478"); none by default."""
+    """STUN server URLs for WebRTC (e.g. "stun:stun.example.net:3478"); none by default.
+
+    Also sent to WHIP clients (Link rel="ice-server"). TURN needs credentials: not yet supported.
+    """
+    redis_url: str | None = None
+    """Redis shared by several nodes (e.g. "redis://127.0.0.1:6379/0"): spaces, questions,
+    live events, listener counts and the signing secret live there. None: the embedded default
+    (SQLite and in-process events in the data directory, one node)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

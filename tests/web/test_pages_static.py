@@ -124,6 +124,11 @@ class FakeApi:
         default_factory=list
     )
     last_event_id: int = 0
+    # The audience's part: questions by space, how their list answers, what the page sent.
+    questions: dict[str, list[dict]] = field(default_factory=dict)
+    questions_status: int = 200
+    join_names: list[str] = field(default_factory=list)
+    audience: list[tuple[str, str, str | None, dict | None]] = field(default_factory=list)
 
     def push(self, space_id: str, type_: str, data: dict) -> None:
         """Send an event to the open streams of a space, as the real API does (any thread)."""
@@ -241,6 +246,8 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
         if space_id not in api.spaces:
             return not_found()
         api.joins.append(time.monotonic())
+        body = json.loads(await request.body() or b"{}")
+        api.join_names.append(body.get("name", ""))
         if api.overloaded_joins > 0:
             api.overloaded_joins -= 1
             return JSONResponse(
@@ -253,6 +260,7 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
         return JSONResponse(
             {
                 "token": token,
+                "listener_id": f"l-{len(api.joins)}",
                 "playlist_url": api.spaces[space_id]["playlist_url"],
                 "heartbeat_interval": api.heartbeat_interval,
             }
@@ -291,6 +299,52 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
             space.update(state="ended", ended_at=now)
         return JSONResponse(space)
 
+    async def audience(request: Request) -> Response:
+        """Questions, votes, reactions and raised hands: recorded, and answered simply."""
+        space_id = request.path_params["id"]
+        body = json.loads(await request.body() or b"null")
+        auth = request.headers.get("authorization")
+        api.audience.append((request.method, request.url.path, auth, body))
+        if space_id not in api.spaces:
+            return not_found()
+        questions = api.questions.setdefault(space_id, [])
+        question_id = request.path_params.get("qid")
+        found = [q for q in questions if q["id"] == question_id]
+        path = request.url.path
+        if request.method == "GET":
+            if api.questions_status != 200:
+                return error(api.questions_status, "not_found", "Not here.")
+            return JSONResponse({"questions": questions})
+        if auth is None:
+            return error(401, "unauthorized", "this needs a token")
+        if path.endswith("/questions"):
+            name = api.join_names[-1] if api.join_names else ""
+            question = {
+                "id": f"q-{len(questions) + 1}",
+                "text": body["text"],
+                "author_id": "me",
+                "author_name": name or "Guest",
+                "votes": 0,
+                "state": "open",
+                "pinned": False,
+                "created_at": iso(datetime.now(UTC)),
+            }
+            questions.append(question)
+            return JSONResponse(question, status_code=201)
+        if path.endswith("/votes"):
+            found[0]["votes"] += 1
+            return JSONResponse(found[0], status_code=201)
+        if path.endswith("/reactions"):
+            return Response(status_code=202)
+        if path.endswith("/speak-requests") and request.method == "POST":
+            return JSONResponse(api.spaces[space_id])
+        return Response(status_code=204)  # a withdrawn question, a lowered hand
+
+    async def replay_playlist(request: Request) -> Response:
+        return Response(
+            (stream.folder / "vod.m3u8").read_text(), media_type="application/vnd.apple.mpegurl"
+        )
+
     async def playlist(request: Request) -> Response:
         return Response(
             stream.playlist(),
@@ -311,9 +365,17 @@ def make_app(api: FakeApi, stream: LiveStream) -> Starlette:
             Route("/api/spaces/{id}/events", events),
             Route("/api/spaces/{id}/join", join, methods=["POST"]),
             Route("/api/spaces/{id}/heartbeat", heartbeat, methods=["POST"]),
+            Route("/api/spaces/{id}/questions", audience, methods=["GET", "POST"]),
+            Route("/api/spaces/{id}/questions/{qid}", audience, methods=["DELETE"]),
+            Route("/api/spaces/{id}/questions/{qid}/votes", audience, methods=["POST"]),
+            Route("/api/spaces/{id}/reactions", audience, methods=["POST"]),
+            Route("/api/spaces/{id}/speak-requests", audience, methods=["POST"]),
+            Route("/api/spaces/{id}/speak-requests/me", audience, methods=["DELETE"]),
             Route("/api/spaces/{id}/{action:str}", start_or_end, methods=["POST"]),
             Route("/hls/{id}/index.m3u8", playlist),
             Route("/hls/{id}/{name}", media),
+            Route("/replay/{id}/index.m3u8", replay_playlist),
+            Route("/replay/{id}/{name}", media),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )
@@ -828,3 +890,265 @@ async def test_watch_space_falls_back_to_polling_and_back(site: Site, page) -> N
     await asyncio.sleep(1)
     assert reads() == polled
     assert not [seen for seen in await page.evaluate("window.seen") if isinstance(seen, str)]
+
+
+# ---- the audience: questions, reactions, a raised hand, before and after ------------------------
+
+XSS_QUESTION = "<script>alert(1)</script> <b>bold?</b>"
+
+
+def question(id_: str, text: str, *, votes: int = 0, minutes_ago: float = 10, **more) -> dict:
+    return {
+        "id": id_,
+        "text": text,
+        "author_id": f"u-{id_}",
+        "author_name": "Ana",
+        "votes": votes,
+        "state": "open",
+        "pinned": False,
+        "created_at": iso(datetime.now(UTC) - timedelta(minutes=minutes_ago)),
+        **more,
+    }
+
+
+async def question_texts(page) -> list[str]:
+    return await page.locator("#question-list .question-text").all_text_contents()
+
+
+async def test_questions_are_text_follow_events_and_take_votes(site: Site, page) -> None:
+    site.api.questions["demo"] = [  # in the API's order
+        question("q1", "Pinned one", votes=1, pinned=True),
+        question("q2", XSS_QUESTION, votes=5, author_name=XSS_NAME),
+        question("q3", "Older, two votes", votes=2, minutes_ago=20),
+        question("q4", "Newer, two votes", votes=2, minutes_ago=5),
+        question("q5", "Answered", votes=9, state="answered"),
+    ]
+    await page.goto(site.url + "/s/demo")
+    card = page.get_by_role("region", name=re.compile("^Questions"))
+    await card.locator(".question").first.wait_for()
+    assert await question_texts(page) == [
+        "Pinned one",
+        XSS_QUESTION,
+        "Older, two votes",
+        "Newer, two votes",
+        "Answered",
+    ]
+    assert await card.locator("script, b, i").count() == 0  # questions and names stay text
+    assert await card.locator(".question-flag:visible").all_text_contents() == [
+        "Now answering",
+        "Answered",
+    ]
+    await page.wait_for_function("window.causerie.watching === 'events'")
+
+    # Changed questions arrive as events: q4 gets votes and climbs, q1 is hidden and goes.
+    site.api.push(
+        "demo",
+        "questions",
+        {
+            "questions": [
+                question("q4", "Newer, two votes", votes=7, minutes_ago=5),
+                {"id": "q1", "state": "hidden"},
+            ]
+        },
+    )
+    await page.wait_for_function(
+        "document.querySelector('#question-list .question-text').textContent.startsWith('Newer')"
+    )
+    assert await question_texts(page) == [
+        "Newer, two votes",
+        XSS_QUESTION,
+        "Older, two votes",
+        "Answered",
+    ]
+    assert site.api.joins == []  # reading needs no token
+
+    # Asking: the page joins once, with the display name, and posts with that token.
+    await card.get_by_label("Your name").fill("Zoé")
+    await card.get_by_label("Your question").fill("  How do replays work?  ")
+    await card.get_by_role("button", name="Ask").click()
+    await card.get_by_role("status").filter(has_text="Your question is in").wait_for()
+    assert site.api.join_names == ["Zoé"]
+    assert site.api.audience[-1] == (
+        "POST",
+        "/api/spaces/demo/questions",
+        "Bearer tok-1",
+        {"text": "How do replays work?"},
+    )
+    mine = card.locator(".question", has_text="How do replays work?")
+    assert await mine.locator(".question-author").text_content() == "Zoé (you)"
+    assert await card.get_by_label("Your question").input_value() == ""
+
+    # Upvoting: with the same token, once.
+    older = card.locator(".question", has_text="Older")
+    await older.get_by_role("button", name="Upvote, 2 votes").click()
+    await older.get_by_role("button", name="Upvoted, 3 votes", pressed=True).wait_for()
+    assert site.api.audience[-1][:3] == (
+        "POST",
+        "/api/spaces/demo/questions/q3/votes",
+        "Bearer tok-1",
+    )
+    assert len(site.api.joins) == 1
+    # Answered questions take no votes.
+    assert await card.locator(".question", has_text="Answered").locator(".vote").is_disabled()
+
+    # Withdrawing one's own question takes two taps.
+    withdraw = mine.get_by_role("button", name="Withdraw")
+    await withdraw.click()
+    await mine.get_by_role("button", name="Tap again to withdraw").click()
+    await mine.wait_for(state="detached")
+    assert site.api.audience[-1][:3] == ("DELETE", "/api/spaces/demo/questions/q-6", "Bearer tok-1")
+
+    # The tab keeps its listener token (and its votes): playing after a reload joins no more.
+    await page.reload()
+    await older.get_by_role("button", name=re.compile("^Upvoted"), pressed=True).wait_for()
+    await page.locator("#play:enabled").click()
+    await until(lambda: len(site.api.heartbeats) >= 1)
+    assert site.api.heartbeats[0][1] == "Bearer tok-1"
+    assert len(site.api.joins) == 1
+
+
+async def test_page_works_without_questions(site: Site, page) -> None:
+    site.api.questions_status = 404  # a server without the questions API
+    await page.goto(site.url + "/s/demo")
+    await until(lambda: any(method == "GET" for method, *_ in site.api.audience))
+    await page.locator("#play:enabled").wait_for()
+    await asyncio.sleep(0.3)
+    assert await page.locator("#questions").is_hidden()
+    assert await page.locator("#badge").text_content() == "Live"
+
+
+async def test_reactions_float_capped_and_gently(site: Site, page) -> None:
+    await page.goto(site.url + "/s/demo")
+    tray = page.get_by_role("group", name="React")
+    await tray.wait_for()
+    assert await tray.get_by_role("button").count() == 8
+    await page.wait_for_function("window.causerie.watching === 'events'")
+
+    # A thousand reactions in a second: at most 30 float, in proportion.
+    site.api.push("demo", "reactions", {"counts": {"👏": 900, "🔥": 100}, "seconds": 1})
+    await page.locator(".reaction-float").first.wait_for()
+    await asyncio.sleep(1.3)
+    assert 25 <= await page.evaluate("window.causerie.reactions.floated") <= 30
+    assert await page.locator("#reaction-layer").get_attribute("aria-hidden") == "true"
+
+    # Sending: one join, then the emoji; one's own floats at once.
+    floated = await page.evaluate("window.causerie.reactions.floated")
+    await tray.get_by_role("button", name="Fire").click()
+    await until(lambda: any(path.endswith("/reactions") for _, path, *_ in site.api.audience))
+    assert site.api.audience[-1] == ("POST", "/api/spaces/demo/reactions", "Bearer tok-1",
+                                     {"emoji": "🔥"})  # fmt: skip
+    assert await page.evaluate("window.causerie.reactions.floated") == floated + 1
+
+    # Reduced motion: fewer, and they fade where they are instead of flying.
+    await page.emulate_media(reduced_motion="reduce")
+    floated = await page.evaluate("window.causerie.reactions.floated")
+    site.api.push("demo", "reactions", {"counts": {"👏": 900}, "seconds": 1})
+    await page.wait_for_function(f"window.causerie.reactions.floated > {floated}")
+    animation = await page.locator(".reaction-float").last.evaluate(
+        "element => getComputedStyle(element).animationName"
+    )
+    assert animation == "fade-in-place"
+    await asyncio.sleep(1.3)
+    assert await page.evaluate("window.causerie.reactions.floated") - floated <= 6
+
+
+async def test_stage_shows_who_is_talking_and_a_raised_hand(site: Site, page) -> None:
+    await page.goto(site.url + "/s/demo")
+    await page.wait_for_function("window.causerie.watching === 'events'")
+    site.api.push("demo", "speaking", {"speaking": ["cy"]})
+    talking = page.locator("#stage-list .person.is-speaking")
+    await talking.wait_for()
+    assert await talking.locator(".person-name").all_text_contents() == ["Cy"]
+    assert "speaking" in await talking.inner_text()
+    site.api.push("demo", "speaking", {"speaking": []})
+    await talking.wait_for(state="detached")
+
+    await page.get_by_role("button", name="Request to speak").click()
+    await page.get_by_role("button", name="Cancel request").wait_for()
+    assert site.api.audience[-1][:3] == ("POST", "/api/spaces/demo/speak-requests", "Bearer tok-1")
+
+    # Approved: the stage lists this listener, and the page says where to go.
+    approved = copy.deepcopy(site.api.spaces["demo"])
+    approved["stage"].append({"id": "l-1", "name": "Guest", "role": "speaker", "muted": False})
+    site.api.push("demo", "space", approved)
+    link = page.get_by_role("link", name="open the speaker view")
+    await link.wait_for()
+    assert await link.get_attribute("href") == "/s/demo/speak"
+    assert "You're on stage" in await page.locator("#on-stage").text_content()
+    assert await page.locator("#hand").is_hidden()
+
+
+async def test_scheduled_space_counts_down(site: Site, page) -> None:
+    await page.goto(site.url + "/s/later")  # two days ahead
+    countdown = page.get_by_role("timer")
+    await countdown.filter(has_text=re.compile(r"^Starts in (1 d 23 h|2 d)$")).wait_for()
+    calendar = page.get_by_role("link", name="Add to calendar")
+    assert await calendar.get_attribute("href") == "/api/spaces/later.ics"
+
+    # In the last minute, seconds.
+    soon = datetime.now(UTC) + timedelta(seconds=50)
+    site.api.spaces["soon"] = site.api.spaces["later"] | {
+        "id": "soon",
+        "scheduled_start": iso(soon),
+    }
+    await page.goto(site.url + "/s/soon")
+    await countdown.filter(has_text=re.compile(r"^Starts in \d\d s$")).wait_for()
+    first = int(re.search(r"\d+", await countdown.text_content()).group())
+    await asyncio.sleep(1.2)
+    assert int(re.search(r"\d+", await countdown.text_content()).group()) < first
+    # Questions can be asked before the start.
+    assert await page.get_by_role("button", name="Ask").is_visible()
+
+    site.api.spaces["soon"]["state"] = "live"
+    await page.evaluate("window.causerie.refresh()")
+    await page.locator("#badge").filter(has_text="Live").wait_for()
+    assert await page.locator("#schedule").is_hidden()
+
+
+async def test_ended_space_offers_replay_download_and_report(site: Site, page) -> None:
+    site.api.spaces["rec"] = site.api.spaces["old"] | {
+        "id": "rec",
+        "replay_url": "/replay/rec/index.m3u8",
+        "download_url": "/replay/rec.m4a",
+    }
+    await page.goto(site.url + "/s/rec")
+    replay = page.get_by_role("region", name="Replay")
+    await replay.wait_for()
+    download = replay.get_by_role("link", name="Download the recording")
+    assert await download.get_attribute("href") == site.url + "/replay/rec.m4a"
+    report = page.get_by_role("link", name="Report")
+    assert await report.get_attribute("href") == "/s/rec/report"
+    assert await page.locator("#play").is_hidden()
+
+    # The whole recording is seekable, and plays from where it is sought.
+    await page.wait_for_function("document.getElementById('replay-audio').duration > 30")
+    await page.evaluate("document.getElementById('replay-audio').play()")
+    await page.wait_for_function("document.getElementById('replay-audio').currentTime > 0.3")
+    await page.evaluate("document.getElementById('replay-audio').currentTime = 30")
+    await page.wait_for_function(
+        "(() => { const a = document.getElementById('replay-audio');"
+        " return a.currentTime > 30.3 && a.currentTime < 36 && !a.paused; })()",
+        timeout=10_000,
+    )
+
+    # Without a recording: no replay, still the report.
+    await page.goto(site.url + "/s/old")
+    await page.locator("#badge").filter(has_text="Ended").wait_for()
+    await page.get_by_role("link", name="Report").wait_for()
+    assert await page.locator("#replay").is_hidden()
+    assert await page.locator("#questions").is_hidden()  # nothing was asked
+
+
+async def test_long_question_lists_show_the_best_first(site: Site, page) -> None:
+    site.api.questions["demo"] = [
+        question(f"q{i}", f"Question {i}", votes=100 - i, minutes_ago=60) for i in range(60)
+    ]
+    await page.goto(site.url + "/s/demo")
+    await page.locator("#question-list .question").first.wait_for()
+    assert await page.locator("#question-list .question").count() == 50
+    assert await page.locator("#questions-count").text_content() == "(60)"
+    more = page.get_by_role("button", name="Show more questions (10)")
+    await more.click()
+    assert await page.locator("#question-list .question").count() == 60
+    assert (await question_texts(page))[-1] == "Question 59"
+    assert await more.is_hidden()

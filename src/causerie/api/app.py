@@ -11,21 +11,29 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
-from ..bus import LocalBus
+from ..bus import Bus, LocalBus
+from ..bus.redis import RedisBus
 from ..config import Config
-from ..counting import LocalPresence
+from ..counting import LocalPresence, Presence
+from ..counting.redis_presence import RedisPresence
+from ..counting.stats import LocalStats
 from ..domain import SpaceState
 from ..media.broadcasts import Broadcasts
 from ..media.ingest import Speakers
 from ..secret_file import load_or_create_secrets
-from ..store import SqliteStore
+from ..store import SqliteStore, Store
+from ..store.redis import RedisStore, shared_secrets
 from ..tokens import TokenSigner
-from . import events, pages, spaces, stage, whip
+from . import audience, events, levels, pages, replay, spaces, stage, whip
+from .audience import Activity
+from .calendar import router as calendar_router
 from .errors import install_error_handlers
 from .hls import HlsOrigin
 from .limits import Admission, BodyLimit, Receive, Scope, Send
 from .metrics import Metrics, labels
 from .services import Services
+from .stats import publish_stats
+from .stats import router as stats_router
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +44,36 @@ Errors are JSON: `{"error": code, "message": text}`.
 """
 
 
+def shared_state(config: Config) -> tuple[Store, Bus, Presence, list[bytes]]:
+    """Where the state the nodes share lives; the only place that knows which it is.
+
+    With `redis_url`: Redis, for several nodes (spaces, questions, events, listener counts and
+    the signing secret). Without: the embedded default, SQLite and in-process counters in the
+    data directory, for one node.
+    """
+    if config.redis_url:
+        url = config.redis_url
+        secrets = shared_secrets(url, config.data_dir)
+        return RedisStore(url), RedisBus(url), RedisPresence(url), secrets
+    store = SqliteStore(config.data_dir / "causerie.sqlite3")
+    return store, LocalBus(), LocalPresence(), load_or_create_secrets(config.data_dir)
+
+
 def build_services(config: Config) -> Services:
-    """The embedded default: SQLite and in-process counters in the data directory."""
+    """The node's parts; shared state as `shared_state` chooses (SQLite or Redis)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
-    broadcasts = Broadcasts()
+    broadcasts = Broadcasts(recordings_dir=config.data_dir / "recordings")
+    store, bus, presence, secrets = shared_state(config)
     svc = Services(
         config=config,
-        store=SqliteStore(config.data_dir / "causerie.sqlite3"),
-        signer=TokenSigner(load_or_create_secrets(config.data_dir)),
-        presence=LocalPresence(),
+        store=store,
+        signer=TokenSigner(secrets),
+        presence=presence,
+        stats=LocalStats(),
         broadcasts=broadcasts,
-        bus=LocalBus(),
+        bus=bus,
+        activity=Activity(),
         metrics=metrics,
         speakers=Speakers(
             broadcasts,
@@ -63,7 +89,8 @@ def build_services(config: Config) -> Services:
 async def resume_live_spaces(svc: Services) -> None:
     """After a restart, put the spaces that were live back on the air."""
     for space in await svc.store.list_spaces([SpaceState.LIVE], limit=10_000):
-        await svc.broadcasts.start(space.id)
+        # A new run: its recording is appended to the space's, after a discontinuity.
+        await svc.broadcasts.start(space.id, record=space.recording)
         log.info("resumed live space %s", space.id)
 
 
@@ -74,13 +101,22 @@ def create_api(svc: Services) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await resume_live_spaces(svc)
         counts = asyncio.create_task(events.publish_counts(svc), name="publish-counts")
+        numbers = asyncio.create_task(publish_stats(svc), name="publish-stats")
+        activity = asyncio.create_task(audience.publish_activity(svc), name="publish-activity")
+        speaking = asyncio.create_task(levels.publish_speaking(svc), name="publish-speaking")
         try:
             yield
         finally:
             counts.cancel()
+            numbers.cancel()
+            activity.cancel()
+            speaking.cancel()
             await svc.bus.close()
             await svc.speakers.close_all()
             await svc.broadcasts.stop_all()
+            close_presence = getattr(svc.presence, "close", None)  # sends batched heartbeats
+            if close_presence is not None:
+                await close_presence()
             await svc.store.close()
 
     api = FastAPI(
@@ -93,10 +129,16 @@ def create_api(svc: Services) -> FastAPI:
     )
     api.state.services = svc
     install_error_handlers(api)
+    # Before spaces: /api/spaces/{id}.ics would otherwise match /api/spaces/{space_id}.
+    api.include_router(calendar_router)
+    api.include_router(stats_router)
     api.include_router(spaces.router)
     api.include_router(events.router)
     api.include_router(whip.router)
     api.include_router(stage.router)
+    api.include_router(audience.router)
+    api.include_router(levels.router)
+    api.include_router(replay.router)
     api.include_router(pages.router)
     api.mount("/static", pages.static_files(), name="static")
 
@@ -160,6 +202,7 @@ class Node:
         self.services = svc
         self.api = create_api(svc)
         self.admission = Admission(self.api, svc.config.max_inflight)
+        self.api.state.admission = self.admission  # its refusals are in the audience numbers
         self.control = BodyLimit(self.admission, svc.config.max_body_bytes)
         self.hls = HlsOrigin(
             svc.broadcasts,

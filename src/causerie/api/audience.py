@@ -37,12 +37,14 @@ router = APIRouter(prefix="/api/spaces/{space_id}", responses=ERRORS, tags=["aud
 class Limits:
     """Per-token and per-IP limits for each kind of write."""
 
+    # Per IP, limits are generous: a campus, an office or a mobile carrier puts many honest
+    # listeners behind one address. They stop one machine flooding with fresh tokens.
     def __init__(self) -> None:
         self.by_kind: dict[str, tuple[RateLimiter, RateLimiter]] = {
-            "question": (RateLimiter(Rate(0.2, 3)), RateLimiter(Rate(0.5, 20))),
-            "vote": (RateLimiter(Rate(2, 10)), RateLimiter(Rate(20, 100))),
-            "reaction": (RateLimiter(Rate(3, 10)), RateLimiter(Rate(50, 200))),
-            "speak_request": (RateLimiter(Rate(0.2, 3)), RateLimiter(Rate(2, 20))),
+            "question": (RateLimiter(Rate(0.2, 3)), RateLimiter(Rate(2, 60))),
+            "vote": (RateLimiter(Rate(2, 10)), RateLimiter(Rate(50, 300))),
+            "reaction": (RateLimiter(Rate(3, 10)), RateLimiter(Rate(100, 500))),
+            "speak_request": (RateLimiter(Rate(0.2, 3)), RateLimiter(Rate(10, 200))),
         }
 
     def check(self, kind: str, subject: str, ip: str, now: float) -> None:

@@ -1,4 +1,5 @@
-"""The web pages: the list of spaces at `/`, one space at `/s/{id}`, static assets."""
+"""The web pages: the list of spaces at `/`, one space at `/s/{id}`, its audience report at
+`/s/{id}/report`, static assets."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ async def index() -> FileResponse:
 @router.get("/s/{space_id}")
 async def space_page(space_id: str) -> FileResponse:
     return _page("space.html")
+
+
+@router.get("/s/{space_id}/report")
+async def report_page(space_id: str) -> FileResponse:
+    """The audience report of a space: its numbers, defined, and a plot over time."""
+    return _page("report.html")
 
 
 def static_files() -> StaticFiles:

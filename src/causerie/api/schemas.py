@@ -65,6 +65,15 @@ class SpaceView(BaseModel):
         description="Listeners who asked to speak and wait for an answer."
     )
     recording: bool
+    replay_url: str | None = Field(
+        None, description="The replay (HLS VOD playlist) once the space has ended, if recorded."
+    )
+    download_url: str | None = Field(
+        None, description="The whole recording as one .m4a file, once the space has ended."
+    )
+    recording_error: str | None = Field(
+        None, description="Why the recording is incomplete (e.g. a full disk); null if it is not."
+    )
 
 
 class SpeakRequestView(BaseModel):

@@ -6,16 +6,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ..bus import Bus
 from ..config import Config
 from ..counting import Presence
+from ..counting.stats import AudienceStats, LocalStats
 from ..domain import Space
 from ..media.broadcasts import Broadcasts
 from ..media.ingest import Speakers
 from ..store import Store
 from ..tokens import TokenSigner
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .audience import Activity
 
 SPACE_CACHE_SECONDS = 1.0
 """How stale a space read by the hot paths (join, heartbeat, details) may be."""
@@ -31,9 +36,12 @@ class Services:
     presence: Presence
     broadcasts: Broadcasts
     bus: Bus
+    activity: Activity
     metrics: Metrics
     speakers: Speakers
     clock: Callable[[], float] = time.time
+    stats: AudienceStats = field(default_factory=LocalStats)
+    """The audience numbers (joins, heartbeats, replays); see docs/numbers.md."""
     stage_listeners: list[Callable[[Space], Awaitable[None]]] = field(default_factory=list)
     """Called after every change of a space (e.g. to mute speakers or end their sessions)."""
     _cache: dict[str, tuple[float, Space]] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from ..domain import Conflict, NotFound, Space, SpaceState
 from ..store import update_space
 from ..tokens import Claims, TokenKind
 from .auth import authenticate, require_account
+from .replay import replay_links
 from .schemas import CreateSpace, EditSpace, Error, Joined, JoinRequest, SpaceList, SpaceView
 from .services import Services
 
@@ -75,6 +76,7 @@ async def view(space: Space, svc: Services) -> SpaceView:
         ],
         requests_waiting=len(space.speak_requests),
         recording=space.recording,
+        **replay_links(space, svc),
     )
 
 
@@ -163,7 +165,7 @@ async def start_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> 
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.start(actor, svc.now())
     )
-    await svc.broadcasts.start(space.id)
+    await svc.broadcasts.start(space.id, record=space.recording)
     svc.metrics.inc("causerie_spaces_started_total")
     return await view(space, svc)
 
@@ -185,9 +187,10 @@ async def join_space(
     """Anyone: a listener token for this space, signed statelessly (nothing is stored)."""
     check_space_id(space_id)
     space = await svc.cached_space(space_id)
+    now = svc.clock()
+    await svc.stats.join_attempted(space_id, now)
     if space.state is SpaceState.ENDED:
         raise Conflict("the space has ended")
-    now = svc.clock()
     listener_id = "l-" + secrets.token_urlsafe(9)
     expires = int(now) + svc.config.listener_token_ttl
     token = svc.signer.issue(
@@ -200,6 +203,7 @@ async def join_space(
         )
     )
     await svc.presence.seen(space_id, listener_id, now)
+    await svc.stats.joined(space_id, listener_id, now)
     svc.metrics.inc("causerie_joins_total")
     return Joined(
         token=token,
@@ -218,6 +222,8 @@ async def heartbeat(space_id: SpaceId, request: Request, svc: ServicesDep) -> Re
     space = await svc.cached_space(space_id)
     if space.state is SpaceState.ENDED:
         raise Conflict("the space has ended")
-    await svc.presence.seen(space_id, claims.sub, svc.clock())
+    now = svc.clock()
+    await svc.presence.seen(space_id, claims.sub, now)
+    await svc.stats.heartbeat(space_id, claims.sub, now)
     svc.metrics.inc("causerie_heartbeats_total")
     return Response(status_code=204)

@@ -2,6 +2,9 @@
 
 An ended space keeps its pipeline (its playlist now carries EXT-X-ENDLIST) for a while, so
 players that are still following it learn that it ended instead of getting errors.
+
+With a ``recordings_dir``, each pipeline of a space that records gets a ``Recorder`` (recorder.py)
+writing its segments there as they are made.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from .mixer import Mixer
+from .packager import first_msn_at
 from .pipeline import LivePipeline
+from .recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +30,13 @@ Closer = Callable[[], Awaitable[None]]
 class Broadcasts:
     """Starts, finds and stops the pipelines of the spaces this node is on the air for."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, recordings_dir: Path | None = None
+    ) -> None:
         self.clock = clock
+        self.recordings_dir = recordings_dir
+        """Where recordings go (DATA/recordings); None: nothing is recorded."""
+        self._recorders: dict[str, Recorder] = {}
         self._live: dict[str, LivePipeline] = {}
         self._ended: dict[str, tuple[float, LivePipeline]] = {}
         self._attached: dict[str, list[Closer]] = {}
@@ -41,23 +52,56 @@ class Broadcasts:
             return None
         if time.monotonic() - ended[0] > ENDED_KEPT_SECONDS:
             del self._ended[space_id]
+            self._recorders.pop(space_id, None)
             return None
         return ended[1]
 
     def live_ids(self) -> list[str]:
         return list(self._live)
 
-    async def start(self, space_id: str) -> LivePipeline:
-        """Put a space on the air (idempotent)."""
+    def recorder(self, space_id: str) -> Recorder | None:
+        """The recorder of the space's pipeline (live or recently ended), if it records."""
+        pipeline = self.get(space_id)
+        recorder = self._recorders.get(space_id)
+        if pipeline is None or recorder is None or recorder.run_id != pipeline.run_id:
+            return None
+        return recorder
+
+    async def start(self, space_id: str, record: bool = True) -> LivePipeline:
+        """Put a space on the air (idempotent); ``record``: keep its audio for replay."""
         async with self._lock:
             pipeline = self._live.get(space_id)
             if pipeline is None:
-                pipeline = LivePipeline(space_id, mixer=Mixer(), clock=self.clock)
+                pipeline = LivePipeline(
+                    space_id, mixer=Mixer(), clock=self.clock, **self._continuation(space_id)
+                )
+                if record and self.recordings_dir is not None:
+                    self._recorders[space_id] = Recorder.attach(pipeline, self.recordings_dir)
                 pipeline.start()
                 self._live[space_id] = pipeline
                 self._ended.pop(space_id, None)
                 log.info("space %s is on the air (run %s)", space_id, pipeline.packager.run_id)
             return pipeline
+
+    def _continuation(self, space_id: str) -> dict[str, int]:
+        """Numbers that keep a restarted stream monotonic after a run ended on this node.
+
+        Media sequence numbers come from the wall clock, so they normally keep increasing; a
+        restart within one segment of the previous run's end would reuse a number, so the new
+        run starts after the last one the previous run used.
+        """
+        ended = self._ended.get(space_id)
+        if ended is None:
+            return {}
+        previous = ended[1].packager
+        last = previous.last_part()
+        if last is None:
+            return {}
+        segment_seconds = previous.segment_duration
+        return {
+            "first_msn": max(last[0] + 1, first_msn_at(self.clock(), float(segment_seconds))),
+            "discontinuity_sequence": previous.discontinuity_sequence + 1,
+        }
 
     def attach(self, space_id: str, closer: Closer) -> None:
         """Run `closer` when the space goes off the air (e.g. to stop a demo speaker)."""
@@ -74,7 +118,10 @@ class Broadcasts:
             except Exception:
                 log.exception("while detaching from space %s", space_id)
         if pipeline is not None:
-            await pipeline.stop()
+            await pipeline.stop()  # flushes the last segment, to the recorder too
+            recorder = self._recorders.get(space_id)
+            if recorder is not None and recorder.run_id == pipeline.run_id:
+                recorder.close()
             self._ended[space_id] = (time.monotonic(), pipeline)
             log.info("space %s is off the air", space_id)
 

@@ -43,6 +43,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..domain import Conflict, Space
@@ -56,6 +57,7 @@ __all__ = [
     "OfferSummary",
     "SessionInfo",
     "Speakers",
+    "StandingDelay",
     "check_offer",
     "keep_candidates",
     "restrict_host_addresses",
@@ -120,6 +122,8 @@ def keep_candidates(sdp: str, addresses: Sequence[str]) -> str:
 _LINE = re.compile(r"^[a-z]=")
 _MEDIA = re.compile(r"^m=(?P<kind>[a-z]+) (?P<port>\d+)(?:/\d+)? (?P<proto>\S+)(?: \S+)*$")
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+# RFC 8122 §5: hash function, space, upper-case hex byte pairs joined by colons.
+_FINGERPRINT = re.compile(r"^a=fingerprint:[A-Za-z0-9-]+ [0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +178,67 @@ def check_offer(sdp: str) -> OfferSummary:
         line.startswith("a=fingerprint:") for line in lines
     ):
         raise InvalidOffer("the SDP offer lacks ICE credentials or a DTLS fingerprint")
+    for line in lines:
+        if line.startswith("a=fingerprint:") and not _FINGERPRINT.match(line):
+            raise InvalidOffer(f"malformed DTLS fingerprint: {line[:80]!r}")
     for index, m in enumerate(media):
         direction = m["direction"] or session_direction
         if m["kind"] == "audio" and m["port"] != "0" and direction in ("sendrecv", "sendonly"):
             return OfferSummary(tuple(x["kind"] for x in media), index, direction)
     raise InvalidOffer("the SDP offer sends no audio (its audio is recvonly or inactive)")
+
+
+# -- Delay ----------------------------------------------------------------------------------
+
+
+class StandingDelay:
+    """Decides when to drop a speaker's frame so that audio does not sit in the mixer queue.
+
+    The mixer takes one frame per tick and a speaker delivers one frame per 20 ms, so whatever
+    audio waits in the speaker's queue at the start (a burst when the connection came up, a
+    late tick) stays there for good: standing delay, heard by everyone. The mixer only drops
+    beyond its bound (200 ms). This watches the queue just before each push: when, over a
+    window of ``window`` pushes, it never held less than one frame plus ``keep_samples``, a
+    frame could have been missing all along without any underrun, so one incoming frame is
+    dropped. What remains is ``keep_samples`` or so of slack for network jitter.
+    """
+
+    def __init__(self, *, window: int = 50, keep_samples: int = 480) -> None:
+        self.window = window
+        self.keep_samples = keep_samples
+        self._pushes = 0
+        self._least: int | None = None
+        self.dropped = 0
+
+    def should_drop(self, queued_samples: int, frame_samples: int) -> bool:
+        """Call before pushing a frame of ``frame_samples``; True means drop that frame."""
+        if self._least is None or queued_samples < self._least:
+            self._least = queued_samples
+        self._pushes += 1
+        if self._pushes < self.window:
+            return False
+        drop = self._least >= frame_samples + self.keep_samples
+        self._pushes, self._least = 0, None
+        self.dropped += drop
+        return drop
+
+
+def release_audio_at_once(transceiver: RTCRtpTransceiver) -> None:
+    """Let aiortc hand each received audio frame on as soon as it is complete.
+
+    aiortc's audio receiver holds four frames (80 ms) in its jitter buffer before decoding
+    (``prefetch=4``), and has no setting for it. causerie does not need that: the mixer's
+    input queue already absorbs jitter, and those 80 ms would be added to what every speaker
+    hears of the others. This replaces the receiver's private jitter buffer by one without
+    prefetch (same capacity, same reordering and loss handling); it is the only place causerie
+    touches aiortc's internals, and does nothing if a newer aiortc is built differently.
+    """
+    name = "_RTCRtpReceiver__jitter_buffer"
+    current = getattr(transceiver.receiver, name, None)
+    if isinstance(current, JitterBuffer):
+        setattr(transceiver.receiver, name, JitterBuffer(capacity=current.capacity, prefetch=0))
+    else:
+        logger.debug("aiortc's receiver has no jitter buffer where expected; left as is")
 
 
 # -- Sessions -------------------------------------------------------------------------------
@@ -196,6 +256,10 @@ class SessionInfo:
     sends_back: bool
     """Whether the speaker gets their mix-minus on this session."""
     frames_received: int
+    frames_dropped: int
+    """Frames dropped to keep the standing delay down (see StandingDelay)."""
+    queued_ms: float
+    """The speaker's audio waiting in the mixer now: their delay there."""
     created_at: float
 
 
@@ -210,6 +274,7 @@ class _Session:
     return_track: ReturnTrack | None
     created_at: float = field(default_factory=time.time)
     frames_received: int = 0
+    delay: StandingDelay = field(default_factory=StandingDelay)
     ended: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -221,6 +286,8 @@ class _Session:
             connection_state=self.pc.connectionState,
             sends_back=self.return_track is not None,
             frames_received=self.frames_received,
+            frames_dropped=self.delay.dropped,
+            queued_ms=1000 * self.mixer_input.queued_samples / SAMPLE_RATE,
             created_at=self.created_at,
         )
 
@@ -302,7 +369,7 @@ class Speakers:
         pc = RTCPeerConnection(self._configuration())
         return_track = ReturnTrack() if summary.wants_return else None
         try:
-            voice = await _negotiate(pc, offer_sdp, summary, return_track)
+            voice = await _negotiate(pc, offer_sdp, return_track)
         except BaseException:
             await pc.close()
             raise
@@ -311,6 +378,9 @@ class Speakers:
         ):
             await pc.close()  # the space went off the air while we negotiated
             raise Conflict("this space is not on the air on this server")
+        if user_id in pipeline.mixer.inputs:
+            await pc.close()  # someone took the input while we negotiated
+            raise Conflict("someone already speaks into this space under your name")
         mixer_input = pipeline.mixer.add_input(user_id)
         mixer_input.muted = muted
         session = _Session(
@@ -350,8 +420,9 @@ class Speakers:
             while True:
                 frame = await track.recv()
                 pcm, resampler = to_mono(frame, resampler)
-                session.mixer_input.push(pcm)
                 session.frames_received += 1
+                if not session.delay.should_drop(session.mixer_input.queued_samples, pcm.size):
+                    session.mixer_input.push(pcm)
         except MediaStreamError:
             pass  # the track ended: the peer connection is closing
         except Exception:
@@ -494,7 +565,6 @@ class Speakers:
 async def _negotiate(
     pc: RTCPeerConnection,
     offer_sdp: str,
-    summary: OfferSummary,
     return_track: ReturnTrack | None,
 ) -> MediaStreamTrack:
     """Apply the offer, keep one audio m-line, create the answer; returns the voice track."""
@@ -502,7 +572,8 @@ async def _negotiate(
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
     except Exception as exc:  # aiortc raises a variety of errors on input it cannot use
         logger.info("unusable SDP offer: %r", exc)
-        raise InvalidOffer(f"the SDP offer cannot be used: {exc or type(exc).__name__}") from exc
+        reason = str(exc) or type(exc).__name__
+        raise InvalidOffer(f"the SDP offer cannot be used: {reason}") from exc
     voice: RTCRtpTransceiver | None = None
     for transceiver in pc.getTransceivers():
         if transceiver.kind == "audio" and voice is None and transceiver.receiver.track:
@@ -513,6 +584,7 @@ async def _negotiate(
             transceiver.direction = "inactive"
     if voice is None:
         raise InvalidOffer("the SDP offer sends no audio")
+    release_audio_at_once(voice)
     if return_track is not None:
         voice.sender.replaceTrack(return_track)
         voice.direction = "sendrecv"
@@ -520,7 +592,7 @@ async def _negotiate(
         await pc.setLocalDescription(await pc.createAnswer())
     except Exception as exc:
         logger.info("cannot answer the SDP offer: %r", exc)
-        reason = exc or type(exc).__name__
+        reason = str(exc) or type(exc).__name__
         raise InvalidOffer(f"the SDP offer cannot be answered: {reason}") from exc
     return voice.receiver.track
 

@@ -34,7 +34,10 @@ PIPELINE_TIMEOUT = 2.5 * FRAME_SECONDS
 
 
 class ReturnTrack(MediaStreamTrack):
-    """An outgoing audio track fed with mono int16 frames (48 kHz, 960 samples) by the mixer."""
+    """An outgoing audio track fed with mono int16 frames (48 kHz, 960 samples) by the mixer.
+
+    ``recv()`` returns s16 frames of 960 samples at 48 kHz, the mono mix-minus on both channels.
+    """
 
     kind = "audio"
 
@@ -93,7 +96,10 @@ class ReturnTrack(MediaStreamTrack):
         return self._frame(pcm)
 
     def _frame(self, pcm: np.ndarray) -> av.AudioFrame:
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        # Sent as two equal channels: aiortc's Opus encoder is stereo, and its resampler would
+        # upmix a mono frame at -3 dB (the center mix level), making everyone sound quieter.
+        stereo = np.repeat(pcm, 2).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._pts
         frame.time_base = self._time_base

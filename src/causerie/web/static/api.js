@@ -77,18 +77,25 @@ export async function withRetry(attemptFn, { signal, onRetry, maxAttempts = Infi
   }
 }
 
-async function request(method, url, { token, signal } = {}) {
+async function request(method, url, { token, signal, json } = {}) {
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
+  const init = { method, headers, signal, cache: "no-store" };
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  }
   let response;
   try {
-    response = await fetch(url, { method, headers, signal, cache: "no-store" });
+    response = await fetch(url, init);
   } catch (error) {
     if (signal?.aborted) throw error;
     throw new ApiError(0, "network_error", "The server could not be reached.", null);
   }
   if (response.ok) {
-    return response.status === 204 ? null : response.json();
+    // 202 and 204 may come without a body.
+    const text = response.status === 204 ? "" : await response.text();
+    return text ? JSON.parse(text) : null;
   }
   let body = {};
   try {
@@ -117,9 +124,14 @@ export function getSpace(id, { signal } = {}) {
   return request("GET", spaceUrl(id), { signal });
 }
 
-/** Join as a listener: {token, playlist_url, heartbeat_interval}. One try; see withRetry. */
-export function joinSpace(id, { signal } = {}) {
-  return request("POST", `${spaceUrl(id)}/join`, { signal });
+/**
+ * Join as a listener: {token, listener_id, playlist_url, heartbeat_interval, expires_at}.
+ * `name` (optional) is the display name the token carries (shown with one's questions).
+ * One try; see withRetry.
+ */
+export function joinSpace(id, { signal, name } = {}) {
+  const json = name ? { name } : undefined;
+  return request("POST", `${spaceUrl(id)}/join`, { signal, json });
 }
 
 /** Tell the server this listener is still listening (what keeps the count honest). */
@@ -135,6 +147,59 @@ export function startSpace(id, token, { signal } = {}) {
 /** Host only: the space ends for everyone. Resolves to the space's new details. */
 export function endSpace(id, token, { signal } = {}) {
   return request("POST", `${spaceUrl(id)}/end`, { token, signal });
+}
+
+// ---- the audience: questions, reactions, raised hands ----
+
+const questionUrl = (id, questionId) =>
+  `${spaceUrl(id)}/questions/${encodeURIComponent(questionId)}`;
+
+/** The visible questions, in the API's order: {questions: [...]}. */
+export function listQuestions(id, { signal } = {}) {
+  return request("GET", `${spaceUrl(id)}/questions`, { signal });
+}
+
+/** Ask a question (1–280 characters): resolves to the new question. */
+export function askQuestion(id, token, text, { signal } = {}) {
+  return request("POST", `${spaceUrl(id)}/questions`, { token, signal, json: { text } });
+}
+
+/** Upvote a question (once per listener; 409 for a second time): the question, updated. */
+export function voteQuestion(id, token, questionId, { signal } = {}) {
+  return request("POST", `${questionUrl(id, questionId)}/votes`, { token, signal });
+}
+
+/** The author takes their question back. */
+export function withdrawQuestion(id, token, questionId, { signal } = {}) {
+  return request("DELETE", questionUrl(id, questionId), { token, signal });
+}
+
+/** The reactions the audience may send, with what they are called for screen readers. */
+export const REACTIONS = [
+  ["👏", "Applause"],
+  ["❤️", "Love"],
+  ["😂", "Laugh"],
+  ["🔥", "Fire"],
+  ["😮", "Wow"],
+  ["💯", "Hundred"],
+  ["🙏", "Thanks"],
+  ["👍", "Thumbs up"],
+];
+
+/** React with one of REACTIONS' emoji (while the space is live). */
+export function sendReaction(id, token, emoji, { signal } = {}) {
+  return request("POST", `${spaceUrl(id)}/reactions`, { token, signal, json: { emoji } });
+}
+
+/** Raise one's hand (ask to speak). Resolves to the space's details. */
+export function raiseHand(id, token, name, { signal } = {}) {
+  const json = name ? { name } : undefined;
+  return request("POST", `${spaceUrl(id)}/speak-requests`, { token, signal, json });
+}
+
+/** Lower one's hand. */
+export function lowerHand(id, token, { signal } = {}) {
+  return request("DELETE", `${spaceUrl(id)}/speak-requests/me`, { token, signal });
 }
 
 /**
@@ -161,9 +226,16 @@ export function endSpace(id, token, { signal } = {}) {
  *
  * `mode` says how the details arrive: "connecting" (stream opening), "events", "polling" (the
  * stream failed), "stopped" (stop() called, or no such space).
+ *
+ * The same stream carries the audience's events: `options.on` maps an event type
+ * ("questions", "reactions", "speaking") to a function given the event's data. As they are
+ * not part of the details, `options.onResync()` is called whenever some of them may have been
+ * missed: each time a stream delivers its snapshot (a new stream, or one that came back) and
+ * on a reset. (While polling, they do not arrive at all: see `mode`.)
  */
 export function watchSpace(id, onSpace, onError, options = {}) {
   const { interval = 5, silence = 40, retry = 30, maxRetry = 300, maxErrors = 3 } = options;
+  const { on = {}, onResync = () => {} } = options;
   const controller = new AbortController();
   const { signal } = controller;
   const canStream = typeof EventSource === "function";
@@ -275,8 +347,18 @@ export function watchSpace(id, onSpace, onError, options = {}) {
       pollTimer = null;
       deliver(space);
     };
-    stream.addEventListener("snapshot", onDetails);
+    stream.addEventListener("snapshot", (event) => {
+      onDetails(event);
+      if (stream === source) onResync();
+    });
     stream.addEventListener("space", onDetails);
+    for (const [type, handler] of Object.entries(on)) {
+      stream.addEventListener(type, (event) => {
+        if (!alive()) return;
+        const data = parse(event.data);
+        if (data) handler(data);
+      });
+    }
     stream.addEventListener("listeners", (event) => {
       if (!alive()) return;
       const count = parse(event.data)?.listeners_now;
@@ -285,7 +367,9 @@ export function watchSpace(id, onSpace, onError, options = {}) {
       }
     });
     stream.addEventListener("reset", () => {
-      if (alive()) refresh();
+      if (!alive()) return;
+      refresh();
+      onResync();
     });
     // The server pings every 15 s: a quiet space is not a dead connection.
     stream.addEventListener("ping", alive);
@@ -366,4 +450,28 @@ export function formatWhen(iso) {
     hour: "2-digit",
     minute: "2-digit",
   });
+}
+
+/**
+ * How long until a start, said briefly: "3 d 4 h", "2 h 14 min", "14 min", then seconds in the
+ * last minute ("45 s"). Empty once the time has come.
+ */
+export function untilText(milliseconds) {
+  const total = Math.ceil(milliseconds / 1000);
+  if (!(total > 0)) return "";
+  if (total < 60) return `${total} s`;
+  const days = Math.floor(total / 86400);
+  const hours = Math.floor((total % 86400) / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  if (days) return hours ? `${days} d ${hours} h` : `${days} d`;
+  if (hours) return minutes ? `${hours} h ${minutes} min` : `${hours} h`;
+  return `${minutes} min`;
+}
+
+/** A sentence from an API message ("the token has expired" → "The token has expired."). */
+export function sentence(text) {
+  const trimmed = String(text || "").trim();
+  if (!trimmed) return "";
+  const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
+  return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
 }

@@ -1,23 +1,32 @@
-// The listener page of one space (/s/{id}): its details, kept fresh, and the player; and, for
-// whoever opened it with a host link (/s/{id}#host=<token>), a small card to start and end it.
+// The listener page of one space (/s/{id}): its details, kept fresh, and the player; the
+// audience's part (questions, reactions, a raised hand; a countdown before the start, the replay
+// after the end); and, for whoever opened it with a host link (/s/{id}#host=<token>), a small
+// card to start and end it.
 //
 // Text that comes from the API (titles, descriptions, names, messages) only ever goes into the
 // page as text (textContent), never as HTML.
 
 import {
   ApiError,
+  backoffSeconds,
   endSpace,
   formatWhen,
   joinSpace,
   listenersText,
+  lowerHand,
+  raiseHand,
   roleLabel,
   sendHeartbeat,
+  sentence,
   startSpace,
   stateLabel,
+  untilText,
   watchSpace,
   withRetry,
 } from "./api.js";
 import { Player, playbackMethod } from "./player.js";
+import { Questions, savedName } from "./questions.js";
+import { Reactions } from "./reactions.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -55,6 +64,22 @@ const ui = {
   endYes: $("end-yes"),
   endCancel: $("end-cancel"),
   hostStatus: $("host-status"),
+  schedule: $("schedule"),
+  countdown: $("countdown"),
+  calendar: $("calendar"),
+  hand: $("hand"),
+  handButton: $("hand-button"),
+  handLabel: $("hand-label"),
+  handStatus: $("hand-status"),
+  onStage: $("on-stage"),
+  speakLink: $("speak-link"),
+  replay: $("replay"),
+  replayAudio: $("replay-audio"),
+  replayStatus: $("replay-status"),
+  recordingError: $("recording-error"),
+  download: $("download"),
+  after: $("after"),
+  reportLink: $("report-link"),
 };
 
 /** The space's id, from /s/{id} (or ?id= when the page is opened as a plain file). */
@@ -71,7 +96,10 @@ const state = {
   spaceId,
   space: null, // the latest details from the API
   phase: "idle", // "idle" | "joining" | "playing"
-  token: null,
+  token: null, // the listener token (see listenerSession), once the page has joined
+  listenerId: null, // … and who it says this listener is
+  handRaised: false,
+  speaking: [], // the ids of who is talking on stage now
   heartbeatInterval: null,
   joinAttempts: 0,
   heartbeatsSent: 0,
@@ -136,7 +164,11 @@ function renderSpace(space) {
     );
   } else if (space.state === "ended") {
     setText(ui.when, "");
-    showNotice("This space has ended. Thanks for listening!");
+    showNotice(
+      space.replay_url
+        ? "This space has ended. You can listen to the replay below."
+        : "This space has ended. Thanks for listening!",
+    );
   } else {
     setText(ui.when, "");
     showNotice("");
@@ -154,6 +186,19 @@ function renderSpace(space) {
   }
   renderControls();
   renderHost();
+  renderAudience();
+}
+
+/** The audience's part, for the space's state: what to do before, during and after it. */
+function renderAudience() {
+  const space = state.notFound ? null : state.space;
+  if (space) questions.setSpace(space);
+  else questions.clear();
+  reactions.setLive(space?.state === "live");
+  if (space?.state !== "live" && state.speaking.length) setSpeaking([]);
+  renderCountdown();
+  renderHand();
+  renderReplay();
 }
 
 /** Who is on stage (host first), as a list of names and roles; hidden once the space ends. */
@@ -165,6 +210,19 @@ function renderStage(space) {
   if (key === stageKey) return;
   stageKey = key;
   ui.stageList.replaceChildren(...people.map(personItem));
+  for (const item of ui.stageList.children) markSpeaking(item);
+}
+
+/** Who is talking now (a `speaking` event): their row on stage says so. */
+function setSpeaking(ids) {
+  state.speaking = Array.isArray(ids) ? ids.filter((id) => typeof id === "string") : [];
+  for (const item of ui.stageList.children) markSpeaking(item);
+}
+
+function markSpeaking(item) {
+  const talking = state.space?.state === "live" && state.speaking.includes(item.dataset.id);
+  item.classList.toggle("is-speaking", talking);
+  item.querySelector(".person-speaking").hidden = !talking;
 }
 
 function personItem(person) {
@@ -176,6 +234,7 @@ function personItem(person) {
   item.querySelector(".person-role").textContent = roleLabel(person.role);
   item.querySelector(".person-muted").hidden = !person.muted;
   item.dataset.role = person.role;
+  item.dataset.id = String(person.id ?? "");
   return item;
 }
 
@@ -201,6 +260,7 @@ function renderError(error) {
     setText(ui.title, "Space not found");
     showNotice("We couldn't find this space. It may have been removed, or the link is wrong.");
     renderControls();
+    renderAudience();
   } else if (!state.space) {
     showNotice("Couldn't load this space yet. Trying again…");
   }
@@ -244,29 +304,26 @@ async function startListening() {
   setStatus("Joining…");
   joinController = new AbortController();
   const { signal } = joinController;
+  const pressed = Date.now();
   try {
-    const joined = await withRetry(
-      () => {
-        state.joinAttempts += 1;
-        return joinSpace(spaceId, { signal });
+    const current = await listenerSession({
+      signal,
+      forever: true,
+      onRetry(error, _attempt, delay) {
+        const why = error.status === 0 ? "Can't reach the server" : "The space is very busy";
+        setStatus(`${why}. Trying again in ${Math.ceil(delay)} s…`);
       },
-      {
-        signal,
-        onRetry(error, _attempt, delay) {
-          const why = error.status === 0 ? "Can't reach the server" : "The space is very busy";
-          setStatus(`${why}. Trying again in ${Math.ceil(delay)} s…`);
-        },
-      },
-    );
-    state.token = joined.token;
-    state.heartbeatInterval = joined.heartbeat_interval;
+    });
+    if (signal.aborted) return;
+    state.heartbeatInterval = current.heartbeatInterval || state.heartbeatInterval || 15;
     state.phase = "playing";
     renderControls();
     // The listener count now includes this listener: the server pushes it within a few seconds.
     setStatus("Connecting to the stream…");
-    const url = new URL(joined.playlist_url || state.space.playlist_url, location.href).href;
+    const url = new URL(current.playlistUrl || state.space.playlist_url, location.href).href;
     player = new Player(ui.audio, url, { onStatus: (_kind, text) => setStatus(text) });
-    startHeartbeats();
+    // A join counts the listener; a token kept from earlier needs a heartbeat to, at once.
+    startHeartbeats({ now: current.joinedAt < pressed });
     startLatencyDisplay();
     await player.start();
   } catch (error) {
@@ -302,7 +359,7 @@ function stopListening({ finishing = false } = {}) {
   renderControls();
 }
 
-function startHeartbeats() {
+function startHeartbeats({ now = false } = {}) {
   // Every heartbeat_interval, ±10 %: after a join storm, listeners' heartbeats spread out
   // instead of arriving in waves.
   const next = (seconds) => {
@@ -311,14 +368,16 @@ function startHeartbeats() {
   async function beat() {
     if (state.phase !== "playing") return;
     let wait = state.heartbeatInterval;
+    const used = session;
     try {
-      await sendHeartbeat(spaceId, state.token);
+      await sendHeartbeat(spaceId, used?.token);
       state.heartbeatsSent += 1;
     } catch (error) {
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
         // The token expired: get a fresh one, quietly (a join costs the server no state).
+        dropSession(used);
         try {
-          state.token = (await joinSpace(spaceId)).token;
+          await listenerSession();
         } catch {
           // Try again at the next beat.
         }
@@ -328,7 +387,8 @@ function startHeartbeats() {
     }
     if (state.phase === "playing") next(wait);
   }
-  next(state.heartbeatInterval);
+  if (now) heartbeatTimer = setTimeout(beat, 0);
+  else next(state.heartbeatInterval);
 }
 
 function startLatencyDisplay() {
@@ -338,6 +398,323 @@ function startLatencyDisplay() {
     state.latency = seconds;
     setText(ui.latency, seconds == null ? "" : `${seconds.toFixed(1)} s behind live`);
   }, 1000);
+}
+
+// ---- the listener's identity --------------------------------------------------------------
+//
+// One listener token per space and tab, kept in sessionStorage with its expiry: the same
+// listener listens, asks, votes, reacts and raises a hand. Joining is what gets it, once:
+// when the listener presses play, or first does something that needs it. The display name
+// chosen on the page goes with the join (the token carries it, and questions show it).
+
+const sessionKey = `causerie.listener.${spaceId}`;
+const handKey = `causerie.hand.${spaceId}`;
+let session = readSession();
+let joining = null; // the join on its way, shared by whoever needs the token meanwhile
+
+function readSession() {
+  try {
+    const value = JSON.parse(sessionStorage.getItem(sessionKey));
+    return value && typeof value.token === "string" ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a kept token is still good for a while (a minute's margin before its expiry). */
+function sessionUsable(kept) {
+  return Boolean(kept?.token) && !(kept.expiresAt && kept.expiresAt - Date.now() < 60_000);
+}
+
+function keepSession(joined, name) {
+  const expires = Date.parse(joined.expires_at);
+  session = {
+    token: joined.token,
+    listenerId: joined.listener_id ?? null,
+    expiresAt: Number.isFinite(expires) ? expires : null,
+    heartbeatInterval: joined.heartbeat_interval ?? null,
+    playlistUrl: joined.playlist_url ?? null,
+    name,
+    joinedAt: Date.now(),
+  };
+  try {
+    sessionStorage.setItem(sessionKey, JSON.stringify(session));
+  } catch {
+    // Storage may be disabled: the token lasts as long as the page.
+  }
+  showSession();
+  return session;
+}
+
+/** Forget a token the server refused (unless it was replaced already). */
+function dropSession(refused) {
+  if (!refused || session !== refused) return;
+  session = null;
+  try {
+    sessionStorage.removeItem(sessionKey);
+  } catch {
+    // As above.
+  }
+  showSession();
+}
+
+function showSession() {
+  state.token = session?.token ?? null;
+  state.listenerId = session?.listenerId ?? null;
+  let raisedWith = null;
+  try {
+    raisedWith = sessionStorage.getItem(handKey);
+  } catch {
+    // As above.
+  }
+  state.handRaised = Boolean(session) && raisedWith === session.token;
+}
+
+function setHandRaised(raised) {
+  state.handRaised = raised && Boolean(session);
+  try {
+    if (state.handRaised) sessionStorage.setItem(handKey, session.token);
+    else sessionStorage.removeItem(handKey);
+  } catch {
+    // As above: the hand is remembered until the page is reloaded.
+  }
+}
+
+function startJoin({ signal, onRetry, maxAttempts }) {
+  const name = savedName();
+  const promise = withRetry(
+    () => {
+      state.joinAttempts += 1;
+      return joinSpace(spaceId, { signal, name });
+    },
+    { signal, onRetry, maxAttempts },
+  ).then((joined) => keepSession(joined, name));
+  joining = promise;
+  const done = () => {
+    if (joining === promise) joining = null;
+  };
+  promise.then(done, done);
+  return promise;
+}
+
+/**
+ * The listener's session for this space: the kept one, or a new one (joining, with retries:
+ * a few, or until `signal` aborts when `forever`). With `rename`, a new display name (set since
+ * the join) gets a new token that carries it, unless that would lose a raised hand or the stage.
+ */
+async function listenerSession({ signal, onRetry, forever = false, rename = false } = {}) {
+  if (joining) {
+    try {
+      await joining;
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      // That join gave up (or its listener stopped it): this one tries by itself.
+    }
+  }
+  const renamed =
+    rename && session && session.name !== savedName() && !state.handRaised && !onStage();
+  if (sessionUsable(session) && !renamed) return session;
+  return startJoin({ signal, onRetry, maxAttempts: forever ? Infinity : 5 });
+}
+
+/** Run `action(token, session)` as this listener; a refused (expired) token is renewed once. */
+async function withListener(action, { rename = false } = {}) {
+  let current = await listenerSession({ rename });
+  try {
+    return await action(current.token, current);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) throw error;
+    dropSession(current);
+    current = await listenerSession();
+    return action(current.token, current);
+  }
+}
+
+/** Whether this listener is on stage (a raised hand was approved). */
+function onStage() {
+  const me = session?.listenerId;
+  const stage = state.space?.state === "live" ? state.space.stage : null;
+  return Boolean(me) && Array.isArray(stage) && stage.some((person) => person.id === me);
+}
+
+// ---- raising a hand ---------------------------------------------------------------------------
+
+let handBusy = false;
+
+function renderHand() {
+  const live = !state.notFound && state.space?.state === "live";
+  const me = live && onStage();
+  // On stage, or the space is over: the request is answered, or moot.
+  if (state.handRaised && (me || !live)) setHandRaised(false);
+  ui.hand.hidden = !live || me;
+  ui.onStage.hidden = !me;
+  ui.speakLink.href = `/s/${encodeURIComponent(spaceId)}/speak`;
+  setText(ui.handLabel, state.handRaised ? "Cancel request" : "Request to speak");
+  ui.handButton.classList.toggle("is-raised", state.handRaised);
+  ui.handButton.disabled = handBusy;
+  if (me || !live) setHandStatus("");
+}
+
+function setHandStatus(text, { error = false } = {}) {
+  setText(ui.handStatus, text);
+  ui.handStatus.classList.toggle("is-error", error);
+}
+
+function handErrorText(raising, error) {
+  const what = raising ? "Couldn't send your request" : "Couldn't cancel your request";
+  const status = error instanceof ApiError ? error.status : -1;
+  if (status === 0) return `${what}: the server could not be reached. Try again in a moment.`;
+  if (status === 409) return `${what}: the space isn't live.`;
+  if (status === 429 || status === 503) {
+    const wait = error.retryAfter != null ? ` in ${Math.max(1, Math.ceil(error.retryAfter))} s` : "";
+    return `${what}: too many tries. Try again${wait}.`;
+  }
+  return `${what}. ${sentence(error?.message) || "Something went wrong."}`;
+}
+
+async function toggleHand() {
+  if (handBusy) return;
+  const raising = !state.handRaised;
+  handBusy = true;
+  setHandStatus(raising ? "Sending your request…" : "Cancelling…");
+  renderHand();
+  try {
+    if (raising) {
+      await withListener((token) => raiseHand(spaceId, token, savedName()));
+      setHandRaised(true);
+      setHandStatus("Your hand is up: the hosts see your request.");
+    } else {
+      await withListener((token) => lowerHand(spaceId, token));
+      setHandRaised(false);
+      setHandStatus("Request cancelled.");
+    }
+  } catch (error) {
+    setHandStatus(handErrorText(raising, error), { error: true });
+    if (error instanceof ApiError && error.status === 409) watcher?.refresh();
+  } finally {
+    handBusy = false;
+    renderHand();
+  }
+}
+
+ui.handButton.addEventListener("click", toggleHand);
+
+// ---- before the start: a countdown ------------------------------------------------------------
+
+let countdownTimer = null;
+
+function renderCountdown() {
+  const space = state.notFound ? null : state.space;
+  const start = space?.state === "scheduled" ? Date.parse(space.scheduled_start) : NaN;
+  ui.schedule.hidden = !Number.isFinite(start);
+  if (ui.schedule.hidden) {
+    clearInterval(countdownTimer);
+    countdownTimer = null;
+    return;
+  }
+  ui.calendar.href = `/api/spaces/${encodeURIComponent(spaceId)}.ics`;
+  tickCountdown();
+  countdownTimer ??= setInterval(tickCountdown, 1000);
+}
+
+function tickCountdown() {
+  const start = Date.parse(state.space?.scheduled_start);
+  const until = Number.isFinite(start) ? untilText(start - Date.now()) : "";
+  // Past the time and not live yet: the host is on their way.
+  setText(ui.countdown, until ? `Starts in ${until}` : "Starting any moment now");
+}
+
+// ---- after the end: the replay ----------------------------------------------------------------
+//
+// An HLS VOD playlist in an <audio> with the browser's own controls (seeking included): through
+// hls.js where there is Media Source Extensions, natively elsewhere (Safari). Nothing is loaded
+// before the listener presses play or seeks.
+
+let replay = null; // {url, hls, listeners}
+
+function renderReplay() {
+  const space = state.notFound ? null : state.space;
+  const ended = space?.state === "ended";
+  const url = ended && space.replay_url ? new URL(space.replay_url, location.href).href : null;
+  const download = ended && space.download_url ? space.download_url : null;
+  ui.after.hidden = !ended;
+  ui.reportLink.href = `/s/${encodeURIComponent(spaceId)}/report`;
+  ui.replay.hidden = !url && !download;
+  ui.replayAudio.hidden = !url;
+  ui.download.hidden = !download;
+  ui.download.parentElement.hidden = !download;
+  if (download) ui.download.href = new URL(download, location.href).href;
+  const problem = ended && space.recording_error ? sentence(space.recording_error) : "";
+  setText(ui.recordingError, problem ? `The recording may be incomplete: ${problem}` : "");
+  ui.recordingError.hidden = !problem;
+  if (url !== (replay?.url ?? null)) {
+    stopReplay();
+    if (url) startReplay(url);
+  }
+}
+
+function setReplayStatus(text) {
+  setText(ui.replayStatus, text);
+}
+
+function startReplay(url) {
+  const audio = ui.replayAudio;
+  const method = playbackMethod(audio);
+  const listeners = new AbortController();
+  replay = { url, hls: null, listeners };
+  if (!method) {
+    setReplayStatus("This browser can't play the replay here: download it instead.");
+    return;
+  }
+  if (method === "native") {
+    audio.src = url;
+    return;
+  }
+  const Hls = window.Hls;
+  const hls = new Hls({ autoStartLoad: false, backBufferLength: 90 });
+  replay.hls = hls;
+  let loading = false;
+  let failures = 0;
+  const load = () => {
+    if (loading || replay?.hls !== hls) return;
+    loading = true;
+    hls.startLoad(audio.currentTime > 0 ? audio.currentTime : -1);
+  };
+  const { signal } = listeners;
+  audio.addEventListener("play", load, { signal });
+  audio.addEventListener("seeking", load, { signal });
+  audio.addEventListener("playing", () => setReplayStatus(""), { signal });
+  hls.on(Hls.Events.FRAG_LOADED, () => {
+    failures = 0;
+  });
+  hls.on(Hls.Events.ERROR, (_event, data) => {
+    if (!data.fatal || replay?.hls !== hls) return;
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      setReplayStatus("Connection lost. Retrying…");
+      const delay = 1 + backoffSeconds(failures++, { base: 1, cap: 15 });
+      setTimeout(() => {
+        if (replay?.hls === hls) hls.startLoad(audio.currentTime > 0 ? audio.currentTime : -1);
+      }, delay * 1000);
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      hls.recoverMediaError();
+    } else {
+      setReplayStatus("The replay can't be played here. Try the download.");
+    }
+  });
+  hls.loadSource(url);
+  hls.attachMedia(audio);
+}
+
+function stopReplay() {
+  if (!replay) return;
+  replay.listeners.abort();
+  replay.hls?.destroy();
+  if (!replay.hls) {
+    ui.replayAudio.removeAttribute("src");
+    ui.replayAudio.load();
+  }
+  replay = null;
+  setReplayStatus("");
 }
 
 // ---- host controls -------------------------------------------------------------------------
@@ -410,14 +787,6 @@ function renderHost() {
       ended: "This space is over. Thanks for hosting!",
     }[space.state] || "",
   );
-}
-
-/** A sentence from an API message ("the token has expired" → "The token has expired."). */
-function sentence(text) {
-  const trimmed = String(text || "").trim();
-  if (!trimmed) return "";
-  const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
-  return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
 }
 
 function hostErrorText(what, error) {
@@ -539,13 +908,32 @@ ui.copy.addEventListener("click", async () => {
 
 setUpVolume();
 takeHostToken();
+showSession();
+const questions = new Questions({ spaceId, withListener, listenerId: () => state.listenerId });
+const reactions = new Reactions({ spaceId, withListener });
 renderControls();
 let watcher = null;
 if (spaceId) {
-  watcher = watchSpace(spaceId, renderSpace, renderError);
+  watcher = watchSpace(spaceId, renderSpace, renderError, {
+    on: {
+      questions: (data) => questions.handle(data),
+      reactions: (data) => reactions.handle(data),
+      speaking: (data) => setSpeaking(data.speaking),
+    },
+    onResync: () => questions.resync(),
+  });
 } else {
   renderError(new ApiError(404, "not_found", "No space in the address.", null));
 }
+
+// Questions come with the live events; while those fail (polling), they are read now and then.
+setInterval(
+  () => {
+    const mode = watcher?.mode;
+    if (mode === "polling" && state.space && !document.hidden) questions.load();
+  },
+  (5 + Math.random()) * 1000,
+);
 
 // Small hooks for tests and for the curious, in the console.
 window.causerie = {
@@ -558,6 +946,15 @@ window.causerie = {
   },
   get hls() {
     return player?.hls ?? null;
+  },
+  get questions() {
+    return questions;
+  },
+  get reactions() {
+    return reactions;
+  },
+  get replay() {
+    return replay;
   },
   play: startListening,
   stop: () => stopListening(),

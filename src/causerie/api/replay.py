@@ -1,0 +1,373 @@
+"""Replays of recorded spaces: an HLS VOD playlist, a one-file download, and clips.
+
+    GET       /replay/{space}/index.m3u8        the replay, once the space has ended (HLS VOD)
+    GET       /replay/{space}/{run}/init.mp4    a run's init section (immutable)
+    GET       /replay/{space}/{run}/{msn}.m4s   a recorded segment (immutable)
+    GET, HEAD /replay/{space}.m4a               the whole conversation as one M4A (Range works)
+    POST      /api/spaces/{space}/clips         cut a clip of at most 30 s (anyone, even live)
+    GET, HEAD /clips/{clip}.m4a                 a clip
+
+Everything is read from what the recorder wrote (media/recorder.py); the M4A files are made on
+first request by copying AAC packets (media/clips.py) and kept on disk. Making them is the only
+real work here, so it is bounded: at most ``MAX_JOBS`` at once per node (503 + Retry-After
+beyond), and a file already made, or being made, is never made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import unicodedata
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..domain import Conflict, Invalid, NotFound, Space, SpaceState
+from ..media.clips import Cut, EmptyCut, cut
+from ..media.recorder import INDEX_NAME, SAFE_ID, Recording
+from .errors import ApiError
+from .schemas import Error
+from .services import Services
+
+__all__ = ["MAX_CLIP_SECONDS", "ClipRequest", "Jobs", "clip_range", "replay_links", "router"]
+
+log = logging.getLogger(__name__)
+
+MAX_CLIP_SECONDS = 30
+MAX_JOBS = 3
+"""M4A files (downloads, clips) being made at once on one node."""
+RETRY_AFTER = "2"
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MEDIA_TYPE = "audio/mp4"
+IMMUTABLE = "public, max-age=31536000, immutable"
+# An ended space's replay does not change any more; an hour keeps a mistake from living long.
+REPLAY_CACHE = "public, max-age=3600"
+
+_MEDIA_NAME = re.compile(r"init\.mp4|[0-9]{1,12}\.m4s")
+_CLIP_ID = re.compile(r"(?P<space>[A-Za-z0-9_-]{1,32})\.(?P<start>[0-9]{1,9})-(?P<end>[0-9]{1,9})")
+# A request may name the very end of the recording a little past it (rounded lengths).
+_END_SLACK_MS = 50
+
+router = APIRouter(
+    tags=["replay"],
+    responses={status: {"model": Error} for status in (404, 409, 422, 503)},
+)
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+class Jobs:
+    """The M4A files being made on this node: at most ``limit`` at once, each made once."""
+
+    def __init__(self, limit: int = MAX_JOBS) -> None:
+        self.limit = limit
+        self._running: dict[Path, asyncio.Future[Cut]] = {}
+
+    async def make(self, destination: Path, work: Callable[[], Cut]) -> None:
+        """Run ``work`` (which writes ``destination``) in a thread, unless it is already done.
+
+        Requests for a file being made wait for that same job. Beyond ``limit`` jobs, 503; a
+        disk error while writing is a 503 too (the server's trouble, not the request's).
+        """
+        running = self._running.get(destination)
+        if running is None:
+            if destination.is_file():
+                return
+            if len(self._running) >= self.limit:
+                raise ApiError(
+                    503,
+                    "too many audio files are being made right now; please retry shortly",
+                    {"Retry-After": RETRY_AFTER},
+                )
+            running = asyncio.ensure_future(asyncio.to_thread(work))
+            self._running[destination] = running
+            running.add_done_callback(lambda job: self._finished(destination, job))
+        try:
+            # Shielded: a client that goes away must not cancel a job others may be waiting for.
+            await asyncio.shield(running)
+        except OSError as exc:
+            log.error("could not write %s: %s", destination, exc)
+            raise ApiError(
+                503, "the server could not write the audio file; please retry later"
+            ) from None
+
+    def _finished(self, destination: Path, job: asyncio.Future[Cut]) -> None:
+        self._running.pop(destination, None)
+        if not job.cancelled():
+            job.exception()  # retrieved here, so a job nobody awaits any more logs no warning
+
+
+def jobs(request: Request) -> Jobs:
+    """The node's jobs (kept on the app: one set per node, also with several in one process)."""
+    state = request.app.state
+    if not hasattr(state, "replay_jobs"):
+        state.replay_jobs = Jobs()
+    return state.replay_jobs
+
+
+JobsDep = Annotated[Jobs, Depends(jobs)]
+
+
+# Details of a space
+
+
+def replay_url(space_id: str) -> str:
+    return f"/replay/{space_id}/index.m3u8"
+
+
+def download_url(space_id: str) -> str:
+    return f"/replay/{space_id}.m4a"
+
+
+def replay_links(space: Space, svc: Services) -> dict[str, str | None]:
+    """``replay_url``, ``download_url`` and ``recording_error`` for the view of a space.
+
+    The URLs are set once the space has ended and something was recorded; the error is the
+    recorder's, while this node runs (or recently ran) the space.
+    """
+    root = svc.broadcasts.recordings_dir
+    recorded = (
+        space.state is SpaceState.ENDED
+        and root is not None
+        and SAFE_ID.fullmatch(space.id) is not None
+        and (root / space.id / INDEX_NAME).is_file()
+    )
+    recorder = svc.broadcasts.recorder(space.id)
+    return {
+        "replay_url": replay_url(space.id) if recorded else None,
+        "download_url": download_url(space.id) if recorded else None,
+        "recording_error": recorder.recording_error if recorder is not None else None,
+    }
+
+
+# Reading recordings
+
+
+def _check_id(space_id: str) -> None:
+    if not SAFE_ID.fullmatch(space_id):
+        raise NotFound("no such space")
+
+
+async def _recording(svc: Services, space_id: str) -> Recording:
+    """What is recorded of the space so far (maybe nothing); 404 for an unknown space."""
+    _check_id(space_id)
+    await svc.cached_space(space_id)  # NotFound for an unknown space
+    root = svc.broadcasts.recordings_dir
+    if root is None:
+        return Recording(Path(), [])
+    return await asyncio.to_thread(Recording.load, root, space_id)
+
+
+async def _ended_recording(svc: Services, space_id: str) -> tuple[Space, Recording]:
+    """The complete recording of an ended space: 409 before the end, 404 if nothing was kept."""
+    _check_id(space_id)
+    space = await svc.cached_space(space_id)
+    if space.state is not SpaceState.ENDED:
+        raise Conflict(f"the space is {space.state.value}; its replay is ready once it has ended")
+    recorder = svc.broadcasts.recorder(space_id)
+    if recorder is not None and not recorder.closed:
+        raise ApiError(
+            409, "the recording is being finished; please retry shortly", {"Retry-After": "1"}
+        )
+    recording = await _recording(svc, space_id)
+    if not recording:
+        raise NotFound("nothing of this space was recorded")
+    return space, recording
+
+
+def _media_headers(cache: str) -> dict[str, str]:
+    # Players on other origins (web players) may fetch replays, as they fetch the live stream.
+    return {"Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
+
+
+@router.get("/replay/{space_id}/index.m3u8", summary="The replay (HLS VOD playlist)")
+async def replay_playlist(space_id: str, svc: ServicesDep) -> Response:
+    """The whole recording as an HLS on-demand playlist, once the space has ended."""
+    _, recording = await _ended_recording(svc, space_id)
+    return Response(
+        recording.playlist(), media_type=PLAYLIST_TYPE, headers=_media_headers(REPLAY_CACHE)
+    )
+
+
+@router.get(
+    "/replay/{space_id}/{run_id}/{name}",
+    summary="A recorded init section or segment",
+    response_class=FileResponse,
+)
+@router.head("/replay/{space_id}/{run_id}/{name}", include_in_schema=False)
+async def replay_media(space_id: str, run_id: str, name: str, svc: ServicesDep) -> FileResponse:
+    """Recorded media, named by the replay playlist; immutable."""
+    root = svc.broadcasts.recordings_dir
+    # Every part of the path is checked against a strict pattern before it touches the disk.
+    if (
+        root is None
+        or not SAFE_ID.fullmatch(space_id)
+        or not SAFE_ID.fullmatch(run_id)
+        or not _MEDIA_NAME.fullmatch(name)
+    ):
+        raise NotFound("there is no such recorded media")
+    path = root / space_id / run_id / name
+    if not path.is_file():
+        raise NotFound("there is no such recorded media")
+    return FileResponse(path, media_type=MEDIA_TYPE, headers=_media_headers(IMMUTABLE))
+
+
+@router.get(
+    "/replay/{space_id}.m4a",
+    summary="Download the whole conversation",
+    response_class=FileResponse,
+)
+@router.head("/replay/{space_id}.m4a", include_in_schema=False)
+async def replay_download(space_id: str, svc: ServicesDep, work: JobsDep) -> FileResponse:
+    """The recording as one ordinary M4A file (made on first request, then kept)."""
+    space, recording = await _ended_recording(svc, space_id)
+    path = recording.directory / "replay.m4a"
+    try:
+        await work.make(path, lambda: cut(recording, path))
+    except EmptyCut:  # only if the recorded files went missing from the disk
+        raise NotFound("the recorded audio of this space is gone") from None
+    headers = _media_headers(REPLAY_CACHE)
+    headers["Content-Disposition"] = f'attachment; filename="{safe_filename(space.title)}.m4a"'
+    return FileResponse(path, media_type=MEDIA_TYPE, headers=headers)
+
+
+def safe_filename(title: str) -> str:
+    """The title as a file name that needs no quoting anywhere: ASCII letters, digits, -_. ."""
+    # Accents are dropped rather than the letters that carry them ("é" -> "e").
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9._-]+", " ", ascii_title).strip(" .")
+    name = re.sub(r" +", " ", name)[:80].strip()
+    return name or "causerie"
+
+
+# Clips
+
+
+class ClipRequest(BaseModel):
+    """A range of the recording, in seconds from its start; both ends optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None = Field(
+        None, description="Seconds from the start of the recording; default: end - 30 s."
+    )
+    end: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None = Field(
+        None, description="Seconds from the start of the recording; default: its end."
+    )
+
+
+class ClipView(BaseModel):
+    url: str = Field(description="Where the clip is (an M4A file).")
+    start: float
+    end: float
+    duration: float
+
+
+def clip_range(start: float | None, end: float | None, length: Fraction) -> tuple[int, int]:
+    """The clip's (start, end) in milliseconds, with the defaults applied; ``Invalid`` if bad.
+
+    Defaults: without ``end``, ``start`` + 30 s or the end of the recording, whichever is first;
+    without ``start``, ``end`` - 30 s or 0. With neither, the last ``min(30, length)`` seconds.
+    """
+    length_ms = math.floor(length * 1000)
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value < 0:
+            raise Invalid(f"{name} must be 0 or more seconds, not {value}")
+    if start is not None and start * 1000 >= length_ms:
+        raise Invalid(f"start is beyond the end of the recording ({length_ms / 1000} s long)")
+    if end is not None and end * 1000 > length_ms + _END_SLACK_MS:
+        raise Invalid(f"end is beyond the end of the recording ({length_ms / 1000} s long)")
+    if start is not None and end is not None and end <= start:
+        raise Invalid(f"start must be before end (got start {start} s, end {end} s)")
+    limit_ms = MAX_CLIP_SECONDS * 1000
+    if end is None:
+        end_ms = length_ms if start is None else min(round(start * 1000) + limit_ms, length_ms)
+    else:
+        end_ms = min(round(end * 1000), length_ms)
+    start_ms = max(0, end_ms - limit_ms) if start is None else round(start * 1000)
+    if end_ms - start_ms > limit_ms:
+        raise Invalid(
+            f"a clip is at most {MAX_CLIP_SECONDS} s long; this one would be "
+            f"{(end_ms - start_ms) / 1000} s"
+        )
+    if end_ms <= start_ms:
+        raise Invalid("the clip would be empty: start must be before end")
+    return start_ms, end_ms
+
+
+@router.post(
+    "/api/spaces/{space_id}/clips",
+    status_code=201,
+    response_model=ClipView,
+    summary="Cut a clip",
+)
+async def make_clip(
+    space_id: str,
+    svc: ServicesDep,
+    work: JobsDep,
+    body: Annotated[ClipRequest | None, Body()] = None,
+) -> JSONResponse:
+    """Anyone: cut up to 30 s of the recording (of a live space: of what is recorded so far).
+
+    Offsets are seconds from the start of the recording; without them, the last 30 s (or the
+    whole recording if it is shorter). Precision: one AAC frame (21.3 ms). The same range of the
+    same space gives the same clip, cut once.
+    """
+    body = body or ClipRequest()
+    recording = await _recording(svc, space_id)
+    if not recording:
+        space = await svc.cached_space(space_id)
+        if space.state is SpaceState.SCHEDULED:
+            raise Conflict("the space has not started yet: nothing is recorded")
+        if not space.recording:
+            raise Conflict("this space is not recorded")
+        raise Conflict("nothing of this space has been recorded yet")
+    start_ms, end_ms = clip_range(body.start, body.end, recording.duration)
+    clip_id = f"{space_id}.{start_ms}-{end_ms}"
+    path = recording.directory / "clips" / f"{clip_id}.m4a"
+
+    def work_clip() -> Cut:
+        return cut(recording, path, Fraction(start_ms, 1000), Fraction(end_ms, 1000))
+
+    try:
+        await work.make(path, work_clip)
+    except EmptyCut as exc:  # only if segment files went missing from the disk
+        raise Conflict(str(exc)) from None
+    url = f"/clips/{clip_id}.m4a"
+    view = ClipView(
+        url=url, start=start_ms / 1000, end=end_ms / 1000, duration=(end_ms - start_ms) / 1000
+    )
+    return JSONResponse(view.model_dump(), status_code=201, headers={"Location": url})
+
+
+@router.get(
+    "/clips/{clip_id}.m4a",
+    summary="A clip",
+    response_class=FileResponse,
+)
+@router.head("/clips/{clip_id}.m4a", include_in_schema=False)
+async def get_clip(clip_id: str, svc: ServicesDep) -> FileResponse:
+    """A clip made by ``POST /api/spaces/{id}/clips``; immutable."""
+    match = _CLIP_ID.fullmatch(clip_id)
+    root = svc.broadcasts.recordings_dir
+    if match is None or root is None:
+        raise NotFound("there is no such clip")
+    path = root / match["space"] / "clips" / f"{clip_id}.m4a"
+    if not path.is_file():
+        raise NotFound("there is no such clip")
+    headers = _media_headers(IMMUTABLE)
+    headers["Content-Disposition"] = f'inline; filename="{clip_id}.m4a"'
+    return FileResponse(path, media_type=MEDIA_TYPE, headers=headers)

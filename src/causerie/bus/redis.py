@@ -1,0 +1,347 @@
+"""The shared bus for several nodes: a Redis Stream per space as the backlog, pub/sub to wake.
+
+Publishing is one Lua script, so it is atomic and totally ordered across nodes: INCR the space's
+sequence, XADD the event to the space's stream with the id `{seq}-0` (trimmed to the backlog),
+PUBLISH it. Every node therefore sees the same ids in the same order.
+
+Each node holds one pub/sub connection for all its subscribers. It subscribes to a space's
+channel when the first local subscriber of that space arrives (and drops it a while after the
+last one left), and fans events out in-process the same way `LocalBus` does: a small window of
+recent events per space and one shared future that wakes every waiting subscriber.
+
+A subscriber never loses or repeats an event between the replay and the live part: the node's
+subscription to the channel is confirmed by Redis *before* the subscriber reads where the
+space stands, and whatever it needs that is not in the in-process window (the replay, or a gap
+after a lost connection) is read from the stream by id, so every id above its cursor is
+delivered exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .local import BACKLOG
+from .protocol import Event
+
+log = logging.getLogger(__name__)
+
+PREFIX = "causerie:"
+STREAM_TTL = 7 * 86400
+"""A space's event stream and sequence expire after a week without events."""
+LINGER = 30.0
+"""Seconds a node stays subscribed to a space's channel after its last local subscriber left."""
+STUCK = 10.0
+"""Seconds after which a (un)subscription Redis did not confirm is sent again."""
+
+# KEYS: sequence, stream. ARGV: type, data (JSON), backlog, channel, ttl.
+# The stream is trimmed exactly (MAXLEN =), so the backlog is what it says on every node.
+_PUBLISH = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[3], seq .. '-0', 't', ARGV[1], 'd', ARGV[2])
+redis.call('PUBLISH', ARGV[4], seq .. '\\n' .. ARGV[1] .. '\\n' .. ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return seq
+"""
+
+_SUBSCRIBING, _SUBSCRIBED, _UNSUBSCRIBING = "subscribing", "subscribed", "unsubscribing"
+
+
+class _Channel:
+    """This node's view of one space: recent events received live, and who waits for them."""
+
+    def __init__(self, window: int) -> None:
+        # Contiguous ids, ending with the latest event received over pub/sub.
+        self.events: deque[Event] = deque(maxlen=window)
+        self.known = 0  # the highest id known to exist (received, or read from Redis)
+        self.next: asyncio.Future[None] | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.state = _SUBSCRIBING
+        self.changed_at = time.monotonic()  # when `state` last changed
+        self.subscribers = 0
+        self.idle_since = time.monotonic()
+
+    def receive(self, event: Event) -> None:
+        if self.events and event.id <= self.events[-1].id:
+            return  # seen already
+        if self.events and event.id != self.events[-1].id + 1:
+            self.events.clear()  # a gap (a lost connection): the missing ones come from Redis
+        self.events.append(event)
+        self.known = max(self.known, event.id)
+        self.wake()
+
+    def wake(self) -> None:
+        waiter, self.next = self.next, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class RedisBus:
+    """`Bus` on Redis, shared by every node of a deployment."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: aioredis.Redis | None = None,
+        backlog: int = BACKLOG,
+        prefix: str = PREFIX,
+        linger: float = LINGER,
+    ) -> None:
+        if client is None:
+            if url is None:
+                raise ValueError("RedisBus needs a URL or a client")
+            client = aioredis.Redis.from_url(url, decode_responses=True)
+            self._owns_client = True
+        else:
+            self._owns_client = False
+        self._redis = client
+        self.backlog = backlog
+        self._prefix = prefix
+        self._linger = linger
+        self._publish = client.register_script(_PUBLISH)
+        self._pubsub = client.pubsub()
+        self._channels: dict[str, _Channel] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def _seq_key(self, space_id: str) -> str:
+        return f"{self._prefix}events:{space_id}:seq"
+
+    def _stream_key(self, space_id: str) -> str:
+        return f"{self._prefix}events:{space_id}"
+
+    def _channel_name(self, space_id: str) -> str:
+        return f"{self._prefix}events:{space_id}:live"
+
+    def _space_of(self, channel: str) -> str | None:
+        head, tail = f"{self._prefix}events:", ":live"
+        if channel.startswith(head) and channel.endswith(tail):
+            return channel[len(head) : -len(tail)]
+        return None
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def publish(self, space_id: str, type: str, data: dict[str, Any]) -> Event:
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        seq = await self._publish(
+            keys=[self._seq_key(space_id), self._stream_key(space_id)],
+            args=[type, body, self.backlog, self._channel_name(space_id), STREAM_TTL],
+        )
+        return Event(int(seq), type, data)
+
+    async def last_id(self, space_id: str) -> int:
+        return int(await self._redis.get(self._seq_key(space_id)) or 0)
+
+    # -- the node's one pub/sub connection -------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _channel(self, space_id: str) -> _Channel:
+        """The space's channel, subscribed (confirmed by Redis) before this returns."""
+        channel = self._channels.get(space_id)
+        if channel is None:
+            channel = self._channels[space_id] = _Channel(self.backlog)
+            try:
+                await self._pubsub.subscribe(self._channel_name(space_id))
+            except BaseException as exc:
+                del self._channels[space_id]
+                channel.ready.set_exception(exc)
+                channel.ready.exception()  # retrieved: only the waiters care
+                raise
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
+        channel.subscribers += 1
+        try:
+            await asyncio.shield(channel.ready)
+        except BaseException:
+            self._leave(channel)
+            raise
+        return channel
+
+    def _leave(self, channel: _Channel) -> None:
+        channel.subscribers -= 1
+        if channel.subscribers == 0:
+            channel.idle_since = time.monotonic()
+
+    async def _read(self) -> None:
+        """Receive every pub/sub message of this node and hand it to its channel."""
+        last_sweep = time.monotonic()
+        while not self._closed:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the connection dropped: redis-py reconnects and
+                if self._closed:  # subscribes again; the gap is read from the streams
+                    return
+                log.warning("redis bus: pub/sub connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if message is not None:
+                self._handle(message)
+            now = time.monotonic()
+            if now - last_sweep >= min(self._linger, 5.0):
+                last_sweep = now
+                await self._sweep(now)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        name = message.get("channel")
+        space_id = self._space_of(name) if isinstance(name, str) else None
+        channel = self._channels.get(space_id) if space_id is not None else None
+        if channel is None:
+            return
+        if kind == "message":
+            seq, type, body = message["data"].split("\n", 2)
+            channel.receive(Event(int(seq), type, json.loads(body)))
+        elif kind == "subscribe":
+            if channel.state == _SUBSCRIBING:
+                channel.state, channel.changed_at = _SUBSCRIBED, time.monotonic()
+                if not channel.ready.done():
+                    channel.ready.set_result(None)
+            elif channel.state == _SUBSCRIBED:
+                # Subscribed again after a reconnection: events may have been missed.
+                self._spawn(self._catch_up(space_id, channel))
+        elif kind == "unsubscribe" and channel.state == _UNSUBSCRIBING:
+            if channel.subscribers > 0:  # someone came back meanwhile
+                channel.state, channel.changed_at = _SUBSCRIBING, time.monotonic()
+                self._spawn(self._pubsub.subscribe(self._channel_name(space_id)))
+            else:
+                del self._channels[space_id]
+
+    async def _catch_up(self, space_id: str, channel: _Channel) -> None:
+        for attempt in range(8):  # the pool's first connections may be stale after an outage
+            try:
+                latest = await self.last_id(space_id)
+                break
+            except (RedisError, OSError):
+                await asyncio.sleep(0.05 * 2**attempt)
+        else:
+            log.warning("redis bus: could not catch up with space %s", space_id)
+            return
+        if latest < channel.known:
+            # Redis came back without its data: ids start again, subscribers start over.
+            channel.events.clear()
+        channel.known = latest
+        channel.wake()
+
+    async def _sweep(self, now: float) -> None:
+        """Stop following spaces nobody here followed for a while; retry what got no answer."""
+        for space_id, channel in list(self._channels.items()):
+            name = self._channel_name(space_id)
+            if channel.state != _SUBSCRIBED and now - channel.changed_at >= STUCK:
+                # No confirmation (the connection dropped meanwhile): subscribe again, which
+                # Redis confirms whatever the subscription's state was.
+                channel.state, channel.changed_at = _SUBSCRIBING, now
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.subscribe(name)
+            elif (
+                channel.state == _SUBSCRIBED
+                and channel.subscribers == 0
+                and now - channel.idle_since >= self._linger
+            ):
+                channel.state, channel.changed_at = _UNSUBSCRIBING, now
+                channel.ready = asyncio.get_running_loop().create_future()
+                channel.events.clear()
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.unsubscribe(name)
+
+    # -- subscribing -----------------------------------------------------------------------
+
+    async def _range(self, space_id: str, first: int, last: int) -> list[Event]:
+        entries = await self._redis.xrange(self._stream_key(space_id), f"{first}-0", f"{last}-0")
+        return [
+            Event(int(entry_id.split("-", 1)[0]), fields["t"], json.loads(fields["d"]))
+            for entry_id, fields in entries
+        ]
+
+    async def subscribe(
+        self, space_id: str, after: int | None = None, keepalive: float | None = None
+    ) -> AsyncIterator[Event | None]:
+        if self._closed:
+            return
+        channel = await self._channel(space_id)
+        try:
+            # Read only now that the channel is subscribed: any later event arrives live.
+            latest = await self.last_id(space_id)
+            channel.known = max(channel.known, latest)
+            cursor = latest if after is None else after
+            if cursor > latest:
+                # An id Redis never gave (its data was lost or expired): start over.
+                yield Event(latest, "reset", {"reason": "the server restarted"})
+                cursor = latest
+            while not self._closed:
+                if cursor > channel.known:
+                    yield Event(channel.known, "reset", {"reason": "the server restarted"})
+                    cursor = channel.known
+                if cursor < channel.known:
+                    window = list(channel.events)
+                    if window and window[0].id <= cursor + 1 <= window[-1].id:
+                        for event in window:
+                            if event.id > cursor:
+                                yield event
+                                cursor = event.id
+                        continue
+                    # Not in this node's window: from the stream in Redis, up to the window.
+                    last = window[0].id - 1 if window and window[0].id > cursor else channel.known
+                    try:
+                        missed = await self._range(space_id, cursor + 1, last)
+                    except (RedisError, OSError):
+                        if self._closed:
+                            return
+                        raise
+                    oldest = missed[0].id if missed else last + 1
+                    if cursor + 1 < oldest:
+                        yield Event(oldest - 1, "reset", {"reason": "missed events"})
+                        cursor = oldest - 1
+                    for event in missed:
+                        if event.id > cursor:
+                            yield event
+                            cursor = event.id
+                    continue
+                if channel.next is None:
+                    channel.next = asyncio.get_running_loop().create_future()
+                try:
+                    # shield: one subscriber timing out must not cancel the shared future.
+                    await asyncio.wait_for(asyncio.shield(channel.next), keepalive)
+                except TimeoutError:
+                    yield None
+        finally:
+            self._leave(channel)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for channel in self._channels.values():
+            if not channel.ready.done():
+                channel.ready.set_result(None)
+            channel.wake()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(RedisError, OSError):
+            await self._pubsub.aclose()
+        if self._owns_client:
+            await self._redis.aclose()
