@@ -3,7 +3,7 @@
 A `causerie serve --rtc-host 127.0.0.1` process hosts one live space; speakers are aiortc
 clients in this process publishing with WHIP (tests/fixtures/rtc.py), on loopback.
 
-a. Delay. Speaker A sends a 1 kHz burst (100 ms) every 0.5 s; speaker B is silent and records
+a. Delay. Speaker A sends a 1 kHz burst (100 ms) every second; speaker B is silent and records
    what it receives back (its mix-minus, i.e. A). For each burst: (wall time B's first loud
    frame came out of its decoder) minus (wall time A's first burst frame went into its
    encoder). Frame granularity: 20 ms. Measured twice: with aiortc clients as shipped (their
@@ -48,6 +48,7 @@ from causerie.cli import issue_account_token
 from causerie.store import SqliteStore, update_space
 
 LOUD_DBFS = -40.0
+BURST_EVERY = 1.0  # seconds: far more than any delay, so each onset matches its own burst
 
 
 @dataclass
@@ -137,8 +138,8 @@ async def measure_delay(
         await asyncio.sleep(2)
         for _ in range(bursts):
             sender.burst(0.1)
-            await asyncio.sleep(0.5)
-        await asyncio.sleep(0.5)
+            await asyncio.sleep(BURST_EVERY)
+        await asyncio.sleep(BURST_EVERY)
         return _onsets(sender.burst_times, b)
     finally:
         await a.close()

@@ -30,14 +30,16 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """Start redis-server in `workdir` and yield its URL (redis://127.0.0.1:PORT/0)."""
+def redis_server(workdir: Path, port: int | None = None) -> Iterator[str]:
+    """Start redis-server in `workdir` (on `port`, else a free one) and yield its URL
+    (redis://127.0.0.1:PORT/0)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is missing: `make test-deps` installs it (Debian)")
     workdir.mkdir(parents=True, exist_ok=True)
+    wanted = port
     for _ in range(3):  # a free port may be taken by someone else before the server binds it
-        port = _free_port()
+        port = wanted or _free_port()
         log = (workdir / f"redis-{port}.log").open("w")
         proc = subprocess.Popen(
             [

@@ -137,7 +137,8 @@ async def test_each_speaker_hears_the_others_but_not_themselves(client, node, li
     try:
         await a.wait_connected()
         await b.wait_connected()
-        await asyncio.sleep(2.5)
+        # 2.5 s of audio back each (more wall time on a busy machine), the last second analysed.
+        await wait_until(lambda: min(len(a.received), len(b.received)) >= 125, timeout=15)
         heard_a, heard_b = a.audio(1.0), b.audio(1.0)
         assert heard_a.size == heard_b.size == 48000
         assert spectrum_at(heard_a, 1000) > HEARD and spectrum_at(heard_a, 440) < ABSENT

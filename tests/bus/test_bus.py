@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from causerie.bus import LocalBus
 from causerie.bus.redis import RedisBus
+from tests.redis_server import redis_server
 
 
 async def take(iterator, n: int) -> list:
@@ -157,3 +159,32 @@ async def test_a_node_stops_following_a_space_nobody_follows(redis_url) -> None:
         assert [e.data["i"] for e in await pending] == [2]
     finally:
         await bus.close()
+
+
+async def test_subscribers_survive_redis_restarting_empty(tmp_path) -> None:
+    """Redis restarts without its data: subscribers reconnect, get a reset, then follow."""
+    with redis_server(tmp_path / "before") as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        bus, publisher = RedisBus(url), RedisBus(url)
+        following = bus.subscribe("sp")
+        pending = asyncio.ensure_future(take(following, 3))
+        await asyncio.sleep(0.1)
+        for i in range(3):
+            await publisher.publish("sp", "n", {"i": i})
+        assert [e.id for e in await pending] == [1, 2, 3]
+    try:
+        with redis_server(tmp_path / "after", port=port):
+            reset = await asyncio.wait_for(anext(following), 10)
+            assert reset.type == "reset" and reset.id == 0
+            for _ in range(20):  # the publisher's pooled connection is stale: one error
+                try:
+                    await publisher.publish("sp", "n", {"i": "again"})
+                    break
+                except RedisConnectionError:
+                    await asyncio.sleep(0.1)
+            (event,) = await take(following, 1)
+            assert (event.id, event.data) == (1, {"i": "again"})
+            await following.aclose()
+    finally:
+        await bus.close()
+        await publisher.close()

@@ -186,7 +186,7 @@ async def test_reactions_float_on_the_other_listeners_page(server_process, host:
         await (
             b.locator("#reaction-layer .reaction-float")
             .filter(has_text="🔥")
-            .first.wait_for(timeout=3_000)
+            .first.wait_for(timeout=LIVE_WITHIN)
         )
         print(f"\nreactions floated on the other page after {time.monotonic() - started:.1f} s")
         await b.wait_for_function("window.causerie.reactions.floated >= 3")

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..counting.stats import client_key
 from ..domain import Conflict, Invalid, NotFound, Space, SpaceState
 from ..media.clips import Cut, EmptyCut, cut
 from ..media.recorder import INDEX_NAME, SAFE_ID, Recording
@@ -50,6 +51,7 @@ MEDIA_TYPE = "audio/mp4"
 IMMUTABLE = "public, max-age=31536000, immutable"
 # An ended space's replay does not change any more; an hour keeps a mistake from living long.
 REPLAY_CACHE = "public, max-age=3600"
+REPLAY_PLAYLIST = "no-cache"
 
 _MEDIA_NAME = re.compile(r"init\.mp4|[0-9]{1,12}\.m4s")
 _CLIP_ID = re.compile(r"(?P<space>[A-Za-z0-9_-]{1,32})\.(?P<start>[0-9]{1,9})-(?P<end>[0-9]{1,9})")
@@ -194,11 +196,19 @@ def _media_headers(cache: str) -> dict[str, str]:
 
 
 @router.get("/replay/{space_id}/index.m3u8", summary="The replay (HLS VOD playlist)")
-async def replay_playlist(space_id: str, svc: ServicesDep) -> Response:
-    """The whole recording as an HLS on-demand playlist, once the space has ended."""
+async def replay_playlist(space_id: str, request: Request, svc: ServicesDep) -> Response:
+    """The whole recording as an HLS on-demand playlist, once the space has ended.
+
+    Each fetch is a replay play (counted apart from live listening, once per device and day),
+    so the playlist is `no-cache`: edges revalidate it and the origin sees every play. The
+    media it lists is immutable and stays cached.
+    """
     _, recording = await _ended_recording(svc, space_id)
+    ip = request.client.host if request.client else "unknown"
+    device = client_key(ip, request.headers.get("user-agent", ""))
+    await svc.stats.record_replay_listen(space_id, device, svc.clock())
     return Response(
-        recording.playlist(), media_type=PLAYLIST_TYPE, headers=_media_headers(REPLAY_CACHE)
+        recording.playlist(), media_type=PLAYLIST_TYPE, headers=_media_headers(REPLAY_PLAYLIST)
     )
 
 

@@ -62,14 +62,14 @@ class LocalBus:
         cursor = stream.last_id if after is None else after
         if cursor > stream.last_id:
             # An id this server never gave (it restarted): the subscriber must start over.
-            yield Event(stream.last_id, "reset", {"reason": "the server restarted"})
-            cursor = stream.last_id
+            cursor = stream.last_id  # set before yielding: events published meanwhile follow
+            yield Event(cursor, "reset", {"reason": "the server restarted"})
         while not self._closed:
             if cursor < stream.last_id:
                 oldest = stream.events[0].id if stream.events else stream.last_id + 1
                 if cursor + 1 < oldest:
-                    yield Event(oldest - 1, "reset", {"reason": "missed events"})
                     cursor = oldest - 1
+                    yield Event(cursor, "reset", {"reason": "missed events"})
                 for event in list(stream.events):
                     if event.id > cursor:
                         yield event

@@ -158,15 +158,8 @@ class RedisBus:
         channel = self._channels.get(space_id)
         if channel is None:
             channel = self._channels[space_id] = _Channel(self.backlog)
-            try:
-                await self._pubsub.subscribe(self._channel_name(space_id))
-            except BaseException as exc:
-                del self._channels[space_id]
-                channel.ready.set_exception(exc)
-                channel.ready.exception()  # retrieved: only the waiters care
-                raise
-            if self._reader is None:
-                self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
+            # A task of its own: a subscriber leaving meanwhile must not cut the command short.
+            self._spawn(self._send_subscribe(space_id, channel))
         channel.subscribers += 1
         try:
             await asyncio.shield(channel.ready)
@@ -174,6 +167,19 @@ class RedisBus:
             self._leave(channel)
             raise
         return channel
+
+    async def _send_subscribe(self, space_id: str, channel: _Channel) -> None:
+        try:
+            await self._pubsub.subscribe(self._channel_name(space_id))
+        except Exception as exc:
+            if self._channels.get(space_id) is channel:
+                del self._channels[space_id]
+            if not channel.ready.done():
+                channel.ready.set_exception(exc)
+                channel.ready.exception()  # retrieved: only its waiters care
+            return
+        if self._reader is None and not self._closed:  # reading needs the connection made
+            self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
 
     def _leave(self, channel: _Channel) -> None:
         channel.subscribers -= 1
@@ -285,12 +291,13 @@ class RedisBus:
             cursor = latest if after is None else after
             if cursor > latest:
                 # An id Redis never gave (its data was lost or expired): start over.
-                yield Event(latest, "reset", {"reason": "the server restarted"})
                 cursor = latest
+                yield Event(latest, "reset", {"reason": "the server restarted"})
             while not self._closed:
                 if cursor > channel.known:
-                    yield Event(channel.known, "reset", {"reason": "the server restarted"})
+                    # (Its id is read once: more may arrive while the reset is being handed.)
                     cursor = channel.known
+                    yield Event(cursor, "reset", {"reason": "the server restarted"})
                 if cursor < channel.known:
                     window = list(channel.events)
                     if window and window[0].id <= cursor + 1 <= window[-1].id:
@@ -309,8 +316,8 @@ class RedisBus:
                         raise
                     oldest = missed[0].id if missed else last + 1
                     if cursor + 1 < oldest:
-                        yield Event(oldest - 1, "reset", {"reason": "missed events"})
                         cursor = oldest - 1
+                        yield Event(cursor, "reset", {"reason": "missed events"})
                     for event in missed:
                         if event.id > cursor:
                             yield event

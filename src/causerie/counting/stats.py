@@ -433,7 +433,8 @@ class LocalStats:
     def __init__(self, interval: float = HEARTBEAT_INTERVAL) -> None:
         self.interval = interval
         self.spaces: dict[str, SpaceStats] = {}
-        # Pages poll the numbers: a summary is computed again at most once a second.
+        # Pages poll the numbers: a summary is computed again only after something was recorded
+        # or a second passed (samples close with time).
         self._summaries: dict[str, tuple[tuple[int, float | None, float | None], Summary]] = {}
 
     def space(self, space_id: str) -> SpaceStats:
@@ -445,15 +446,19 @@ class LocalStats:
 
     async def join_attempted(self, space_id: str, now: float) -> None:
         self.space(space_id).join_attempted(now)
+        self._summaries.pop(space_id, None)
 
     async def joined(self, space_id: str, listener_id: str, now: float) -> None:
         self.space(space_id).joined(listener_id, now)
+        self._summaries.pop(space_id, None)
 
     async def heartbeat(self, space_id: str, listener_id: str, now: float) -> None:
         self.space(space_id).heartbeat(listener_id, now)
+        self._summaries.pop(space_id, None)
 
     async def record_replay_listen(self, space_id: str, client_key: str, now: float) -> None:
         self.space(space_id).replay_listen(client_key, now)
+        self._summaries.pop(space_id, None)
 
     async def summary(
         self, space_id: str, now: float, started_at: float | None, ended_at: float | None

@@ -475,3 +475,9 @@ export function sentence(text) {
   const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
   return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
 }
+
+/** " in 3 s" when an error says how long to wait (Retry-After), else "". */
+export function retryInText(error) {
+  const seconds = error?.retryAfter;
+  return seconds != null ? ` in ${Math.max(1, Math.ceil(seconds))} s` : "";
+}

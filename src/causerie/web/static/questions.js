@@ -8,6 +8,7 @@ import {
   askQuestion,
   listQuestions,
   retryDelaySeconds,
+  retryInText,
   sentence,
   voteQuestion,
   withdrawQuestion,
@@ -324,7 +325,8 @@ export class Questions {
     );
     flag.hidden = !flag.textContent;
     set(".question-text", question.text);
-    set(".question-author", mine ? `${question.author_name || "Guest"} (you)` : question.author_name);
+    const author = question.author_name || "Guest";
+    set(".question-author", mine ? `${author} (you)` : author);
 
     const votes = question.votes;
     const voted = this.voted.has(question.id);
@@ -439,7 +441,8 @@ export class Questions {
         this.render();
       }
     } catch (error) {
-      if (error instanceof ApiError && error.status === 409 && /already voted/i.test(error.message)) {
+      const again = error instanceof ApiError && error.status === 409;
+      if (again && /already voted/i.test(error.message)) {
         undo(true); // counted before (from this tab): it stays counted once
       } else {
         undo(false);
@@ -485,8 +488,7 @@ export class Questions {
     const status = error instanceof ApiError ? error.status : -1;
     if (status === 0) return `${what}: the server could not be reached. Try again in a moment.`;
     if (status === 429 || status === 503) {
-      const wait = error.retryAfter != null ? ` in ${Math.max(1, Math.ceil(error.retryAfter))} s` : "";
-      return `${what}: that was quick. Try again${wait}.`;
+      return `${what}: that was quick. Try again${retryInText(error)}.`;
     }
     return `${what}. ${sentence(error?.message) || "Something went wrong."}`;
   }

@@ -15,6 +15,7 @@ import {
   listenersText,
   lowerHand,
   raiseHand,
+  retryInText,
   roleLabel,
   sendHeartbeat,
   sentence,
@@ -566,8 +567,7 @@ function handErrorText(raising, error) {
   if (status === 0) return `${what}: the server could not be reached. Try again in a moment.`;
   if (status === 409) return `${what}: the space isn't live.`;
   if (status === 429 || status === 503) {
-    const wait = error.retryAfter != null ? ` in ${Math.max(1, Math.ceil(error.retryAfter))} s` : "";
-    return `${what}: too many tries. Try again${wait}.`;
+    return `${what}: too many tries. Try again${retryInText(error)}.`;
   }
   return `${what}. ${sentence(error?.message) || "Something went wrong."}`;
 }
