@@ -1,4 +1,4 @@
-"""The `causerie` command: serve, demo, token."""
+"""The `causerie` command: serve, demo, token, edge-config."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -118,7 +118,71 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--redis", metavar="URL", help="sign with the secret the nodes share in this Redis"
     )
+    _edge_config_command(commands)
     return parser
+
+
+def _edge_config_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    edge = commands.add_parser(
+        "edge-config",
+        help="print the configuration of a caching edge (nginx or Varnish) for some origins",
+        description="Print (or write) the configuration of a caching edge in front of causerie "
+        "nodes: LL-HLS parts and blocking playlist reloads collapsed into one origin request "
+        "each, space details served stale while the origins are down, writes and live events "
+        "passed through. See docs/edges.md.",
+    )
+    edge.add_argument("--kind", required=True, choices=["nginx", "varnish"])
+    edge.add_argument(
+        "--listen", default="127.0.0.1:8081", help="address the edge listens on (%(default)s)"
+    )
+    edge.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="nginx: absolute directory for its cache, temp files, pid and log (default: "
+        "relative paths, under `nginx -p DIR`); Varnish: its -n directory in the printed command",
+    )
+    edge.add_argument(
+        "--listeners",
+        type=int,
+        default=2000,
+        help="Varnish: listeners one edge serves at once, to size its threads (%(default)s)",
+    )
+    edge.add_argument(
+        "--part-duration",
+        type=float,
+        default=0.21333,
+        metavar="SECONDS",
+        help="the origin's LL-HLS part duration: plain playlists are cached for half of it "
+        "(Varnish), blocking reloads wait for it plus 40 ms in nginx's cache lock (%(default)s)",
+    )
+    edge.add_argument("--output", "-o", type=Path, metavar="FILE", help="write it here")
+    edge.add_argument("origins", nargs="+", metavar="ORIGIN", help="http://host:port of a node")
+
+
+def _edge_config(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    import shlex
+
+    from .edge.config import EdgeOptions, Origin, render
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        options = EdgeOptions(
+            origins=tuple(Origin.parse(url) for url in args.origins),
+            listen=args.listen,
+            cache_dir=args.cache_dir,
+            listeners=args.listeners,
+            part_duration=args.part_duration,
+            command=shlex.join(["causerie", *words]),
+        )
+        text = render(args.kind, options)
+    except ValueError as exc:
+        print(f"causerie edge-config: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def issue_account_token(
@@ -191,6 +255,14 @@ async def _demo(config: Config) -> None:
     await task
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -200,14 +272,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "token":
         print(issue_account_token(args.data_dir, args.name, args.user, args.days, args.redis))
         return 0
+    if args.command == "edge-config":
+        return _edge_config(args, argv)
     try:
         config = _config(args)
     except ValueError as exc:
         print(f"causerie: {exc}", file=sys.stderr)
         return 2
     runner = _serve if args.command == "serve" else _demo
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(runner(config))
+    # uvloop (installed with uvicorn[standard]) makes each request cheaper; asyncio.run alone
+    # would not use it, since the loop is made here and not by uvicorn.
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=_loop_factory()) as runner_loop,
+    ):
+        runner_loop.run(runner(config))
     return 0
 
 
