@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from ..domain import Action
 from .auth import authenticate
 from .services import Services
-from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id
+from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id, speaking_now
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,6 @@ class Levels(BaseModel):
     levels: dict[str, Level]
 
 
-def speaking_now(svc: Services, space_id: str) -> list[str]:
-    """The ids of the inputs talking now in the space's mixer, sorted."""
-    pipeline = svc.broadcasts.get(space_id)
-    if pipeline is None:
-        return []
-    return sorted(i for i, source in pipeline.mixer.inputs.items() if source.active)
 
 
 @router.get("/levels", response_model=Levels, summary="Mic levels (moderators)")

@@ -38,5 +38,23 @@ async def report_page(space_id: str) -> FileResponse:
     return _page("report.html")
 
 
+@router.get("/s/{space_id}/speak")
+async def speak_page(space_id: str) -> FileResponse:
+    """The speaker view: a listener brought on stage publishes their microphone (WHIP)."""
+    return _page("speak.html")
+
+
+@router.get("/studio")
+async def studio_create_page() -> FileResponse:
+    """The host studio: create and schedule a space."""
+    return _page("studio.html")
+
+
+@router.get("/studio/{space_id}")
+async def studio_page(space_id: str) -> FileResponse:
+    """The host studio of one space: go live, the stage, raised hands, questions."""
+    return _page("studio.html")
+
+
 def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC_DIR)

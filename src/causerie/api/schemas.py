@@ -61,6 +61,9 @@ class SpaceView(BaseModel):
     listeners_now: int = Field(description="Distinct listeners seen in the last heartbeat window.")
     host: Host
     stage: list[Person]
+    speaking: list[str] = Field(
+        default_factory=list, description="Ids of the people on stage talking right now."
+    )
     requests_waiting: int = Field(
         description="Listeners who asked to speak and wait for an answer."
     )

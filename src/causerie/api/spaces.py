@@ -57,6 +57,14 @@ def check_space_id(space_id: str) -> None:
         raise NotFound("no such space")
 
 
+def speaking_now(svc: Services, space_id: str) -> list[str]:
+    """The ids of the people talking now in the space's mixer on this node, sorted."""
+    pipeline = svc.broadcasts.get(space_id)
+    if pipeline is None:
+        return []
+    return sorted(i for i, source in pipeline.mixer.inputs.items() if source.active)
+
+
 async def view(space: Space, svc: Services) -> SpaceView:
     """The public view of a space, with its live listener count."""
     return SpaceView(
@@ -74,6 +82,7 @@ async def view(space: Space, svc: Services) -> SpaceView:
             {"id": m.user_id, "name": m.name, "role": m.role.value, "muted": m.muted}
             for m in space.on_stage()
         ],
+        speaking=speaking_now(svc, space.id),
         requests_waiting=len(space.speak_requests),
         recording=space.recording,
         **replay_links(space, svc),

@@ -153,6 +153,9 @@ function renderSpace(space) {
   ui.description.hidden = !space.description;
   setText(ui.host, space.host?.name ? `Hosted by ${space.host.name}` : "");
   renderStage(space);
+  // Who is talking comes with the first details; after that, `speaking` events keep it fresh
+  // (later details may be older than the last event).
+  if (!previous && Array.isArray(space.speaking)) setSpeaking(space.speaking);
   setText(ui.badge, stateLabel(space.state));
   ui.badge.dataset.state = space.state;
   setText(ui.listeners, listenersText(space.listeners_now));

@@ -1,0 +1,149 @@
+vcl 4.1;
+# causerie caching edge: Varnish (7.1 or later).
+# Written by `{{command}}`.
+# Origins: {{origins}}
+#
+# Start:  {{varnishd}}
+# Check:  varnishd -C -f THIS_FILE -n DIR
+#
+# What it does (docs/edges.md explains the numbers):
+# - LL-HLS parts, segments and init sections are cached as the origin says (immutable, a year);
+#   blocking playlist reloads (?_HLS_msn=N&_HLS_part=P) are cached under their full URL, query
+#   string included (sorted), for the origin's max-age (6 s); the plain playlist for
+#   {{playlist_ttl}}, about half a part, whatever the origin says.
+# - Concurrent misses for one object wait for a single origin request (Varnish's waiting list)
+#   and are released as soon as its headers arrive; the body is streamed to all of them as it
+#   comes (do_stream). -p thread_pool_max x thread_pools must exceed the listeners.
+# - Space details (GET /api/spaces/{id}) are cached, served stale for 30 s while revalidating,
+#   and for up to a day while the origin is down (health probes) or failing (grace, restart).
+# - Joins and every other POST/PUT/PATCH/DELETE and WHIP are passed to the origin, live events
+#   (SSE) are piped (no buffering, no timeout but the origin's keep-alive pings); a request
+#   with Authorization is never cached, except the public objects above, which do not depend
+#   on who asks (the header is not forwarded for them).
+
+import directors;
+import std;
+
+probe causerie_health {
+    .url = "/healthz";
+    .interval = 1s;
+    .timeout = 2s;
+    .window = 3;
+    .threshold = 2;
+    .initial = 2;
+}
+
+{{backends}}
+sub vcl_init {
+    # The API and the pages: any node.
+    new causerie_api = directors.round_robin();
+{{api_adds}}    # A live space's media (and its speakers' WHIP sessions) is made on one node: requests
+    # for one space always go to the same origin, chosen by its id (later: the space's owner).
+    new causerie_media = directors.shard();
+{{media_adds}}    causerie_media.reconfigure();
+}
+
+sub vcl_recv {
+    if (req.url ~ "^/(hls|whip)/[A-Za-z0-9_-]+") {
+        set req.backend_hint = causerie_media.backend(
+            by=KEY,
+            key=causerie_media.key(regsub(req.url, "^/(?:hls|whip)/([A-Za-z0-9_-]+).*$", "\1")));
+    } else {
+        set req.backend_hint = causerie_api.backend();
+    }
+    # Per-node numbers: scrape each node directly, not through an edge.
+    if (req.url ~ "^/metrics(\?|$)") {
+        return (synth(404, "Not Found"));
+    }
+    # Joins, every other write, WHIP: to the origin, never cached.
+    if (req.method != "GET" && req.method != "HEAD") {
+        return (pass);
+    }
+    # Live events (Server-Sent Events): a plain TCP relay for the stream's whole life.
+    if (req.url ~ "^/api/spaces/[A-Za-z0-9_-]+/events(\?|$)") {
+        return (pipe);
+    }
+    # LL-HLS: public, the same for everyone.
+    if (req.url ~ "^/hls/") {
+        unset req.http.Authorization;
+        unset req.http.Cookie;
+        set req.url = std.querysort(req.url);
+        return (hash);
+    }
+    # Space details and the list of spaces: public, the same for everyone.
+    if (req.url ~ "^/api/spaces(/[A-Za-z0-9_-]+)?$") {
+        unset req.http.Authorization;
+        unset req.http.Cookie;
+        if (req.restarts == 0 && std.healthy(req.backend_hint)) {
+            # Origin up: stale-while-revalidate=30.
+            set req.grace = 30s;
+        } else {
+            # Origin down, or it just failed us: any copy up to a day old (stale-if-error).
+            set req.grace = 24h;
+        }
+        return (hash);
+    }
+    # Everything else: Varnish's built-in rules (Authorization or Cookie: not cached).
+}
+
+sub vcl_hash {
+    # One site: the URL alone, query string included, whatever the Host.
+    hash_data(req.url);
+    return (lookup);
+}
+
+sub vcl_backend_response {
+    if (bereq.url ~ "^/hls/") {
+        set beresp.do_stream = true;
+        set beresp.grace = 0s;
+        if (beresp.status != 200) {
+            # Not on the air here, a part asked for too early, a blocking reload that timed
+            # out: never cached, and not remembered either (no hit-for-miss for the URL).
+            set beresp.ttl = 0s;
+            set beresp.uncacheable = true;
+            return (deliver);
+        }
+        if (bereq.url ~ "^/hls/[^/]+/index\.m3u8$") {
+            # The plain playlist changes every part: about half a part.
+            set beresp.ttl = {{playlist_ttl}};
+        }
+        # Everything else as the origin says: blocking reloads max-age=6, media immutable.
+        return (deliver);
+    }
+    if (bereq.url ~ "^/api/spaces(/[A-Za-z0-9_-]+)?$") {
+        if (beresp.status >= 500) {
+            # Keep the copy we have; a client waiting for this is served it (vcl_synth).
+            return (abandon);
+        }
+        if (beresp.ttl > 0s) {
+            # Kept a day past its max-age (stale-if-error=86400); vcl_recv limits it to
+            # 30 s while the origin is up.
+            set beresp.grace = 24h;
+        }
+    }
+    # Everything else: Varnish's built-in rules (honour Cache-Control).
+}
+
+sub vcl_backend_error {
+    if (bereq.url ~ "^/api/spaces(/[A-Za-z0-9_-]+)?$") {
+        return (abandon);
+    }
+}
+
+sub vcl_synth {
+    # The origin failed while fetching details: try once more, accepting a stale copy.
+    if (resp.status == 503 && req.restarts == 0 && req.method == "GET" &&
+        req.url ~ "^/api/spaces(/[A-Za-z0-9_-]+)?$") {
+        return (restart);
+    }
+}
+
+sub vcl_deliver {
+    if (obj.uncacheable) {
+        set resp.http.X-Cache = "PASS";
+    } else if (obj.hits > 0) {
+        set resp.http.X-Cache = "HIT";
+    } else {
+        set resp.http.X-Cache = "MISS";
+    }
+}
