@@ -76,7 +76,7 @@ from bench._hls import PartEvent, directory_of, follow_live, parse_playlist
 from bench._http import Connection, HttpError
 
 ON_TIME_GOAL = 0.99
-DEFAULT_LEVELS = "100,200,400,800,1200,1600,2400,3200"
+DEFAULT_LEVELS = "100,200,400,600,800,1200,1600,2400,3200"
 DISTURBED = 0.08  # a try during which the server or the load generator waited for a CPU longer
 CLIENT_BOUND = 0.75  # a load-generator process this busy (of one core) delays its own timings
 MAX_LISTENERS = 12_800  # file descriptors: the hard limit here is 20 000 per process
@@ -737,7 +737,7 @@ def main() -> None:
     parser.add_argument(
         "--wrk-seconds", type=float, default=8.0, help="nginx's wrk throughput run (0 = none)"
     )
-    parser.add_argument("--max-seconds", type=float, default=200, help="bound on the whole run")
+    parser.add_argument("--max-seconds", type=float, default=210, help="bound on the whole run")
     args = parser.parse_args()
 
     started = time.time()

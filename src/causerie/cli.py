@@ -153,7 +153,7 @@ def _edge_config_command(commands: argparse._SubParsersAction) -> None:  # type:
         default=0.21333,
         metavar="SECONDS",
         help="the origin's LL-HLS part duration: plain playlists are cached for half of it "
-        "(Varnish), blocking reloads wait for it plus 40 ms in nginx's cache lock (%(default)s)",
+        "(Varnish), blocking reloads wait for it plus 90 ms in nginx's cache lock (%(default)s)",
     )
     edge.add_argument("--output", "-o", type=Path, metavar="FILE", help="write it here")
     edge.add_argument("origins", nargs="+", metavar="ORIGIN", help="http://host:port of a node")

@@ -116,14 +116,16 @@ class EdgeOptions:
     workers: str = "auto"
     user: str | None = None
     """nginx `user` directive (only matters when nginx starts as root); None: leave it out."""
-    media_lock_timeout_ms: int = 50
+    media_lock_timeout_ms: int = 100
     """nginx: how long a request for a part waits for another request's origin fetch of it
     before going to the origin itself, uncached. The origin answers a listed part within a few
-    ms, so waiters find it cached by then; the wait is added to their delivery."""
+    ms, so waiters find it cached by then; the wait is added to their delivery. Too short, and
+    a slow origin gets every waiter's request at once (a stampede, uncached)."""
     playlist_lock_timeout_ms: int | None = None
     """nginx: the same for a blocking playlist reload, which the origin holds until its part
     exists: up to one part duration after the previous part. Shorter than that sends waiters
-    to the origin uncached; every ms beyond it is delay. None: one part duration + 40 ms."""
+    to the origin uncached (all of them, when a part comes late); every ms beyond it is delay.
+    None: one part duration + 90 ms."""
     open_files: int = 65536
     """nginx worker_rlimit_nofile: each listener is a connection (and a few to the origins)."""
     live_max_size: str = "2g"
@@ -163,7 +165,7 @@ class EdgeOptions:
         """nginx's lock timeout for playlists, in ms (a multiple of 10)."""
         if self.playlist_lock_timeout_ms is not None:
             return self.playlist_lock_timeout_ms
-        return round((self.part_duration + 0.04) * 100) * 10
+        return round((self.part_duration + 0.09) * 100) * 10
 
     @property
     def playlist_ttl(self) -> str:

@@ -1,0 +1,198 @@
+"""Real edges (nginx, Varnish) in front of a real `causerie demo` node, on 127.0.0.1.
+
+Each test runs once per kind of edge: ffmpeg records through it; crowds of simulated LL-HLS
+listeners cost the origin about one request per part whatever their number; details survive
+the origin going away; joins and live events pass through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from causerie.cli import issue_account_token
+from tests.edge.conftest import require
+from tests.edge.listeners import listen
+from tests.edge.servers import RunningEdge, RunningOrigin, run_edge, run_origin
+
+PART_SECONDS = 0.21333
+FOLLOW_SECONDS = 8.0
+
+
+def test_ffmpeg_records_the_live_space_through_the_edge(
+    edge: RunningEdge, origin: RunningOrigin, ffmpeg: str, tmp_path: Path
+) -> None:
+    playlist = edge.url + origin.playlist_path
+    # ffmpeg plays LL-HLS as classic HLS (whole segments): wait until two are listed.
+    deadline = time.monotonic() + 15
+    while httpx.get(origin.url + origin.playlist_path, timeout=5).text.count("#EXTINF") < 2:
+        assert time.monotonic() < deadline, "no segments after 15 s"
+        time.sleep(0.2)
+    recording = tmp_path / "recording.m4a"
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-y", "-i", playlist, "-t", "6", "-c", "copy", str(recording)],
+        check=True,
+        timeout=40,
+    )
+    pcm = subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-i",
+            str(recording),
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    ).stdout
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64) / 32768
+    assert len(samples) / 48000 > 5.5
+    rms = float(np.sqrt(np.mean(samples**2)))
+    assert rms > 0.01, f"silent recording (RMS {rms:.4f})"
+
+
+@pytest.mark.parametrize(
+    "listeners", [100, pytest.param(1000, marks=pytest.mark.slow)], ids=lambda n: f"{n}-listeners"
+)
+async def test_listeners_cost_the_origin_one_request_per_part(
+    edge: RunningEdge, origin: RunningOrigin, listeners: int
+) -> None:
+    parts = {"kind": "part", "status": "200"}
+    playlists = {"kind": "playlist", "status": "200"}
+    before = origin.counter("causerie_hls_requests_total", **parts)
+    playlists_before = origin.counter("causerie_hls_requests_total", **playlists)
+    started = time.monotonic()
+    audience = await listen(edge.port, origin.playlist_path, listeners, FOLLOW_SECONDS)
+    elapsed = time.monotonic() - started
+    origin_parts = origin.counter("causerie_hls_requests_total", **parts) - before
+    origin_playlists = origin.counter("causerie_hls_requests_total", **playlists) - playlists_before
+
+    fetched = audience.parts_fetched  # every part some listener got
+    produced = elapsed / PART_SECONDS
+    got = sorted(len(f.received) for f in audience.followers)
+    report = (
+        f"{edge.kind}, {listeners} listeners, {elapsed:.1f} s: {len(fetched)} distinct parts "
+        f"(~{produced:.0f} produced), origin part requests {origin_parts:.0f}, origin playlist "
+        f"requests {origin_playlists:.0f}, parts per listener min {got[0]} median "
+        f"{got[len(got) // 2]}, requests {audience.requests}, errors {audience.errors}"
+    )
+    print(report)
+    # The listeners followed the live edge and got (nearly) every part.
+    assert len(fetched) >= 0.7 * (FOLLOW_SECONDS / PART_SECONDS), report
+    assert got[len(got) // 2] >= 0.8 * len(fetched), report
+    assert audience.errors <= 0.01 * audience.requests, report
+    # About one origin request per part, whatever the number of listeners.
+    assert origin_parts <= 1.5 * len(fetched), report
+    assert origin_playlists <= 3 * len(fetched), report
+
+
+@pytest.mark.parametrize("kind", ["nginx", "varnish"])
+def test_details_survive_the_origin_going_away(kind: str, tmp_path: Path) -> None:
+    require(kind)
+    with (
+        run_origin(tmp_path / "origin") as origin,
+        run_edge(kind, [origin.url], tmp_path / kind) as edge,
+        httpx.Client(base_url=edge.url, timeout=10) as client,
+    ):
+        path = f"/api/spaces/{origin.space_id}"
+        first = client.get(path)
+        assert first.status_code == 200
+        assert "stale-if-error" in first.headers["cache-control"]
+        assert client.get(path).headers["x-cache"] == "HIT"
+        # Safe to cache whoever asks: credentials do not change the details.
+        assert client.get(path, headers={"Authorization": "Bearer x"}).headers["x-cache"] == "HIT"
+
+        origin.stop()
+        assert client.get("/api/spaces/nosuchspace").status_code >= 500  # the origin is gone
+        # Past max-age (2 s) only a stale copy is left; keep asking until the edge has said
+        # so (nginx: X-Cache STALE or UPDATING; Varnish: an Age beyond max-age) and a little
+        # longer (Varnish's health probe marks the origin sick after about 2 s).
+        stale_seen = 0
+        deadline = time.monotonic() + 7
+        while time.monotonic() < deadline:
+            again = client.get(path)
+            assert again.status_code == 200, again.text
+            assert again.json() == first.json()
+            age = int(again.headers.get("age", "0"))
+            if again.headers["x-cache"] in ("STALE", "UPDATING") or age > 2:
+                stale_seen += 1
+            time.sleep(0.5)
+        assert stale_seen >= 3
+
+
+def test_joins_go_to_the_origin_every_time(edge: RunningEdge, origin: RunningOrigin) -> None:
+    before = origin.counter("causerie_joins_total")
+    path = f"/api/spaces/{origin.space_id}/join"
+    with httpx.Client(base_url=edge.url, timeout=10) as client:
+        first = client.post(path, json={"name": "Ana"})
+        second = client.post(path, json={"name": "Ana"})
+    assert first.status_code == second.status_code == 200, first.text
+    assert first.json()["token"] != second.json()["token"]
+    assert first.json()["listener_id"] != second.json()["listener_id"]
+    assert origin.counter("causerie_joins_total") - before == 2
+
+
+def test_authorized_requests_are_not_cached(edge: RunningEdge, origin: RunningOrigin) -> None:
+    """Except the public details and media: an API read with credentials is never a hit."""
+    path = f"/api/spaces/{origin.space_id}/questions"
+    with httpx.Client(base_url=edge.url, timeout=10) as client:
+        assert client.get(path).status_code == 200
+        assert client.get(path).headers["x-cache"] == "HIT"  # public, max-age=1
+        token = {"Authorization": "Bearer not-checked-here"}
+        assert client.get(path, headers=token).headers["x-cache"] not in ("HIT", "STALE")
+
+
+async def test_live_events_stream_through_the_edge(
+    edge: RunningEdge, origin: RunningOrigin
+) -> None:
+    token = issue_account_token(origin.data_dir, "Host", None, days=1)
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=edge.url, timeout=10) as client:
+        created = await client.post("/api/spaces", json={"title": "Through the edge"}, headers=auth)
+        assert created.status_code == 201, created.text
+        space_id = created.json()["id"]
+        states: list[str] = []
+
+        async def follow() -> None:
+            async with client.stream("GET", f"/api/spaces/{space_id}/events") as stream:
+                assert stream.status_code == 200
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                event = ""
+                async for line in stream.aiter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event in ("snapshot", "space"):
+                        states.append(json.loads(line[6:])["state"])
+                        if states[-1] == "ended":
+                            return
+
+        follower = asyncio.create_task(follow())
+        async with asyncio.timeout(10):
+            while not states:  # the snapshot: the stream is open
+                await asyncio.sleep(0.02)
+        assert states == ["scheduled"]
+        started = await client.post(f"/api/spaces/{space_id}/start", headers=auth)
+        assert started.status_code == 200, started.text
+        async with asyncio.timeout(10):
+            while "live" not in states:
+                await asyncio.sleep(0.02)
+        ended = await client.post(f"/api/spaces/{space_id}/end", headers=auth)
+        assert ended.status_code == 200, ended.text
+        async with asyncio.timeout(10):
+            await follower
+    assert states == ["scheduled", "live", "ended"]
