@@ -3,21 +3,22 @@
 Against the live demo space of one `causerie demo` process (pinned to --server-cpus; this
 process and wrk on --client-cpus), after joining `--tokens` (2000) listeners: distinct tokens.
 
-1. Heartbeats (`POST /api/spaces/{id}/heartbeat`, the next listener's token each request).
-   wrk (C, one thread, closed loop, 64 connections, a Lua table of the requests) runs
-   `--wrk-runs` (3) times `--wrk-seconds` (2 s), interleaved with the other request kinds: the
-   most the process serves (median run; runs while the server waited for a CPU > 30 % of the
-   time are left out if others were not), and requests/s per core of server CPU (median).
-   Then an open-loop paced client (this process: raw asyncio protocol on uvloop, `--pool` (64)
-   keep-alive connections; a request due while all are busy waits for one) offers 70, 85,
-   100, 115, 130, 150, 175, 200 % of wrk's best run for `--step-seconds` (3 s) each, until a
-   level fails; latency counts from when a request was *due* (no coordinated omission); the
-   first 0.5 s is warm-up. The figure: the highest rate with p99 < 50 ms (with the server's
-   CPU at it, and that rate per core). A try that fails while the server or this process
-   waited for a CPU more than 30 % of the time does not count: it is tried again (at most
-   2 x `--tries` attempts). A level whose first counted try fails gets `--tries` (3) counted
-   tries and is kept if their median p99 is under 50 ms. The reference, measured the same way and
-   interleaved level by level: the same process's `GET /healthz` (same stack, no work).
+1. Heartbeats (`POST /api/spaces/{id}/heartbeat`, the next listener's token each request). wrk
+   (C, one thread, closed loop, 64 connections, a Lua table of the requests) runs `--wrk-runs`
+   (3) times `--wrk-seconds` (2 s), interleaved with the other request kinds: the most the
+   process serves (median run; runs while the server waited for a CPU > 30 % of the time are
+   left out if others were not), and requests/s per core of server CPU (median). Then an
+   open-loop paced client (this process: raw asyncio protocol on uvloop, `--pool` (64)
+   keep-alive connections; a request due while all are busy waits for one) offers 70, 85, 100,
+   115, 130, 150, 175, 200 % of wrk's best run for `--step-seconds` (3 s) each, until a level
+   fails (if 70 % fails: 50, 35, 25, 15 % until one holds); latency counts from when a request
+   was *due* (no coordinated omission); the first 0.5 s is warm-up. The figure: the highest rate
+   with p99 < 50 ms (with the server's CPU at it, and that rate per core). A try that fails
+   while the server or this process waited for a CPU more than 30 % of the time does not count:
+   it is tried again (at most 2 x `--tries` attempts). A level whose first counted try fails
+   gets `--tries` (3) counted tries and is kept if their median p99 is under 50 ms. The
+   reference, measured the same way and interleaved level by level: the same process's
+   `GET /healthz` (same stack, no work).
 2. Reactions (`POST .../reactions {"emoji":"👏"}`), the same way, three ways:
    - "many IPs": distinct tokens, each with its own `X-Forwarded-For: 10.x.y.z`, which
      uvicorn trusts from 127.0.0.1 by default (as behind a reverse proxy on the same host):
@@ -93,6 +94,7 @@ SSE_ON_TIME = 1.0  # seconds: SSE clients are kept on time if the p99 delay stay
 # connections, the other vCPU saturated) the server spends more CPU per request than under the
 # lighter paced client (seen here: ~35 % more), so the paced client often sustains more.
 FRACTIONS = (0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0)
+DOWN = (0.5, 0.35, 0.25, 0.15)  # if the first level fails (a busy machine), down until one holds
 REACTION_BODY = '{"emoji":"👏"}'.encode()
 DRAIN_SECONDS = 2.0  # after the schedule, how long answers are awaited
 REFERENCE = "GET /healthz (ref.)"
@@ -664,16 +666,19 @@ async def capacities(
     result = [Capacity(load.name, runs[load.name]) for load in loads]
     if args.step_seconds <= 0:
         return result
-    active = [n for n, load in enumerate(loads) if load.paced]
-    requests = {n: loads[n].requests(server.port) for n in active}
-    for fraction in FRACTIONS:
-        for n in list(active):
+    # Per load: the fractions still to try. Up from FRACTIONS[0] while levels are kept; if the
+    # first one fails, down through DOWN until one is kept.
+    plans = {n: deque(FRACTIONS) for n, load in enumerate(loads) if load.paced}
+    requests = {n: loads[n].requests(server.port) for n in plans}
+    while plans:
+        for n in list(plans):
             capacity, port, pid = result[n], server.port, server.pid
             if time.monotonic() > args.requests_deadline:
                 print(f"    {capacity.name}: stopped by the time bound (--max-seconds)")
                 capacity.cut = True
-                active.remove(n)
+                del plans[n]
                 continue
+            fraction = plans[n].popleft()
             rate = max(10.0, round(fraction * capacity.wrk_best, -1))
             tries: list[Step] = []
             while not tries or not _enough(tries, args.tries):
@@ -682,10 +687,11 @@ async def capacities(
                 again = "  (again)" if len(tries) > 1 else ""
                 print(f"    {capacity.name}: {tries[-1].line()}{again}", flush=True)
             capacity.steps.append(tries)
-            if not _level_kept(tries):
-                active.remove(n)
-        if not active:
-            break
+            kept = _level_kept(tries)
+            if not capacity.steps[1:] and not kept:
+                plans[n] = deque(DOWN)  # the first level failed: look lower
+            elif kept == (fraction < FRACTIONS[0]) or not plans[n]:
+                del plans[n]  # found: the first kept going down, the first failed going up
     return result
 
 
@@ -1107,7 +1113,7 @@ def _rate(capacity: Capacity) -> list[object]:
     if not capacity.steps:
         return [*cells, "-", "-", "-", "-", "-", "-"]
     if best is None:
-        low = _median_try(capacity.steps[0])
+        low = _median_try(min(capacity.steps, key=lambda tries: tries[0].offered))
         return [*cells, f"< {low.offered:.0f}", low.p99_ms, "-", "-", "-", "-"]
     rate, step = best
     absorbed = sum(v for k, v in step.status_per_s.items() if 200 <= k < 300)
