@@ -9,11 +9,19 @@ a. Delay. Speaker A sends a 1 kHz burst (100 ms) every second; speaker B is sile
    encoder). Frame granularity: 20 ms. Measured twice: with aiortc clients as shipped (their
    receiver holds 80 ms of audio before decoding; a browser's jitter buffer adapts instead),
    and with that prefetch removed on the clients too, which leaves mostly the server's share.
-b. CPU. With 0, then N speakers each sending a tone and receiving its mix-minus, the server
+b. Listener delay. Speaker A sends the same bursts; a listener follows the space's LL-HLS with
+   blocking reloads (bench/_hls.py) and decodes every part as it arrives (PyAV: the part's
+   packets, demuxed with the init section, into one AAC decoder kept across parts). For each
+   burst: (wall time the part holding the burst's onset was fully received) minus (wall time
+   A's first burst frame went into its encoder). Also shown: that plus the playlist's
+   PART-HOLD-BACK, an estimate (not a measurement) of when a player holding back that much
+   would play it. `--no-listener-delay` skips it.
+c. CPU. With 0, then N speakers each sending a tone and receiving its mix-minus, the server
    process's CPU (user + system, all threads, from /proc) over a window, as % of one core.
    The clients run in this process, on the same machine: they cost about as much again.
 
-    .venv/bin/python -m bench.speakers [--bursts 20] [--counts 1,5,10] [--seconds 10]
+    .venv/bin/python -m bench.speakers [--bursts 20] [--listener-bursts 15]
+        [--no-listener-delay] [--counts 1,5,10] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -30,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import httpx
 import numpy as np
 from tests.fixtures.rtc import Published, ToneTrack, loopback_only, publish
@@ -44,6 +54,8 @@ from bench._common import (
     run_queue_seconds,
     stop_process,
 )
+from bench._hls import PartEvent, directory_of, follow_live
+from bench._http import Connection
 from causerie.cli import issue_account_token
 from causerie.store import SqliteStore, update_space
 
@@ -157,6 +169,106 @@ def _onsets(sent: list[float], receiver: Published) -> list[float]:
     return delays
 
 
+class PartDecoder:
+    """Decodes LL-HLS parts (fMP4 moof+mdat) as they come, with one AAC decoder across parts."""
+
+    def __init__(self, init: bytes) -> None:
+        self.init = init
+        self.codec: av.AudioCodecContext | None = None
+        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+
+    def decode(self, part: bytes) -> np.ndarray:
+        """The part's audio as mono int16 PCM at 48 kHz."""
+        with av.open(io.BytesIO(self.init + part), format="mp4") as container:
+            stream = container.streams.audio[0]
+            if self.codec is None:
+                self.codec = av.CodecContext.create(stream.codec_context.name, "r")
+                self.codec.extradata = stream.codec_context.extradata
+            packets = list(container.demux(stream))
+        chunks = []
+        for packet in packets:
+            if packet.size == 0:
+                continue
+            for frame in self.codec.decode(packet):
+                frame.pts = None
+                for out in self.resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+
+def _part_hold_back(playlist: str) -> float:
+    for line in playlist.splitlines():
+        if "PART-HOLD-BACK=" in line:
+            return float(line.split("PART-HOLD-BACK=", 1)[1].split(",")[0])
+    return float("nan")
+
+
+async def measure_listener_delay(
+    server: Server, http: httpx.AsyncClient, space_id: str, token: str, bursts: int
+) -> tuple[list[float], float, int]:
+    """Speaker A's bursts as received by an LL-HLS listener: (delays s, PART-HOLD-BACK, errors).
+
+    A delay: wall time the part holding the burst's onset was fully received, minus wall time
+    the burst's first frame left A's track (into aiortc's encoder).
+    """
+    playlist_path = (await http.get(f"/api/spaces/{space_id}")).json()["playlist_url"]
+    sender = ToneTrack(1000, continuous=False)
+    a = await publish(http, space_id, token, sender, receive=False)
+    conn = Connection(HOST, int(server.url.rsplit(":", 1)[1]))
+    # (received wall time, had a quiet->loud transition) per part, in order.
+    parts: list[tuple[float, bool]] = []
+    hold_back: list[float] = []
+    decoder: list[PartDecoder] = []
+    was_loud = [True]  # no onset counted before the first quiet window
+    window = 480  # 10 ms
+
+    def on_part(event: PartEvent) -> None:
+        if not hold_back:
+            hold_back.append(_part_hold_back(event.playlist))
+        pcm = decoder[0].decode(event.data)
+        onset = False
+        for start in range(0, len(pcm) - window + 1, window):
+            loud = level_dbfs(pcm[start : start + window]) > LOUD_DBFS
+            onset = onset or (loud and not was_loud[0])
+            was_loud[0] = loud
+        parts.append((event.received, onset))
+
+    try:
+        await a.wait_connected()
+        # The init section (EXT-X-MAP), once the playlist lists a part.
+        deadline = time.monotonic() + 15
+        while True:
+            status, body = await conn.get(playlist_path)
+            text = body.decode()
+            if status == 200 and "#EXT-X-PART:" in text:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no LL-HLS part listed at {playlist_path}")
+            await asyncio.sleep(0.2)
+        map_uri = text.split('#EXT-X-MAP:URI="', 1)[1].split('"', 1)[0]
+        status, init = await conn.get(directory_of(playlist_path) + map_uri)
+        if status != 200:
+            raise RuntimeError(f"init section: HTTP {status}")
+        decoder.append(PartDecoder(init))
+        until = time.time() + 2 + bursts * BURST_EVERY + 2 * BURST_EVERY
+        follower = asyncio.create_task(follow_live(conn, playlist_path, until, on_part))
+        await asyncio.sleep(2)
+        for _ in range(bursts):
+            sender.burst(0.1)
+            await asyncio.sleep(BURST_EVERY)
+        errors = await follower
+    finally:
+        conn.close()
+        await a.close()
+    delays = []
+    for sent in sender.burst_times:
+        for received, onset in parts:
+            if received > sent and onset:
+                delays.append(received - sent)
+                break
+    return delays, hold_back[0] if hold_back else float("nan"), errors
+
+
 async def measure_cpu(
     server: Server,
     http: httpx.AsyncClient,
@@ -195,6 +307,13 @@ async def measure_cpu(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bursts", type=int, default=20)
+    parser.add_argument(
+        "--listener-delay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure speaker-to-LL-HLS-listener delay (~25 s)",
+    )
+    parser.add_argument("--listener-bursts", type=int, default=15)
     parser.add_argument("--counts", default="1,5,10", help="speaker counts for the CPU figure")
     parser.add_argument("--seconds", type=float, default=10.0, help="CPU window per count")
     args = parser.parse_args()
@@ -211,6 +330,33 @@ async def main() -> None:
                 rows.append([client, f"{len(delays)}/{args.bursts}", *figures])
             print("\nspeaker-to-speaker delay over loopback (A's encoder in -> B's decoder out)")
             print_table(["client jitter buffer", "bursts", "p50 ms", "p99 ms", "min", "max"], rows)
+            if args.listener_delay:
+                n = args.listener_bursts
+                delays, hold, errors = await measure_listener_delay(
+                    server, http, space_id, tokens[0], n
+                )
+                heard = [d + hold for d in delays]
+                rows = [
+                    [
+                        "part with onset received (measured)",
+                        f"{len(delays)}/{n}",
+                        *(1000 * percentile(delays, q) for q in (50, 99, 0, 100)),
+                    ],
+                    [
+                        f"+ PART-HOLD-BACK {hold:.3f} s (estimate)",
+                        f"{len(heard)}/{n}",
+                        *(1000 * percentile(heard, q) for q in (50, 99, 0, 100)),
+                    ],
+                ]
+                print(
+                    "\nspeaker-to-listener delay over loopback (A's encoder in -> LL-HLS part "
+                    f"holding the onset fully received; follower errors: {errors})"
+                )
+                print_table(["figure", "bursts", "p50 ms", "p99 ms", "min", "max"], rows)
+                print(
+                    "  the second row is an estimate of what a listener hears: a player that"
+                    " holds back PART-HOLD-BACK behind the live edge; not measured"
+                )
             rows = []
             for count in [0, *counts]:
                 figures = await measure_cpu(server, http, space_id, tokens, count, args.seconds)
