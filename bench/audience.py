@@ -47,6 +47,10 @@ is the time the server's event loop (its main thread) was ready to run but waite
 is bounded by `--max-seconds` (225): levels left when it is reached are not tried (the figure
 becomes a lower bound, marked `≥`).
 
+Experiment: `--inline-deps` runs the same CLI with FastAPI's plain `def` dependencies (such as
+`spaces.services`, in every control-plane endpoint) called inline on the event loop, as an
+`async def` dependency would be, instead of in Starlette's thread pool (a thread hop each).
+
     .venv/bin/python -m bench.audience [--parts heartbeats,reactions,sse] [--step-seconds 3]
         [--sse-clients 500,1000,2000,3000,4000] [--tokens 2000]
 """
@@ -66,7 +70,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -75,14 +79,18 @@ import uvloop
 
 from bench._common import (
     HOST,
+    VENV_BIN,
     Causerie,
+    _wait_live,
     command_line,
     cpu_seconds,
+    free_port,
     percentile,
     pin,
     print_table,
     raise_fd_limit,
     run_causerie,
+    stop_process,
     write_result,
 )
 
@@ -264,8 +272,8 @@ class Usage:
 
 def loop_wait(pid: int) -> float:
     """Seconds the main thread of a process (its event loop) was ready to run but waited for a
-    CPU (/proc/PID/schedstat). Its other threads (~30 helper threads in causerie, mostly idle)
-    are left out: their waits do not delay the loop."""
+    CPU (/proc/PID/schedstat). Its other threads are left out (in causerie, mostly the thread
+    pool FastAPI runs plain `def` dependencies in): their own waits are not the loop's."""
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
@@ -989,6 +997,46 @@ def _fan_out_kept(tries: list[FanOut]) -> bool:
 
 # ---- the run -------------------------------------------------------------------------------
 
+# An experiment, not the product: FastAPI calls a plain `def` dependency (such as
+# `spaces.services`) through Starlette's thread pool, a thread hop per request; this launcher
+# runs the same CLI with such dependencies called inline on the event loop, which is what an
+# `async def` dependency gets.
+INLINE_DEPS_LAUNCHER = """\
+import sys
+import fastapi.dependencies.utils as fastapi_dependencies
+
+async def _inline(call, *args, **kwargs):
+    return call(*args, **kwargs)
+
+fastapi_dependencies.run_in_threadpool = _inline
+from causerie.cli import main
+sys.exit(main())
+"""
+
+
+@contextlib.contextmanager
+def run_with_inline_deps(cpus: set[int] | None, timeout: float = 30.0) -> Iterator[Causerie]:
+    """Like `run_causerie`, with the CLI under INLINE_DEPS_LAUNCHER."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="causerie-bench-") as tmp:
+        data_dir = Path(tmp)
+        log = (data_dir / "server.log").open("wb")
+        python = [str(VENV_BIN / "python"), "-c", INLINE_DEPS_LAUNCHER]
+        where = ["--port", str(port), "--data-dir", str(data_dir)]
+        process = subprocess.Popen(
+            [*python, "demo", *where, "--log-level", "warning"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pin(cpus),
+        )
+        try:
+            base_url = f"http://{HOST}:{port}"
+            space_id, path = _wait_live(base_url, process, timeout)
+            yield Causerie(process, base_url, port, space_id, path, data_dir)
+        finally:
+            stop_process(process)
+            log.close()
+
 
 def parse_cpus(text: str) -> set[int] | None:
     return {int(x) for x in text.split(",") if x.strip()} or None
@@ -1062,6 +1110,11 @@ def main() -> None:
     parser.add_argument(
         "--max-seconds", type=float, default=225.0, help="bound of the whole run (levels stop)"
     )
+    parser.add_argument(
+        "--inline-deps",
+        action="store_true",
+        help="experiment: FastAPI's sync dependencies called inline, not in the thread pool",
+    )
     parser.add_argument("--server-cpus", default="0", help="CPUs of causerie ('' = any)")
     parser.add_argument("--client-cpus", default="1", help="CPUs of wrk and this process")
     args = parser.parse_args()
@@ -1074,7 +1127,10 @@ def main() -> None:
     server_cpus, client_cpus = parse_cpus(args.server_cpus), parse_cpus(args.client_cpus)
     if client_cpus:
         os.sched_setaffinity(0, client_cpus)
-    with run_causerie(server_cpus) as server:
+    launcher = run_with_inline_deps if args.inline_deps else run_causerie
+    if args.inline_deps:
+        print("experiment: FastAPI's plain `def` dependencies called inline (--inline-deps)")
+    with launcher(server_cpus) as server:
         print(
             f"causerie pid {server.pid} on CPUs {args.server_cpus or 'any'}, space "
             f"{server.space_id}; open-file limit {fds}",

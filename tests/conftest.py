@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -66,46 +67,57 @@ def ffmpeg() -> str:
     return path
 
 
+@contextmanager
+def causerie_process(
+    folder: Path, *args: str
+) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """`python -m causerie ARGS…` as a real separate process on a free port, until the block
+    ends; yields (base URL, data dir, process). Its output goes to `folder/server.log`."""
+    port = free_port()
+    data_dir = folder / "data"
+    log_path = folder / "server.log"
+    command = [sys.executable, "-m", "causerie", *args, "--port", str(port)]
+    command += ["--data-dir", str(data_dir)]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"server exited: {log_path.read_text()}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("server did not start in 30 s")
+                time.sleep(0.1)
+            yield url, data_dir, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`causerie demo` as a real separate process; yields (base URL, data dir)."""
-    port = free_port()
-    data_dir = tmp_path / "data"
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "causerie",
-            "demo",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {(tmp_path / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not start in 30 s")
-            time.sleep(0.1)
+    with causerie_process(tmp_path, "demo") as (url, data_dir, _):
         yield url, data_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+
+
+@pytest.fixture
+def rtc_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`causerie serve --rtc-host 127.0.0.1` (WebRTC on loopback only); yields (URL, data dir)."""
+    with causerie_process(tmp_path, "serve", "--rtc-host", "127.0.0.1") as (url, data_dir, _):
+        yield url, data_dir

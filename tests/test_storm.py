@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -22,7 +19,7 @@ import httpx
 import m3u8
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import causerie_process
 
 JOINERS = 800
 CONNECTIONS = 200
@@ -32,43 +29,9 @@ FOLLOW_SECONDS = 40.0
 
 @pytest.fixture
 def small_node(tmp_path: Path):
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "causerie",
-            "demo",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--max-inflight",
-            "16",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
-    yield url, proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    """`causerie demo` with a small admission bound; yields (URL, process)."""
+    with causerie_process(tmp_path, "demo", "--max-inflight", "16") as (url, _, proc):
+        yield url, proc
 
 
 async def follow(url: str, playlist: str, seconds: float) -> list[tuple[int, int, float]]:

@@ -11,12 +11,9 @@ loopback candidates (`--allow-loopback-in-peer-connection`).
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
-import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,6 @@ import pytest
 
 from causerie.cli import issue_account_token
 from causerie.store import SqliteStore, update_space
-from tests.conftest import free_port
 from tests.media.conftest import make_tone, spectrum_at
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS
 
@@ -117,45 +113,6 @@ def write_tone(path: Path, frequency: float, seconds: float = 20.0) -> Path:
         out.setframerate(48000)
         out.writeframes(make_tone(frequency, seconds).tobytes())
     return path
-
-
-@pytest.fixture
-def rtc_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """`causerie serve --rtc-host 127.0.0.1` as its own process; yields (URL, data dir)."""
-    port = free_port()
-    data_dir = tmp_path / "data"
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        command = [sys.executable, "-m", "causerie", "serve", "--port", str(port)]
-        command += ["--data-dir", str(data_dir), "--rtc-host", "127.0.0.1"]
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {log_path.read_text()}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not start in 30 s")
-                time.sleep(0.1)
-            yield url, data_dir
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 async def live_space_with_two_speakers(url: str, data_dir: Path) -> tuple[str, str, str]:

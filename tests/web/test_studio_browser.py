@@ -11,13 +11,11 @@ the output within a second of the click" is measured, not guessed.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
-import sys
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +28,6 @@ import numpy as np
 import pytest
 
 from causerie.cli import issue_account_token
-from tests.conftest import free_port
 from tests.media.conftest import make_tone, spectrum_at
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, PHONE, Watched
 
@@ -47,45 +44,6 @@ def _browser_available() -> None:
     pytest.importorskip("playwright.async_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium not installed")
-
-
-@pytest.fixture
-def studio_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """`causerie serve --rtc-host 127.0.0.1` as its own process; yields (URL, data dir)."""
-    port = free_port()
-    data_dir = tmp_path / "data"
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        command = [sys.executable, "-m", "causerie", "serve", "--port", str(port)]
-        command += ["--data-dir", str(data_dir), "--rtc-host", "127.0.0.1"]
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {log_path.read_text()}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not start in 30 s")
-                time.sleep(0.1)
-            yield url, data_dir
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def write_tone(path: Path, frequency: float, seconds: float = 30.0) -> Path:
@@ -282,11 +240,11 @@ def levels(url: str, space_id: str, token: str) -> dict[str, Any]:
 
 
 async def test_request_to_speak_approve_mute_and_move_to_audience(
-    studio_server, tmp_path: Path, ffmpeg
+    rtc_server, tmp_path: Path, ffmpeg
 ) -> None:
     from playwright.async_api import async_playwright
 
-    url, data_dir = studio_server
+    url, data_dir = rtc_server
     token = issue_account_token(data_dir, "Host", None, days=1)
     space_id = create_space(url, token, "Open mic night")
     host_wav = write_tone(tmp_path / "host.wav", HOST_TONE)
@@ -413,10 +371,10 @@ async def test_request_to_speak_approve_mute_and_move_to_audience(
     assert_clean(watched_host, watched_listener)
 
 
-async def test_studio_creates_a_scheduled_space_with_a_countdown(studio_server) -> None:
+async def test_studio_creates_a_scheduled_space_with_a_countdown(rtc_server) -> None:
     from playwright.async_api import async_playwright
 
-    url, data_dir = studio_server
+    url, data_dir = rtc_server
     token = issue_account_token(data_dir, "Host", None, days=1)
     # The browser is in New York: the start time typed there is sent with its offset.
     zone = "America/New_York"
@@ -463,10 +421,10 @@ async def test_studio_creates_a_scheduled_space_with_a_countdown(studio_server) 
     assert_clean(watched)
 
 
-async def test_studio_ends_the_space_after_confirmation(studio_server) -> None:
+async def test_studio_ends_the_space_after_confirmation(rtc_server) -> None:
     from playwright.async_api import async_playwright
 
-    url, data_dir = studio_server
+    url, data_dir = rtc_server
     token = issue_account_token(data_dir, "Host", None, days=1)
     space_id = create_space(url, token, "Short one")
     started = httpx.post(
