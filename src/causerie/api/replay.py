@@ -64,7 +64,7 @@ router = APIRouter(
 )
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -112,7 +112,7 @@ class Jobs:
             job.exception()  # retrieved here, so a job nobody awaits any more logs no warning
 
 
-def jobs(request: Request) -> Jobs:
+async def jobs(request: Request) -> Jobs:
     """The node's jobs (kept on the app: one set per node, also with several in one process)."""
     state = request.app.state
     if not hasattr(state, "replay_jobs"):

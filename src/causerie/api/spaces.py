@@ -36,7 +36,7 @@ ERRORS = {
 router = APIRouter(prefix="/api", responses=ERRORS)
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 

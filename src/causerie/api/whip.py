@@ -49,7 +49,7 @@ router = APIRouter(
 )
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
