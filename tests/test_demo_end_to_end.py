@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
-
 import httpx
 import numpy as np
+
+from tests.hls_recording import record_live
 
 
 def test_ffmpeg_records_ten_seconds_of_speech(server_process, ffmpeg, tmp_path) -> None:
@@ -15,37 +14,7 @@ def test_ffmpeg_records_ten_seconds_of_speech(server_process, ffmpeg, tmp_path) 
     assert spaces and spaces[0]["state"] == "live"
     assert spaces[0]["stage"][0]["role"] == "host"
     playlist = f"{url}{spaces[0]['playlist_url']}"
-    # ffmpeg plays LL-HLS as classic HLS (it ignores parts): wait for two whole segments.
-    deadline = time.monotonic() + 15
-    while httpx.get(playlist, timeout=5).text.count("#EXTINF") < 2:
-        assert time.monotonic() < deadline, "no segments after 15 s"
-        time.sleep(0.2)
-    recording = tmp_path / "recording.m4a"
-    subprocess.run(
-        [ffmpeg, "-v", "error", "-y", "-i", playlist, "-t", "10", "-c", "copy", str(recording)],
-        check=True,
-        timeout=40,
-    )
-    pcm = subprocess.run(
-        [
-            ffmpeg,
-            "-v",
-            "error",
-            "-i",
-            str(recording),
-            "-f",
-            "s16le",
-            "-ac",
-            "1",
-            "-ar",
-            "48000",
-            "-",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=20,
-    ).stdout
-    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+    samples = record_live(ffmpeg, playlist, 10, tmp_path).astype(np.float32)
     assert abs(len(samples) / 48000 - 10) < 0.5
     # Speech, not silence: loud enough overall, and its loudness comes and goes (words, pauses).
     frames = samples[: len(samples) // 960 * 960].reshape(-1, 960)

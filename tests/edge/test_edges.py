@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from causerie.cli import issue_account_token
 from tests.edge.conftest import require
 from tests.edge.listeners import listen
 from tests.edge.servers import RunningEdge, RunningOrigin, run_edge, run_origin
+from tests.hls_recording import record_live
 
 PART_SECONDS = 0.21333
 FOLLOW_SECONDS = 8.0
@@ -29,38 +29,8 @@ FOLLOW_SECONDS = 8.0
 def test_ffmpeg_records_the_live_space_through_the_edge(
     edge: RunningEdge, origin: RunningOrigin, ffmpeg: str, tmp_path: Path
 ) -> None:
-    playlist = edge.url + origin.playlist_path
-    # ffmpeg plays LL-HLS as classic HLS (whole segments): wait until two are listed.
-    deadline = time.monotonic() + 15
-    while httpx.get(origin.url + origin.playlist_path, timeout=5).text.count("#EXTINF") < 2:
-        assert time.monotonic() < deadline, "no segments after 15 s"
-        time.sleep(0.2)
-    recording = tmp_path / "recording.m4a"
-    subprocess.run(
-        [ffmpeg, "-v", "error", "-y", "-i", playlist, "-t", "6", "-c", "copy", str(recording)],
-        check=True,
-        timeout=40,
-    )
-    pcm = subprocess.run(
-        [
-            ffmpeg,
-            "-v",
-            "error",
-            "-i",
-            str(recording),
-            "-f",
-            "s16le",
-            "-ac",
-            "1",
-            "-ar",
-            "48000",
-            "-",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    ).stdout
-    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64) / 32768
+    samples = record_live(ffmpeg, edge.url + origin.playlist_path, 6, tmp_path)
+    samples = samples.astype(np.float64) / 32768
     assert len(samples) / 48000 > 5.5
     rms = float(np.sqrt(np.mean(samples**2)))
     assert rms > 0.01, f"silent recording (RMS {rms:.4f})"

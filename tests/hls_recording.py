@@ -1,0 +1,60 @@
+"""ffmpeg (the CLI) as an independent HLS client: record a live stream, get its samples."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+def record_live(ffmpeg: str, playlist: str, seconds: float, folder: Path) -> np.ndarray:
+    """Record `seconds` of the live playlist and return it as mono 48 kHz int16 samples.
+
+    ffmpeg plays LL-HLS as classic HLS (it ignores parts), so this first waits until two whole
+    segments are listed.
+    """
+    deadline = time.monotonic() + 15
+    while httpx.get(playlist, timeout=5).text.count("#EXTINF") < 2:
+        assert time.monotonic() < deadline, "no segments after 15 s"
+        time.sleep(0.2)
+    recording = folder / "recording.m4a"
+    subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            playlist,
+            "-t",
+            str(seconds),
+            "-c",
+            "copy",
+            str(recording),
+        ],
+        check=True,
+        timeout=40,
+    )
+    pcm = subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-i",
+            str(recording),
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    ).stdout
+    return np.frombuffer(pcm, dtype=np.int16)
