@@ -140,11 +140,19 @@ UVLOOP_LAUNCHER = (
 
 @contextlib.contextmanager
 def run_causerie(
-    cpus: set[int] | None = None, timeout: float = 30.0, uvloop: bool = False
+    cpus: set[int] | None = None,
+    timeout: float = 30.0,
+    uvloop: bool = False,
+    command: str = "demo",
+    redis: str | None = None,
+    extra: Sequence[str] = (),
 ) -> Iterator[Causerie]:
     """Start `causerie demo` on a free port with a temporary data dir; kill it at the end.
 
-    With `uvloop`, the same CLI runs with uvloop's event loop policy installed first.
+    With `uvloop`, the same CLI runs with uvloop's event loop policy installed first. With
+    `redis` (a URL), the node shares that Redis; `command="serve"` then starts a plain node
+    that sees (and serves) the live space another node's `demo` started there. `extra`: more
+    command-line flags.
     """
     port = free_port()
     launcher = [str(VENV_BIN / "python"), "-c", UVLOOP_LAUNCHER] if uvloop else []
@@ -154,13 +162,15 @@ def run_causerie(
         process = subprocess.Popen(
             [
                 *(launcher or [str(VENV_BIN / "causerie")]),
-                "demo",
+                command,
                 "--port",
                 str(port),
                 "--data-dir",
                 str(data_dir),
                 "--log-level",
                 "warning",
+                *(["--redis", redis] if redis else []),
+                *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -173,6 +183,40 @@ def run_causerie(
         finally:
             stop_process(process)
             log.close()
+
+
+@contextlib.contextmanager
+def run_redis(folder: Path, cpus: set[int] | None = None) -> Iterator[tuple[str, int]]:
+    """redis-server on a free port of 127.0.0.1 (no persistence); yields (its URL, its pid)."""
+    port = free_port()
+    log = (folder / "redis.log").open("wb")
+    process = subprocess.Popen(
+        ["redis-server", "--bind", HOST, "--port", str(port), "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=pin(cpus),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log_text = (folder / "redis.log").read_text()
+                raise RuntimeError(f"redis-server did not start: {log_text}")
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    break
+            time.sleep(0.05)
+        yield f"redis://{HOST}:{port}/0", process.pid
+    finally:
+        stop_process(process)
+        log.close()
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg gives them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:

@@ -23,11 +23,24 @@ class RunningNode:
 
 @asynccontextmanager
 async def run_node(data_dir: Path, **options: object) -> AsyncIterator[RunningNode]:
-    """Serve a node on a free port until the block ends."""
+    """Serve a node on a free port until the block ends.
+
+    The node shares its event loop with the test's own client code, whose blocking calls
+    (ffprobe, files) would read as the node running late: load shedding on loop lag is left
+    to tests of a node in a process of its own (test_storm.py) unless `max_lag` is given.
+    """
+    options.setdefault("max_lag", 10.0)
     config = Config(port=0, data_dir=data_dir, log_level="warning", **options)
     app = create_app(config)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=False,  # as `causerie serve`: only Config.trusted_proxies are believed
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -1,5 +1,8 @@
 """Tokens: signature, expiry, audience, rotation."""
 
+import base64
+import json
+
 import pytest
 
 from causerie.tokens import ANY_SPACE, Claims, InvalidToken, TokenKind, TokenSigner
@@ -63,3 +66,74 @@ def test_short_secrets_refused() -> None:
         TokenSigner([b"short"])
     with pytest.raises(ValueError):
         TokenSigner([])
+
+
+# -- access-control properties (SECURITY.md) ----------------------------------------------
+
+
+def _payload(claims: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+
+
+def test_a_signature_only_fits_its_own_claims() -> None:
+    signer = TokenSigner([SECRET])
+    listener = signer.issue(CLAIMS)
+    host = signer.issue(Claims(sub="u-host", aud=ANY_SPACE, kind=TokenKind.USER, exp=1000))
+    prefix, _, signature = listener.split(".")
+    # Claims raised to an account for every space, the listener's signature kept.
+    escalated = {"sub": "u-host", "aud": ANY_SPACE, "kind": "user", "exp": 10**12, "name": ""}
+    # Or the host's claims with the listener's signature, or a longer expiry.
+    later = {**json.loads(base64.urlsafe_b64decode(listener.split(".")[1] + "==")), "exp": 10**12}
+    for forged in (
+        f"{prefix}.{_payload(escalated)}.{signature}",
+        f"{prefix}.{host.split('.')[1]}.{signature}",
+        f"{prefix}.{_payload(later)}.{signature}",
+    ):
+        with pytest.raises(InvalidToken, match="signature"):
+            signer.verify(forged, now=0)
+
+
+def test_expiry_is_exact() -> None:
+    signer = TokenSigner([SECRET])
+    token = signer.issue(CLAIMS)
+    assert signer.verify(token, now=CLAIMS.exp - 0.001) == CLAIMS
+    with pytest.raises(InvalidToken, match="expired"):
+        signer.verify(token, now=CLAIMS.exp)
+
+
+def test_a_listener_token_is_for_its_space_only() -> None:
+    signer = TokenSigner([SECRET])
+    token = signer.issue(CLAIMS)
+    assert signer.verify(token, now=0, space_id=CLAIMS.aud) == CLAIMS
+    for other in ("sp2", "", ANY_SPACE, "sp1 "):
+        with pytest.raises(InvalidToken, match="another space"):
+            signer.verify(token, now=0, space_id=other)
+
+
+def test_rotation_signs_with_the_newest_and_dropping_a_secret_refuses_its_tokens() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    issued_before = TokenSigner([old]).issue(CLAIMS)
+    during = TokenSigner([new, old])
+    issued_during = during.issue(CLAIMS)
+    assert during.verify(issued_before, now=0) == CLAIMS
+    assert TokenSigner([new]).verify(issued_during, now=0) == CLAIMS  # signed with the newest
+    with pytest.raises(InvalidToken, match="signature"):
+        TokenSigner([new]).verify(issued_before, now=0)
+
+
+def test_refusals_never_repeat_the_token() -> None:
+    signer = TokenSigner([SECRET])
+    token = signer.issue(CLAIMS)
+    for bad in (token[:-3] + "xyz", token + ".x", token.replace("c1.", "c0.")):
+        with pytest.raises(InvalidToken) as refused:
+            signer.verify(bad, now=0)
+        assert bad not in str(refused.value) and token.split(".")[2] not in str(refused.value)
+    with pytest.raises(InvalidToken) as refused:
+        TokenSigner([SECRET]).verify(token, now=CLAIMS.exp + 1)
+    assert token not in str(refused.value)
+
+
+@pytest.mark.parametrize("token", ["c1.abc.\xe9", "c1.\xe9.abc", "c1.abc.\u200b", "\xe9"])
+def test_non_ascii_tokens_are_malformed_not_a_crash(token: str) -> None:
+    with pytest.raises(InvalidToken):
+        TokenSigner([SECRET]).verify(token, now=0)

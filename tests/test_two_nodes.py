@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
+import redis.asyncio as aioredis
+import uvicorn
 
+from causerie.api.app import create_app
+from causerie.config import Config
 from causerie.secret_file import SECRET_FILE
 from tests.api.test_events import read_events
-from tests.conftest import account
-from tests.nodes import run_node
+from tests.conftest import account, free_port
+from tests.fixtures.rtc import ToneTrack, loopback_only, publish
+from tests.nodes import RunningNode, run_node
 
 
 async def events_until_title(response, title: str) -> list[tuple[int, str, dict]]:
@@ -98,3 +107,209 @@ async def test_two_nodes_share_spaces_questions_events_and_secret(tmp_path, redi
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("listeners of both nodes were not counted")
+
+
+# -- one owner per space's media, reached through any node -----------------------------------
+
+
+@asynccontextmanager
+async def shared_node(data_dir: Path, redis_url: str) -> AsyncIterator[RunningNode]:
+    """A node on one Redis, on a port chosen beforehand: the URL it advertises to the others
+    (where they forward requests for the spaces it runs) must be its real one."""
+    port = free_port()
+    config = Config(
+        port=port,
+        data_dir=data_dir,
+        log_level="warning",
+        redis_url=redis_url,
+        rtc_host_addresses=("127.0.0.1",),
+    )
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task
+            raise RuntimeError("the node did not start")
+        await asyncio.sleep(0.01)
+    try:
+        yield RunningNode(config.node_url, data_dir, app)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+async def wait_until(condition, seconds: float, what: str) -> float:
+    """Poll `condition()` (sync or async) until true; returns the seconds it took."""
+    start = time.monotonic()
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return time.monotonic() - start
+        if time.monotonic() - start > seconds:
+            raise AssertionError(f"{what}: not within {seconds} s")
+        await asyncio.sleep(0.05)
+
+
+async def test_media_runs_on_its_owner_and_is_forwarded_from_the_other_node(
+    tmp_path, redis_url
+) -> None:
+    loopback_only()
+    async with (
+        shared_node(tmp_path / "one", redis_url) as one,
+        shared_node(tmp_path / "two", redis_url) as two,
+        httpx.AsyncClient(base_url=one.url, timeout=15) as http1,
+        httpx.AsyncClient(base_url=two.url, timeout=15) as http2,
+    ):
+        host = account(one.data_dir, user="u-host")
+        space = (await http1.post("/api/spaces", json={"title": "Owned"}, headers=host)).json()
+        base = f"/api/spaces/{space['id']}"
+        assert (await http1.post(f"{base}/start", headers=host)).status_code == 200
+        # Going live claimed the space for node one at once: its media runs there only.
+        assert one.app.services.broadcasts.live_ids() == [space["id"]]
+        await asyncio.sleep(1.2)  # a supervisor tick of each node: nothing moves
+        assert one.app.services.broadcasts.live_ids() == [space["id"]]
+        assert two.app.services.broadcasts.live_ids() == []
+        pipeline = one.app.services.broadcasts.get(space["id"])
+        await pipeline.wait_for(pipeline.packager.first_msn, 2, timeout=5)
+
+        # LL-HLS through node two: the owner's bytes and headers, not a redirect.
+        playlist_url = space["playlist_url"]
+        last_msn, last_part = pipeline.packager.last_part()
+        blocking = f"{playlist_url}?_HLS_msn={last_msn}&_HLS_part={last_part + 1}"
+        via_two = await http2.get(blocking)
+        assert via_two.status_code == 200, via_two.text
+        assert via_two.headers["content-type"] == "application/vnd.apple.mpegurl"
+        assert via_two.headers["cache-control"] == "public, max-age=6"
+        playlist = via_two.text
+        part_uri = pipeline.packager.part_uri(last_msn, last_part)
+        assert part_uri in playlist
+        part_path = f"/hls/{space['id']}/{part_uri}"
+        part_two, part_one = await http2.get(part_path), await http1.get(part_path)
+        assert part_two.status_code == part_one.status_code == 200
+        assert part_two.content == part_one.content and len(part_two.content) > 100
+        assert part_two.headers["cache-control"] == part_one.headers["cache-control"]
+        assert part_two.headers["content-type"] == "audio/mp4"
+        assert two.app.services.forwarder.forwarded >= 2
+
+        # Loops are refused: a forwarded request for a space the receiving node does not run.
+        looped = await http2.get(playlist_url, headers={"X-Causerie-Forwarded": one.url})
+        assert looped.status_code == 503 and looped.headers["retry-after"] == "1"
+        assert (await http2.get("/hls/nosuchspace/index.m3u8")).status_code == 404
+
+        # WHIP through node two: the owner answers (its checks, its session, its candidates).
+        path = f"/whip/{space['id']}"
+        unauthenticated = await http2.post(path, content="v=0", headers=sdp_type())
+        assert unauthenticated.status_code == 401
+        assert unauthenticated.headers["www-authenticate"] == "Bearer"
+        joined = (await http2.post(f"{base}/join", json={"name": "Lou"})).json()
+        refused = await http2.post(
+            path, content="v=0", headers=sdp_type(joined["token"])
+        )  # a listener may not publish
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["access-control-allow-origin"] == "*"
+        patched = await http2.patch(f"{path}/sessions/nope", headers=host)
+        assert patched.status_code == 405
+        token = host["Authorization"].split()[1]
+        speaker = await publish(http2, space["id"], token, ToneTrack(440), receive=False)
+        try:
+            candidates = [x for x in speaker.answer.splitlines() if "a=candidate:" in x]
+            assert candidates and all(" 127.0.0.1 " in line for line in candidates)
+            [session] = one.app.services.speakers.sessions(space["id"])
+            assert session.user_id == "u-host"
+            assert two.app.services.speakers.sessions(space["id"]) == []
+            await speaker.wait_connected()
+            speakers = one.app.services.speakers
+            await wait_until(
+                lambda: speakers.sessions(space["id"])[0].frames_received > 25,
+                10,
+                "the tone reached node one",
+            )
+            # A mute handled by node two reaches the owner's mixer within about a tick.
+            muted = await http2.put(
+                f"{base}/stage/u-host/muted", json={"muted": True}, headers=host
+            )
+            assert muted.status_code == 200
+            mixer = one.app.services.broadcasts.get(space["id"]).mixer
+            took = await wait_until(lambda: mixer.inputs["u-host"].muted, 3, "muted on node one")
+            assert took < 2.0
+            stopped = await http2.delete(speaker.location, headers=host)
+            assert stopped.status_code == 200
+            assert one.app.services.speakers.sessions(space["id"]) == []
+            missing = await http2.delete(speaker.location, headers=host)
+            assert missing.status_code == 404
+        finally:
+            await speaker.close()
+
+        # Ended through node two: the owner stops within about a tick, and node two forwards
+        # listeners to its ended playlist.
+        assert (await http2.post(f"{base}/end", headers=host)).status_code == 200
+        took = await wait_until(
+            lambda: one.app.services.broadcasts.live_ids() == [], 2.0, "node one stopped"
+        )
+        assert took < 1.5
+        ended = await http2.get(playlist_url)
+        assert ended.status_code == 200 and "#EXT-X-ENDLIST" in ended.text
+
+
+def sdp_type(token: str | None = None) -> dict[str, str]:
+    headers = {"Content-Type": "application/sdp"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+async def test_an_unreachable_owner_means_503_and_the_space_comes_back(tmp_path, redis_url) -> None:
+    async with (
+        shared_node(tmp_path / "one", redis_url) as one,
+        shared_node(tmp_path / "two", redis_url) as two,
+        httpx.AsyncClient(base_url=one.url, timeout=15) as http1,
+        httpx.AsyncClient(base_url=two.url, timeout=15) as http2,
+    ):
+        host = account(one.data_dir, user="u-host")
+        space = (await http1.post("/api/spaces", json={"title": "Lost"}, headers=host)).json()
+        assert (await http1.post(f"/api/spaces/{space['id']}/start", headers=host)).is_success
+        assert one.app.services.broadcasts.live_ids() == [space["id"]]
+
+        # Another "node" holds the lease now, at an address where nothing answers.
+        lease = f"causerie:owner:{space['id']}"
+        redis = aioredis.Redis.from_url(redis_url)
+        try:
+            await redis.set(lease, f"gone http://127.0.0.1:{free_port()}", px=20_000)
+            # Node one learns at its next tick that it lost the space, and stops at once.
+            await wait_until(
+                lambda: one.app.services.broadcasts.get(space["id"]) is None, 3, "node one stops"
+            )
+            for node in (one, two):
+                node.app.services.forwarder.hold = 0.5
+            for http in (http1, http2):
+                playlist = await http.get(space["playlist_url"])
+                assert playlist.status_code == 503, playlist.text
+                assert playlist.headers["retry-after"] == "1"
+                assert playlist.json()["error"] == "unavailable"
+            whip = await http2.post(
+                f"/whip/{space['id']}", content="v=0", headers=sdp_type("whatever")
+            )
+            assert whip.status_code == 503 and whip.headers["retry-after"] == "1"
+
+            # The lease goes (expired): a node claims the space within a tick; listeners are
+            # served again through either node.
+            await redis.delete(lease)
+        finally:
+            await redis.aclose()
+        await wait_until(
+            lambda: (
+                one.app.services.broadcasts.live_ids() + two.app.services.broadcasts.live_ids()
+                == [space["id"]]
+            ),
+            3,
+            "a node took the space",
+        )
+        for node in (one, two):
+            node.app.services.forwarder.hold = 5.0  # the new run's first part is on its way
+        for http in (http1, http2):
+            assert (await http.get(space["playlist_url"])).status_code == 200

@@ -15,8 +15,9 @@ from pathlib import Path
 import uvicorn
 
 from .api.app import Node, create_app
+from .api.http_timeouts import timed_http_protocol
 from .config import Config
-from .secret_file import load_or_create_secrets
+from .secret_file import load_or_create_secrets, rotate_secret
 from .tokens import ANY_SPACE, Claims, TokenKind, TokenSigner
 
 log = logging.getLogger("causerie")
@@ -42,6 +43,14 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         help="control-plane requests handled at once before answering 503 (default %(default)s)",
     )
     parser.add_argument(
+        "--max-lag",
+        type=float,
+        default=0.1,
+        metavar="SECONDS",
+        help="how late the event loop may run (on average, lately) before new control-plane "
+        "requests get 503 (default %(default)s); keeps listeners' parts on time in a join storm",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.add_argument(
@@ -65,6 +74,20 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "live events, listener counts and the signing secret (default: none, the embedded "
         "SQLite in the data directory, one node)",
     )
+    parser.add_argument(
+        "--advertise-url",
+        metavar="URL",
+        help="with --redis: the URL the other nodes reach this one at, to forward listeners' and "
+        "speakers' requests for the spaces whose media runs here (default http://HOST:PORT)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDRESS",
+        help="an edge or reverse proxy (IP address or CIDR network) whose X-Forwarded-For "
+        "names the client, for the per-IP rate limits (repeatable; default: none, the peer's "
+        "address counts); e.g. 127.0.0.1 for an edge on the same machine",
+    )
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -73,10 +96,13 @@ def _config(args: argparse.Namespace) -> Config:
         port=args.port,
         data_dir=args.data_dir,
         max_inflight=args.max_inflight,
+        max_lag=args.max_lag,
         log_level=args.log_level,
         rtc_host_addresses=tuple(args.rtc_host) if args.rtc_host else None,
         rtc_ice_servers=tuple(args.ice_server or ()),
         redis_url=args.redis,
+        advertise_url=args.advertise_url,
+        trusted_proxies=tuple(args.trusted_proxy or ()),
     )
 
 
@@ -118,8 +144,53 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--redis", metavar="URL", help="sign with the secret the nodes share in this Redis"
     )
+    rotate = commands.add_parser(
+        "rotate-secret",
+        help="put a new token-signing secret first (restart the nodes to use it)",
+        description="Put a new secret first in the data directory's secret file (or in the "
+        "Redis the nodes share): new tokens are signed with it, tokens signed with the --keep "
+        "newest older secrets stay valid. Nodes read their secrets when they start: restart "
+        "them. Run it again with --keep 0 once the old tokens may go (see SECURITY.md).",
+    )
+    rotate.add_argument("--data-dir", type=Path, default=Path("data"), help="default ./%(default)s")
+    rotate.add_argument(
+        "--keep",
+        type=int,
+        default=1,
+        help="older secrets still accepted (default %(default)s; 0 refuses every older token)",
+    )
+    rotate.add_argument("--redis", metavar="URL", help="rotate the secret the nodes share here")
     _edge_config_command(commands)
+    _rehearse_command(commands)
     return parser
+
+
+def _rehearse_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .rehearse.options import DESCRIPTION, add_arguments
+
+    rehearse = commands.add_parser(
+        "rehearse",
+        help="load-rehearse a deployment with simulated listeners (Locust); report with charts",
+        description=DESCRIPTION,
+    )
+    add_arguments(rehearse)
+
+
+def _rehearse(argv: Sequence[str] | None) -> int:
+    """Run the rehearsal in a fresh process: Locust monkey-patches the standard library with
+    gevent when imported, which must happen before anything else (and never in a server)."""
+    import os
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    words = words[words.index("rehearse") + 1 :]
+    command = [sys.executable, "-m", "causerie.rehearse", *words]
+    if argv is not None:  # called as a function (tests): a child process, not an exec
+        import subprocess
+
+        return subprocess.call(command)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
 
 
 def _edge_config_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -185,6 +256,26 @@ def _edge_config(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     return 0
 
 
+def _rotate_secret(args: argparse.Namespace) -> int:
+    if args.keep < 0:
+        print("causerie rotate-secret: --keep must be 0 or more", file=sys.stderr)
+        return 2
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.redis:
+        from .store.redis import rotate_shared_secrets
+
+        accepted = rotate_shared_secrets(args.redis, args.data_dir, keep=args.keep)
+        where = f"Redis ({args.redis}) and {args.data_dir}"
+    else:
+        accepted = rotate_secret(args.data_dir, keep=args.keep)
+        where = str(args.data_dir)
+    print(
+        f"New signing secret in {where}; {accepted - 1} older secret(s) still accepted. "
+        "Restart the nodes to use it."
+    )
+    return 0
+
+
 def issue_account_token(
     data_dir: Path, name: str, user: str | None, days: float, redis_url: str | None = None
 ) -> str:
@@ -217,6 +308,9 @@ def _uvicorn(node: Node, config: Config) -> uvicorn.Server:
             lifespan="on",
             timeout_keep_alive=30,
             timeout_graceful_shutdown=5,
+            proxy_headers=False,  # X-Forwarded-For: only from config.trusted_proxies (api/app.py)
+            # Deadlines for reading a request's headers and body (slow clients, slowloris).
+            http=timed_http_protocol(),
         )
     )
 
@@ -272,8 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "token":
         print(issue_account_token(args.data_dir, args.name, args.user, args.days, args.redis))
         return 0
+    if args.command == "rotate-secret":
+        return _rotate_secret(args)
     if args.command == "edge-config":
         return _edge_config(args, argv)
+    if args.command == "rehearse":
+        return _rehearse(argv)  # the flags are checked together there
     try:
         config = _config(args)
     except ValueError as exc:

@@ -18,7 +18,12 @@ class Config:
     data_dir: Path = Path("data")
     max_inflight: int = 512
     """Control-plane requests handled at once; above it, 503 with Retry-After (media is exempt)."""
+    max_lag: float = 0.1
+    """Seconds the event loop may run late before new control-plane work is refused with 503."""
     max_body_bytes: int = 64 * 1024
+    heartbeat_interval: float = 15.0
+    """Seconds between a listener's heartbeats; someone who stops is no longer counted after
+    two of them (which is also when a full space's waiting room moves)."""
     listener_token_ttl: int = 4 * 3600
     details_max_age: int = 2
     """Seconds the space details may be cached (edges serve them stale beyond that)."""
@@ -38,11 +43,32 @@ class Config:
     live events, listener counts and the signing secret live there. None: the embedded default
     (SQLite and in-process events in the data directory, one node)."""
 
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (CIDR) of the reverse proxies and edges whose `X-Forwarded-For` is
+    believed for the client's address (per-IP rate limits); none by default, so a client
+    cannot pick its own address. Typical: ("127.0.0.1",) for an edge on the same machine."""
+    advertise_url: str | None = None
+    """The URL the other nodes reach this one at (with Redis they forward requests for the
+    spaces this node runs here); None: http://HOST:PORT, with 127.0.0.1 for 0.0.0.0."""
+
+    @property
+    def node_url(self) -> str:
+        """`advertise_url`, or the address this node listens on."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
         if self.max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
+        if not 0.001 <= self.max_lag <= 10:
+            raise ValueError("max_lag must be between 0.001 and 10 seconds")
+        if not 0.1 <= self.heartbeat_interval <= 3600:
+            raise ValueError("heartbeat_interval must be between 0.1 and 3600 seconds")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
         if self.rtc_host_addresses is not None:
@@ -53,6 +79,17 @@ class Config:
                     ipaddress.ip_address(address)
                 except ValueError:
                     raise ValueError(f"not an IP address: {address!r}") from None
+        if self.advertise_url is not None and not self.advertise_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError(f"advertise_url is http://host:port, not {self.advertise_url!r}")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"a trusted proxy is an IP address or network (10.0.0.0/8), not {proxy!r}"
+                ) from None
         for url in self.rtc_ice_servers:
             if not url.startswith(ICE_URL_SCHEMES):
                 raise ValueError(f"an ICE server URL starts with stun: or turn:, not {url!r}")

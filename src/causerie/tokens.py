@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 
 PREFIX = "c1"
@@ -64,11 +63,19 @@ class TokenSigner:
         self._secrets = list(secrets)
 
     def _sign(self, secret: bytes, message: bytes) -> str:
-        return _b64encode(hmac.new(secret, message, hashlib.sha256).digest())
+        return _b64encode(hmac.digest(secret, message, "sha256"))  # one-shot: cheaper
 
     def issue(self, claims: Claims) -> str:
         """A signed token carrying `claims`."""
-        payload = _b64encode(json.dumps(asdict(claims), separators=(",", ":")).encode())
+        # Not dataclasses.asdict: its deep copy was half the cost of a join (a storm's hot path).
+        fields = {
+            "sub": claims.sub,
+            "aud": claims.aud,
+            "kind": claims.kind.value,
+            "exp": claims.exp,
+            "name": claims.name,
+        }
+        payload = _b64encode(json.dumps(fields, separators=(",", ":")).encode())
         message = f"{PREFIX}.{payload}"
         return f"{message}.{self._sign(self._secrets[0], message.encode())}"
 
@@ -76,6 +83,8 @@ class TokenSigner:
         """The claims of a genuine, unexpired token (for `space_id`, if given)."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("the token is missing or too long")
+        if not token.isascii():  # compare_digest refuses non-ASCII text (a 500, not a 401)
+            raise InvalidToken("the token is malformed")
         parts = token.split(".")
         if len(parts) != 3 or parts[0] != PREFIX:
             raise InvalidToken("the token is malformed")
@@ -93,7 +102,7 @@ class TokenSigner:
                 exp=int(raw["exp"]),
                 name=str(raw.get("name", "")),
             )
-        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error) as exc:
             raise InvalidToken("the token's claims are malformed") from exc
         if claims.exp <= now:
             raise InvalidToken("the token has expired")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from causerie.api.limits import Admission, BodyLimit
 
@@ -60,6 +61,51 @@ async def test_admission_refuses_above_the_bound_with_retry_after() -> None:
     await asyncio.gather(*running, health_task)
     assert first.status == second.status == health.status == 200
     assert gate.in_flight == 0
+
+
+async def ok(scope, receive, send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def answer(gate: Admission, path: str = "/api/x") -> int:
+    recorder = Recorder()
+    await gate(http(path), no_body, recorder)
+    return recorder.status
+
+
+async def test_admission_refuses_while_the_loop_is_held_up_by_a_burst() -> None:
+    gate = Admission(ok, limit=1000, max_lag=0.05)
+    assert await answer(gate) == 200  # starts the ticker
+    await asyncio.sleep(0.05)
+    time.sleep(0.15)  # one turn of the loop busy with a burst: everything behind it waits
+    assert await answer(gate) == 503
+    assert await answer(gate, "/healthz") == 200  # never refused
+    assert gate.refused == gate.refused_for_lag == 1
+    await asyncio.sleep(0.2)  # one late tick barely moves the average: admitted again
+    assert await answer(gate) == 200
+    gate.lag.stop()
+
+
+async def test_admission_refuses_while_the_loop_stays_behind_then_recovers() -> None:
+    gate = Admission(ok, limit=1000, max_lag=0.05)
+    assert await answer(gate) == 200
+    for _ in range(10):  # every turn of the loop takes 80 ms: it stays behind
+        await asyncio.sleep(0)
+        time.sleep(0.08)
+        await asyncio.sleep(0.001)
+    assert gate.lag.average() > 0.05
+    assert await answer(gate) == 503
+    await asyncio.sleep(0.5)
+    assert gate.lag.average() < 0.05
+    assert await answer(gate) == 200
+    gate.lag.stop()
+
+
+async def test_admission_without_max_lag_ignores_the_loop() -> None:
+    gate = Admission(ok, limit=1000)
+    time.sleep(0.15)
+    assert await answer(gate) == 200
 
 
 async def echo(scope, receive, send) -> None:

@@ -8,8 +8,14 @@ the origin going away; joins and live events pass through.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
 import json
+import socket
+import socketserver
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +23,7 @@ import numpy as np
 import pytest
 
 from causerie.cli import issue_account_token
+from tests.conftest import free_port
 from tests.edge.conftest import require
 from tests.edge.listeners import listen
 from tests.edge.servers import RunningEdge, RunningOrigin, run_edge, run_origin
@@ -104,6 +111,60 @@ def test_details_survive_the_origin_going_away(kind: str, tmp_path: Path) -> Non
                 stale_seen += 1
             time.sleep(0.5)
         assert stale_seen >= 3
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """An origin that looks healthy to probes (/healthz) but drops every other request, as a
+    node does when it is killed between two health probes."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/healthz"):
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def failing_origin() -> Iterator[str]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", free_port()), _Failing)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("kind", ["nginx", "varnish"])
+def test_a_failing_origin_is_skipped_for_media(
+    kind: str, origin: RunningOrigin, tmp_path: Path
+) -> None:
+    """Media requests for a space go to the origin its id hashes to; when that one fails (a
+    killed owner, not yet marked sick), the edge asks the next (which forwards to the space's
+    new owner): nginx proxy_next_upstream, Varnish a retry with the shard's next backend."""
+    require(kind)
+    with (
+        failing_origin() as failing,
+        run_edge(kind, [failing, origin.url], tmp_path / kind) as edge,
+        httpx.Client(base_url=edge.url, timeout=15) as client,
+    ):
+        live = client.get(origin.playlist_path)
+        assert live.status_code == 200 and "#EXT-X-PART:" in live.text
+        # Eight space ids: about half of them hash to the failing origin first. Each must be
+        # answered by the working origin (its JSON 404), not with the edge's 502/503.
+        statuses = [client.get(f"/hls/nosuch{n}x{kind}/index.m3u8").status_code for n in range(8)]
+        assert statuses == [404] * 8
 
 
 def test_joins_go_to_the_origin_every_time(edge: RunningEdge, origin: RunningOrigin) -> None:

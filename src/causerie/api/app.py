@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from ..bus import Bus, LocalBus
@@ -16,10 +17,14 @@ from ..bus.redis import RedisBus
 from ..config import Config
 from ..counting import LocalPresence, Presence
 from ..counting.redis_presence import RedisPresence
+from ..counting.redis_stats import RedisStats
 from ..counting.stats import LocalStats
-from ..domain import SpaceState
+from ..counting.waiting import LocalLines, RedisLines, WaitingRoom
+from ..domain import NotFound, SpaceState
+from ..domain.waiting_room import TicketSigner
 from ..media.broadcasts import Broadcasts
 from ..media.ingest import Speakers
+from ..media.ownership import RedisOwnership, SoleOwner
 from ..secret_file import load_or_create_secrets
 from ..store import SqliteStore, Store
 from ..store.redis import RedisStore, shared_secrets
@@ -28,8 +33,18 @@ from . import audience, events, levels, pages, replay, spaces, stage, whip
 from .audience import Activity
 from .calendar import router as calendar_router
 from .errors import install_error_handlers
+from .forward import Forwarder
 from .hls import HlsOrigin
-from .limits import Admission, BodyLimit, Receive, Scope, Send
+from .joins import FastJoins
+from .limits import (
+    Admission,
+    BodyLimit,
+    Receive,
+    Scope,
+    Send,
+    header_limit_error,
+    send_json_error,
+)
 from .metrics import Metrics, labels
 from .services import Services
 from .stats import publish_stats
@@ -54,9 +69,11 @@ def shared_state(config: Config) -> tuple[Store, Bus, Presence, list[bytes]]:
     if config.redis_url:
         url = config.redis_url
         secrets = shared_secrets(url, config.data_dir)
-        return RedisStore(url), RedisBus(url), RedisPresence(url), secrets
+        presence = RedisPresence(url, interval=config.heartbeat_interval)
+        return RedisStore(url), RedisBus(url), presence, secrets
     store = SqliteStore(config.data_dir / "causerie.sqlite3")
-    return store, LocalBus(), LocalPresence(), load_or_create_secrets(config.data_dir)
+    presence = LocalPresence(config.heartbeat_interval)
+    return store, LocalBus(), presence, load_or_create_secrets(config.data_dir)
 
 
 def build_services(config: Config) -> Services:
@@ -70,7 +87,10 @@ def build_services(config: Config) -> Services:
         store=store,
         signer=TokenSigner(secrets),
         presence=presence,
-        stats=LocalStats(),
+        # Embedded: saved in the data directory, so it survives a restart. With Redis: shared.
+        stats=RedisStats(config.redis_url, presence, interval=presence.interval)
+        if isinstance(presence, RedisPresence)
+        else LocalStats(path=config.data_dir / "stats.sqlite3"),
         broadcasts=broadcasts,
         bus=bus,
         activity=Activity(),
@@ -81,17 +101,60 @@ def build_services(config: Config) -> Services:
             host_addresses=config.rtc_host_addresses,
         ),
     )
+    lines = RedisLines(config.redis_url) if config.redis_url else LocalLines()
+    svc.waiting_room = WaitingRoom(
+        lines, TicketSigner(secrets), presence, presence_window=2 * config.heartbeat_interval
+    )
     # After every change of a space: mutes reach the mixer, demoted speakers lose their session.
     svc.stage_listeners.append(svc.speakers.stage_changed)
+    # Whose media runs where: with Redis, one owner per space (a lease) and forwarding.
+    if config.redis_url:
+        svc.ownership = RedisOwnership(config.redis_url, broadcasts, config.node_url)
+        svc.forwarder = Forwarder(svc.ownership, _space_state(svc))
+    else:
+        svc.ownership = SoleOwner(broadcasts, config.node_url)
     return svc
 
 
-async def resume_live_spaces(svc: Services) -> None:
-    """After a restart, put the spaces that were live back on the air."""
-    for space in await svc.store.list_spaces([SpaceState.LIVE], limit=10_000):
-        # A new run: its recording is appended to the space's, after a discontinuity.
-        await svc.broadcasts.start(space.id, record=space.recording)
-        log.info("resumed live space %s", space.id)
+def _space_state(svc: Services) -> Callable[[str], Awaitable[str | None]]:
+    async def state(space_id: str) -> str | None:
+        try:
+            return (await svc.cached_space(space_id)).state.value
+        except NotFound:
+            return None
+
+    return state
+
+
+class StoreSpaces:
+    """The live spaces, as media/ownership.py asks for them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def live(self) -> list[tuple[str, bool]]:
+        spaces = await self.store.list_spaces([SpaceState.LIVE], limit=10_000)
+        return [(space.id, space.recording) for space in spaces]
+
+    async def recorded(self, space_id: str) -> bool:
+        try:
+            return (await self.store.get_space(space_id)).recording
+        except NotFound:
+            return False
+
+
+async def resume_live_spaces(svc: Services) -> asyncio.Task[None] | None:
+    """After a restart, put the spaces that were live back on the air.
+
+    Embedded: all of them, here, now. With Redis: a supervisor task that keeps this node's share
+    of them on the air (claims, renews, fails over: media/ownership.py); returned to be cancelled.
+    """
+    assert svc.ownership is not None
+    spaces = StoreSpaces(svc.store)
+    if not svc.ownership.shared:
+        await svc.ownership.supervise(spaces)
+        return None
+    return asyncio.create_task(svc.ownership.supervise(spaces), name="media-ownership")
 
 
 def create_api(svc: Services) -> FastAPI:
@@ -99,11 +162,19 @@ def create_api(svc: Services) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await resume_live_spaces(svc)
+        supervisor = await resume_live_spaces(svc)
         counts = asyncio.create_task(events.publish_counts(svc), name="publish-counts")
         numbers = asyncio.create_task(publish_stats(svc), name="publish-stats")
         activity = asyncio.create_task(audience.publish_activity(svc), name="publish-activity")
         speaking = asyncio.create_task(levels.publish_speaking(svc), name="publish-speaking")
+        stage = None
+        if svc.ownership is not None and svc.ownership.shared:  # stage changes made elsewhere
+            stage = asyncio.create_task(whip.sync_sessions(svc), name="sync-sessions")
+        saving = None
+        if isinstance(svc.stats, LocalStats):
+            saving = asyncio.create_task(svc.stats.keep_saved(), name="save-stats")
+        elif isinstance(svc.stats, RedisStats):
+            saving = asyncio.create_task(svc.stats.keep_shared(), name="share-stats")
         try:
             yield
         finally:
@@ -111,12 +182,29 @@ def create_api(svc: Services) -> FastAPI:
             numbers.cancel()
             activity.cancel()
             speaking.cancel()
+            if stage is not None:
+                stage.cancel()
+            if saving is not None:
+                saving.cancel()
+            if isinstance(svc.stats, LocalStats):
+                svc.stats.save()
+            elif isinstance(svc.stats, RedisStats):
+                await svc.stats.close()  # shares what is left
             await svc.bus.close()
             await svc.speakers.close_all()
+            if supervisor is not None:
+                supervisor.cancel()
+                await asyncio.gather(supervisor, return_exceptions=True)
             await svc.broadcasts.stop_all()
+            if svc.ownership is not None:
+                await svc.ownership.close()  # another node takes our spaces at its next tick
+            if svc.forwarder is not None:
+                await svc.forwarder.aclose()
             close_presence = getattr(svc.presence, "close", None)  # sends batched heartbeats
             if close_presence is not None:
                 await close_presence()
+            if svc.waiting_room is not None:
+                await svc.waiting_room.close()
             await svc.store.close()
 
     api = FastAPI(
@@ -173,6 +261,7 @@ def create_api(svc: Services) -> FastAPI:
 def _declare_metrics(svc: Services, admission: Admission) -> None:
     m = svc.metrics
     m.counter("causerie_joins_total", "Listener tokens issued")
+    m.counter("causerie_join_waits_total", "Joins of a full space answered with a place in line")
     m.counter("causerie_heartbeats_total", "Listener heartbeats received")
     m.counter("causerie_spaces_created_total", "Spaces created")
     m.counter("causerie_spaces_started_total", "Spaces started")
@@ -193,6 +282,16 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
         "Control-plane requests refused with 503 (overload)",
         lambda: float(admission.refused),
     )
+    m.gauge(
+        "causerie_requests_refused_for_lag",
+        "Of those, refused because the event loop ran late",
+        lambda: float(admission.refused_for_lag),
+    )
+    m.gauge(
+        "causerie_event_loop_lag_seconds",
+        "How late the event loop runs, on average lately (the ticker behind admission control)",
+        admission.lag.average,
+    )
 
 
 class Node:
@@ -201,22 +300,36 @@ class Node:
     def __init__(self, svc: Services) -> None:
         self.services = svc
         self.api = create_api(svc)
-        self.admission = Admission(self.api, svc.config.max_inflight)
+        # Joins and heartbeats take a fast path (joins.py), still behind the same guards.
+        self.admission = Admission(
+            FastJoins(self.api, svc), svc.config.max_inflight, max_lag=svc.config.max_lag
+        )
         self.api.state.admission = self.admission  # its refusals are in the audience numbers
         self.control = BodyLimit(self.admission, svc.config.max_body_bytes)
+        if svc.config.trusted_proxies:
+            # The client's address (per-IP limits) from X-Forwarded-For, believed from these
+            # peers only: the rightmost address they did not add themselves.
+            self.control = ProxyHeadersMiddleware(self.control, list(svc.config.trusted_proxies))
         self.hls = HlsOrigin(
             svc.broadcasts,
             on_request=lambda kind, status: svc.metrics.inc(
                 "causerie_hls_requests_total", kind=kind, status=str(status)
             ),
+            forwarder=svc.forwarder,
         )
         _declare_metrics(svc, self.admission)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (too_large := header_limit_error(scope)):
+            await send_json_error(send, 431, "too_large", too_large)
+            return
         if scope["type"] == "http" and scope["path"].startswith("/hls/"):
             await self.hls(scope, receive, send)
         elif scope["type"] == "lifespan":
-            await self.api(scope, receive, send)
+            try:
+                await self.api(scope, receive, send)
+            finally:
+                self.admission.lag.stop()
         else:
             await self.control(scope, receive, send)
 

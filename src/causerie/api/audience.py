@@ -22,6 +22,7 @@ from ..ratelimit import Rate, RateLimiter, retry_after_header
 from ..tokens import Claims
 from .auth import authenticate
 from .errors import ApiError
+from .schemas import text_schema
 from .services import Services
 from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id
 
@@ -95,13 +96,16 @@ class QuestionList(BaseModel):
 class Ask(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description=f"The question, 1–{q.QUESTION_MAX} characters.")
+    text: str = Field(
+        description=f"The question, 1–{q.QUESTION_MAX} characters.",
+        json_schema_extra=text_schema(q.QUESTION_MAX, multiline=True),
+    )
 
 
 class React(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    emoji: str = Field(description="One of: " + " ".join(EMOJI))
+    emoji: str = Field(description="One of: " + " ".join(EMOJI), json_schema_extra={"enum": EMOJI})
 
 
 class ReactionTotals(BaseModel):
@@ -132,7 +136,27 @@ def _limit(svc: Services, kind: str, claims: Claims, request: Request) -> None:
 # -- questions --------------------------------------------------------------------------------
 
 
-@router.post("/questions", status_code=201, response_model=QuestionView, summary="Ask")
+# OpenAPI links: what may be done next with the new question (see spaces.SPACE_LINKS).
+QUESTION_LINKS = {
+    name: {
+        "operationId": operation_id,
+        "parameters": {"space_id": "$request.path.space_id", "question_id": "$response.body#/id"},
+    }
+    for name, operation_id in (
+        ("Vote", "vote_api_spaces__space_id__questions__question_id__votes_post"),
+        ("Withdraw", "withdraw_api_spaces__space_id__questions__question_id__delete"),
+        ("Moderate", "moderate_api_spaces__space_id__questions__question_id___action__post"),
+    )
+}
+
+
+@router.post(
+    "/questions",
+    status_code=201,
+    response_model=QuestionView,
+    summary="Ask",
+    responses={201: {"links": QUESTION_LINKS}},
+)
 async def ask(space_id: SpaceId, body: Ask, request: Request, svc: ServicesDep) -> QuestionView:
     """Anyone with a token for the space (join first): before or during the space."""
     check_space_id(space_id)
@@ -295,5 +319,3 @@ async def publish_activity(svc: Services, interval: float = PUBLISH_INTERVAL) ->
             await publish_once(svc)
         except Exception:
             log.exception("publishing audience activity failed")
-
-

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from ..media.broadcasts import Broadcasts
 from ..media.packager import Packager, parse_blocking_request
+from .forward import Forwarder
 from .limits import Receive, Scope, Send, send_json_error
 
 PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
@@ -46,8 +47,11 @@ class HlsOrigin:
         self,
         broadcasts: Broadcasts,
         on_request: Callable[[str, int], None] | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.broadcasts = broadcasts
+        self.forwarder = forwarder
+        """Set with several nodes: where requests for spaces running elsewhere go."""
         self.on_request = on_request or (lambda kind, status: None)
         # The playlist changes once per part, but every listener asks for it: render it once
         # per change. Keyed by space; the entry remembers the packager and its state.
@@ -74,6 +78,11 @@ class HlsOrigin:
 
     async def _playlist(self, scope: Scope, send: Send, space_id: str) -> None:
         pipeline = self.broadcasts.get(space_id)
+        if pipeline is None and self.forwarder is not None:
+            self._playlists.pop(space_id, None)
+            if await self.forwarder.hls(scope, send, space_id, self._runs_here(space_id)):
+                return
+            pipeline = self.broadcasts.get(space_id)  # taken over while the request waited
         if pipeline is None:
             self._playlists.pop(space_id, None)
             self.on_request("playlist", 404)
@@ -115,6 +124,9 @@ class HlsOrigin:
         self.on_request("playlist", 200)
         await _send(send, scope, 200, PLAYLIST_TYPE, cache, body)
 
+    def _runs_here(self, space_id: str) -> Callable[[], bool]:
+        return lambda: self.broadcasts.get(space_id) is not None
+
     def _rendered(self, space_id: str, packager: Packager) -> bytes:
         state = (packager.last_part(), packager.ended)
         cached = self._playlists.get(space_id)
@@ -125,7 +137,12 @@ class HlsOrigin:
         return body
 
     async def _media(self, scope: Scope, send: Send, match: re.Match[str]) -> None:
-        pipeline = self.broadcasts.get(match["space"])
+        space_id = match["space"]
+        pipeline = self.broadcasts.get(space_id)
+        if pipeline is None and self.forwarder is not None:
+            if await self.forwarder.hls(scope, send, space_id, self._runs_here(space_id)):
+                return
+            pipeline = self.broadcasts.get(space_id)  # taken over while the request waited
         packager = pipeline.packager if pipeline else None
         body: bytes | None = None
         kind = "init" if match["init"] else ("part" if match["part"] is not None else "segment")

@@ -35,8 +35,6 @@ class Levels(BaseModel):
     levels: dict[str, Level]
 
 
-
-
 @router.get("/levels", response_model=Levels, summary="Mic levels (moderators)")
 async def levels(space_id: SpaceId, request: Request, svc: ServicesDep) -> Levels:
     """Host and co-hosts: each publishing person's level in dBFS, talking or not, muted or not."""

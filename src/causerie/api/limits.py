@@ -1,15 +1,25 @@
 """ASGI guards in front of the control plane: body size and admission control.
 
-Admission control keeps a bound on control-plane requests in flight. Above it, a request is
-refused with 503 and a jittered Retry-After *before* any work is done, so an overloaded node
-answers quickly instead of queueing until everything times out. Media requests (`/hls/`) never
-pass through here: people already listening are never refused for control-plane load.
+Admission control refuses a control-plane request with 503 and a jittered Retry-After *before*
+any work is done when the node is overloaded, so it answers quickly instead of queueing until
+everything times out. Two signals say "overloaded":
+
+- requests in flight above a bound (work that waits on I/O piles up), and
+- the event loop running late (`LoopLag`): a node whose handlers never wait is saturated by
+  CPU instead, and then requests queue *before* they reach the application, invisible to the
+  in-flight count. The lag is what every request, media included, waits on top of its own
+  work; refusing new control-plane work while it is high keeps it near the bound.
+
+Media requests (`/hls/`) never pass through here: people already listening are never refused
+for control-plane load, and shedding that load is what keeps their parts on time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +48,24 @@ async def send_json_error(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 32 * 1024
+
+
+def header_limit_error(scope: Scope) -> str | None:
+    """Why the request's header fields are over the limits, or None when they are not.
+
+    uvicorn (with httptools) bounds neither the number nor the size of header fields (nginx, in
+    front, refuses beyond 4 x 8 KiB); past these limits a request gets 431 (RFC 6585 §5).
+    """
+    headers = scope.get("headers", ())
+    if len(headers) > MAX_HEADERS:
+        return f"the request has more than {MAX_HEADERS} header fields"
+    if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
+        return f"the request's header fields are larger than {MAX_HEADER_BYTES} bytes"
+    return None
 
 
 class BodyLimit:
@@ -99,15 +127,83 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-class Admission:
-    """At most `limit` requests in flight; the rest get 503 + Retry-After at once."""
+class LoopLag:
+    """How late this thread's event loop runs, measured by a ticker that sleeps `interval`.
 
-    def __init__(self, app: ASGIApp, limit: int, retry_after: tuple[int, int] = (1, 5)) -> None:
+    Two readings: `average()`, a moving average (weight `smoothing` per tick) of how much later
+    than asked the ticker woke – one stall barely moves it, a loop that stays behind raises it
+    within a few ticks; and `overdue()`, how long the ticker has been due without running –
+    the time the work being done right now has been keeping everything else waiting (a burst
+    of requests that arrived together is handled in one turn of the loop). The ticker starts
+    with the first reading.
+    """
+
+    def __init__(self, interval: float = 0.01, smoothing: float = 0.2) -> None:
+        self.interval = interval
+        self.smoothing = smoothing
+        self._average = 0.0
+        self._due = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def average(self) -> float:
+        """Seconds the loop has been running behind, on average lately (0 when it keeps up)."""
+        self._start()
+        return self._average
+
+    def overdue(self) -> float:
+        """Seconds the ticker has been due without getting its turn (0 when it is not due)."""
+        self._start()
+        return max(0.0, time.monotonic() - self._due) if self._due else 0.0
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._tick(), name="loop-lag")
+
+    async def _tick(self) -> None:
+        while True:
+            self._due = time.monotonic() + self.interval
+            await asyncio.sleep(self.interval)
+            lag = max(0.0, time.monotonic() - self._due)
+            self._average += (lag - self._average) * self.smoothing
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+class Admission:
+    """Refuse control-plane work with 503 + Retry-After at once when the node is overloaded:
+    `limit` requests in flight, or the event loop behind by more than `max_lag` seconds on
+    average lately, or by more than twice that right now."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        retry_after: tuple[int, int] = (1, 5),
+        max_lag: float | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.retry_after = retry_after
+        self.max_lag = max_lag
+        self.lag = LoopLag()
         self.in_flight = 0
         self.refused = 0
+        self.refused_for_lag = 0
+
+    def overloaded(self) -> bool:
+        """Whether a new request should be refused now (and count it if so)."""
+        if self.in_flight >= self.limit:
+            self.refused += 1
+            return True
+        if self.max_lag is not None and (
+            self.lag.average() > self.max_lag or self.lag.overdue() > 2 * self.max_lag
+        ):
+            self.refused += 1
+            self.refused_for_lag += 1
+            return True
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Event streams are long-lived and cost nothing while idle: they are not "work in
@@ -119,8 +215,7 @@ class Admission:
         ):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            self.refused += 1
+        if self.overloaded():
             # Jitter spreads the retries so refused clients do not come back in one wave.
             wait = random.randint(*self.retry_after)
             await send_json_error(

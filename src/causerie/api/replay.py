@@ -60,7 +60,7 @@ _END_SLACK_MS = 50
 
 router = APIRouter(
     tags=["replay"],
-    responses={status: {"model": Error} for status in (404, 409, 422, 503)},
+    responses={status: {"model": Error} for status in (400, 404, 409, 413, 422, 503)},
 )
 
 

@@ -7,32 +7,75 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..domain.waiting_room import MAX_CAPACITY
+
+# No control characters (Unicode category Cc), as domain/text.py checks; multiline text may hold
+# newlines and tabs. Documented in the JSON Schema only: the domain's own messages are clearer.
+_ONE_LINE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+_MULTILINE = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+
+
+def text_schema(max_length: int, *, multiline: bool = False, required: bool = True) -> dict:
+    """The JSON Schema of free text the domain accepts (lengths count after trimming)."""
+    return {
+        "minLength": 1 if required else 0,
+        "maxLength": max_length,
+        "pattern": _MULTILINE if multiline else _ONE_LINE,
+    }
+
 
 class CreateSpace(BaseModel):
     """A new space. Titles and descriptions are checked by the domain (length, characters)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(description="Shown to everyone; 1–140 characters.")
-    description: str = Field("", description="Optional; up to 2000 characters.")
+    title: str = Field(
+        description="Shown to everyone; 1–140 characters.", json_schema_extra=text_schema(140)
+    )
+    description: str = Field(
+        "",
+        description="Optional; up to 2000 characters.",
+        json_schema_extra=text_schema(2000, multiline=True, required=False),
+    )
     scheduled_start: datetime | None = Field(
         None, description="ISO 8601 with a time zone, e.g. 2026-11-21T18:00:00Z."
     )
     recording: bool = Field(True, description="Keep the audio for replay.")
+    capacity: int | None = Field(
+        None,
+        strict=True,
+        ge=1,
+        le=MAX_CAPACITY,
+        description="The most listeners at once; more wait in line. Null: no cap.",
+    )
 
 
 class EditSpace(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = None
-    description: str | None = None
+    title: str | None = Field(None, json_schema_extra=text_schema(140))
+    description: str | None = Field(
+        None, json_schema_extra=text_schema(2000, multiline=True, required=False)
+    )
     scheduled_start: datetime | None = None
+    capacity: int | None = Field(
+        None,
+        strict=True,
+        ge=1,
+        le=MAX_CAPACITY,
+        description="The most listeners at once; null removes the cap. Left out: unchanged.",
+    )
 
 
 class JoinRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("", description="Optional display name, used if you ask to speak.")
+    ticket: str | None = Field(
+        None,
+        max_length=256,
+        description="The ticket of a previous answer `waiting`: keeps your place in line.",
+    )
 
 
 class Person(BaseModel):
@@ -68,6 +111,9 @@ class SpaceView(BaseModel):
         description="Listeners who asked to speak and wait for an answer."
     )
     recording: bool
+    capacity: int | None = Field(
+        None, description="The most listeners at once; more wait in line. Null: no cap."
+    )
     replay_url: str | None = Field(
         None, description="The replay (HLS VOD playlist) once the space has ended, if recorded."
     )
@@ -132,6 +178,26 @@ class Joined(BaseModel):
     expires_at: datetime
 
 
+class WaitingPlace(BaseModel):
+    """A place in a full space's line."""
+
+    ticket: str = Field(description="Send it back as `ticket` in the next join to keep your place.")
+    position: int = Field(description="1 means you are next.")
+    estimated_wait_seconds: float = Field(description="A rough guess of the time until you are in.")
+    retry_after: int = Field(
+        description="Seconds to wait before joining again (also in the Retry-After header); "
+        "wait a random time up to it, so everyone does not come back at once."
+    )
+
+
+class Waiting(BaseModel):
+    """The answer to a join when the space is full: wait, then join again with the ticket."""
+
+    waiting: WaitingPlace
+
+
 class Error(BaseModel):
-    error: str
-    message: str
+    """Every error response (4xx, 5xx) of the API, whatever raised it (api/errors.py)."""
+
+    error: str = Field(description="A stable code for programs, e.g. not_found, invalid.")
+    message: str = Field(description="What went wrong, in a sentence for people.")

@@ -12,11 +12,14 @@ from ..bus import Bus
 from ..config import Config
 from ..counting import Presence
 from ..counting.stats import AudienceStats, LocalStats
+from ..counting.waiting import WaitingRoom
 from ..domain import Space
 from ..media.broadcasts import Broadcasts
 from ..media.ingest import Speakers
+from ..media.ownership import Ownership
 from ..store import Store
 from ..tokens import TokenSigner
+from .forward import Forwarder
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -42,6 +45,12 @@ class Services:
     clock: Callable[[], float] = time.time
     stats: AudienceStats = field(default_factory=LocalStats)
     """The audience numbers (joins, heartbeats, replays); see docs/numbers.md."""
+    ownership: Ownership | None = None
+    """Which node runs which space's media (media/ownership.py); None: this one, always."""
+    forwarder: Forwarder | None = None
+    """With several nodes: passes media and WHIP requests to the space's owner."""
+    waiting_room: WaitingRoom | None = None
+    """The lines of the spaces with a capacity (counting/waiting.py)."""
     stage_listeners: list[Callable[[Space], Awaitable[None]]] = field(default_factory=list)
     """Called after every change of a space (e.g. to mute speakers or end their sessions)."""
     _cache: dict[str, tuple[float, Space]] = field(default_factory=dict)

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request, Response
 
-from ..counting import HEARTBEAT_INTERVAL
-from ..domain import Conflict, NotFound, Space, SpaceState
+from ..domain import Space, SpaceState
+from ..domain.spaces import UNCHANGED
 from ..store import update_space
-from ..tokens import Claims, TokenKind
+from ..tokens import Claims
+from . import joins
 from .auth import authenticate, require_account
+from .joins import SPACE_ID, check_space_id, playlist_url
 from .replay import replay_links
-from .schemas import CreateSpace, EditSpace, Error, Joined, JoinRequest, SpaceList, SpaceView
+from .schemas import (
+    CreateSpace,
+    EditSpace,
+    Error,
+    Joined,
+    JoinRequest,
+    SpaceList,
+    SpaceView,
+    Waiting,
+)
 from .services import Services
 
-SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+__all__ = ["SPACE_ID", "check_space_id", "playlist_url", "router", "view"]
 
 ERRORS = {
     400: {"model": Error},
@@ -46,15 +55,6 @@ SpaceId = Annotated[str, Path(description="The space's id.", max_length=64)]
 
 def new_space_id() -> str:
     return secrets.token_urlsafe(8)
-
-
-def playlist_url(space_id: str) -> str:
-    return f"/hls/{space_id}/index.m3u8"
-
-
-def check_space_id(space_id: str) -> None:
-    if not SPACE_ID.match(space_id):
-        raise NotFound("no such space")
 
 
 def speaking_now(svc: Services, space_id: str) -> list[str]:
@@ -85,6 +85,7 @@ async def view(space: Space, svc: Services) -> SpaceView:
         speaking=speaking_now(svc, space.id),
         requests_waiting=len(space.speak_requests),
         recording=space.recording,
+        capacity=space.capacity,
         **replay_links(space, svc),
     )
 
@@ -97,7 +98,31 @@ def _cacheable(response: Response, svc: Services) -> None:
     )
 
 
-@router.post("/spaces", status_code=201, response_model=SpaceView, summary="Create a space")
+# OpenAPI links (OpenAPI 3.1 §4.8.20): what a client, or a fuzzer, may do next with the new
+# space's id. tests/api/test_openapi_fuzz.py checks that every target exists.
+SPACE_LINKS = {
+    name: {"operationId": operation_id, "parameters": {"space_id": "$response.body#/id"}}
+    for name, operation_id in (
+        ("GetSpace", "get_space_api_spaces__space_id__get"),
+        ("EditSpace", "edit_space_api_spaces__space_id__patch"),
+        ("StartSpace", "start_space_api_spaces__space_id__start_post"),
+        ("EndSpace", "end_space_api_spaces__space_id__end_post"),
+        ("JoinSpace", "join_space_api_spaces__space_id__join_post"),
+        ("AskQuestion", "ask_api_spaces__space_id__questions_post"),
+        ("ListQuestions", "list_questions_api_spaces__space_id__questions_get"),
+        ("GetCalendar", "space_ics_api_spaces__space_id__ics_get"),
+        ("GetStats", "get_stats_api_spaces__space_id__stats_get"),
+    )
+}
+
+
+@router.post(
+    "/spaces",
+    status_code=201,
+    response_model=SpaceView,
+    summary="Create a space",
+    responses={201: {"links": SPACE_LINKS}},
+)
 async def create_space(
     request: Request, body: CreateSpace, response: Response, svc: ServicesDep
 ) -> SpaceView:
@@ -112,6 +137,7 @@ async def create_space(
         description=body.description,
         scheduled_start=body.scheduled_start,
         recording=body.recording,
+        capacity=body.capacity,
         now=svc.now(),
     )
     await svc.store.create_space(space)
@@ -153,7 +179,9 @@ async def change_space(
 async def edit_space(
     space_id: SpaceId, body: EditSpace, request: Request, svc: ServicesDep
 ) -> SpaceView:
-    """Host or co-host: change the title, description or (before the start) the start time."""
+    """Host or co-host: change the title, description, capacity (null: no cap) or (before the
+    start) the start time."""
+    capacity = body.capacity if "capacity" in body.model_fields_set else UNCHANGED
     space, _ = await change_space(
         request,
         svc,
@@ -163,6 +191,7 @@ async def edit_space(
             title=body.title,
             description=body.description,
             scheduled_start=body.scheduled_start,
+            capacity=capacity,
         ),
     )
     return await view(space, svc)
@@ -174,7 +203,9 @@ async def start_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> 
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.start(actor, svc.now())
     )
-    await svc.broadcasts.start(space.id, record=space.recording)
+    # This node claims the space's media (with Redis, unless another node got it first).
+    assert svc.ownership is not None
+    await svc.ownership.go_live(space.id, space.recording)
     svc.metrics.inc("causerie_spaces_started_total")
     return await view(space, svc)
 
@@ -183,56 +214,42 @@ async def start_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> 
 async def end_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpaceView:
     """Host only: the space ends (a scheduled one is cancelled); its audio stops."""
     space, _ = await change_space(request, svc, space_id, lambda s, actor: s.end(actor, svc.now()))
-    await svc.broadcasts.stop(space.id)
+    # Stopped here if it runs here; elsewhere, its owner stops it within a second (its tick).
+    assert svc.ownership is not None
+    await svc.ownership.end(space.id)
     return await view(space, svc)
 
 
-@router.post("/spaces/{space_id}/join", response_model=Joined, summary="Join as a listener")
+# Joins and heartbeats are answered by joins.FastJoins before FastAPI sees them; these routes
+# document them (and share their logic with it).
+
+
+@router.post(
+    "/spaces/{space_id}/join",
+    response_model=Joined | Waiting,
+    summary="Join as a listener",
+    responses={200: {"headers": {"Retry-After": {"description": "When `waiting`: seconds."}}}},
+)
 async def join_space(
     space_id: SpaceId,
     svc: ServicesDep,
+    response: Response,
     body: Annotated[JoinRequest | None, Body()] = None,
-) -> Joined:
-    """Anyone: a listener token for this space, signed statelessly (nothing is stored)."""
-    check_space_id(space_id)
-    space = await svc.cached_space(space_id)
-    now = svc.clock()
-    await svc.stats.join_attempted(space_id, now)
-    if space.state is SpaceState.ENDED:
-        raise Conflict("the space has ended")
-    listener_id = "l-" + secrets.token_urlsafe(9)
-    expires = int(now) + svc.config.listener_token_ttl
-    token = svc.signer.issue(
-        Claims(
-            sub=listener_id,
-            aud=space_id,
-            kind=TokenKind.LISTENER,
-            exp=expires,
-            name=(body.name if body else "")[:60],
-        )
-    )
-    await svc.presence.seen(space_id, listener_id, now)
-    await svc.stats.joined(space_id, listener_id, now)
-    svc.metrics.inc("causerie_joins_total")
-    return Joined(
-        token=token,
-        listener_id=listener_id,
-        playlist_url=playlist_url(space_id),
-        heartbeat_interval=HEARTBEAT_INTERVAL,
-        expires_at=datetime.fromtimestamp(expires, UTC),
-    )
+) -> Joined | Waiting:
+    """Anyone: a listener token for this space, signed statelessly (nothing is stored).
+
+    If the space has a `capacity` and is full, the answer is `waiting` instead: a place in
+    line, a rough estimate of the wait, and `retry_after` seconds (also the Retry-After
+    header). Join again after a random time up to it, sending the `ticket` to keep your place;
+    people are let in in order as room frees up. A bad ticket is a 422.
+    """
+    answer, headers = await joins.join(svc, space_id, body)
+    response.headers.update(headers)
+    return answer
 
 
 @router.post("/spaces/{space_id}/heartbeat", status_code=204, summary="Say you are still listening")
 async def heartbeat(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
     """Listeners call this every `heartbeat_interval` seconds; it is what 'listening now' counts."""
-    check_space_id(space_id)
-    claims = authenticate(request, svc, space_id)
-    space = await svc.cached_space(space_id)
-    if space.state is SpaceState.ENDED:
-        raise Conflict("the space has ended")
-    now = svc.clock()
-    await svc.presence.seen(space_id, claims.sub, now)
-    await svc.stats.heartbeat(space_id, claims.sub, now)
-    svc.metrics.inc("causerie_heartbeats_total")
+    await joins.heartbeat(svc, space_id, request)
     return Response(status_code=204)

@@ -11,12 +11,18 @@ co-host or speaker). The answer carries all of the server's candidates (non-tric
 client that waits for ICE gathering to complete needs nothing else. A second POST by the same
 user replaces their earlier session (see causerie.media.ingest).
 
+With several nodes (Redis), a request that reaches a node which does not run the space's media
+is forwarded to the node that does (its owner, api/forward.py): the answer, its candidates and
+the session are the owner's, so a speaker can publish through any node (or an edge).
+
 Responses carry CORS headers (RFC 9725 §4.1 expects browsers on other origins to publish), also
 on errors, so that a page can show the message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -28,11 +34,15 @@ from ..media.ingest import InvalidOffer
 from ..tokens import InvalidToken
 from .auth import authenticate
 from .errors import STATUS_FOR, ApiError
+from .forward import response_headers
 from .schemas import Error
 from .services import Services
 from .spaces import check_space_id
 
+log = logging.getLogger(__name__)
+
 SDP_TYPE = "application/sdp"
+STAGE_SYNC_INTERVAL = 1.0
 
 CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -45,7 +55,9 @@ CORS = {
 router = APIRouter(
     prefix="/whip",
     tags=["speakers"],
-    responses={status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 415, 503)},
+    responses={
+        status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 415, 422, 503)
+    },
 )
 
 
@@ -61,6 +73,28 @@ SessionId = Annotated[str, Path(description="The session's id (from Location).",
 def session_url(space_id: str, session_id: str) -> str:
     """The WHIP session URL of RFC 9725 §4.2, returned in Location."""
     return f"/whip/{space_id}/sessions/{session_id}"
+
+
+async def to_owner(request: Request, svc: Services, space_id: str) -> Response | None:
+    """The owner's answer when another node runs the space's media; None: handle it here."""
+    if svc.forwarder is None:
+        return None
+    check_space_id(space_id)
+    outcome = await svc.forwarder.whip(
+        request.method,
+        request.url.path,
+        space_id,
+        request.headers.raw,
+        await request.body(),
+        request.client.host if request.client else None,
+    )
+    if outcome is None:
+        return None
+    if isinstance(outcome, str):
+        raise ApiError(503, outcome, {**CORS, "Retry-After": "1"})
+    return Response(
+        outcome.content, status_code=outcome.status_code, headers=response_headers(outcome)
+    )
 
 
 @contextmanager
@@ -85,6 +119,13 @@ def cors_errors() -> Iterator[None]:
     summary="Publish audio (WHIP)",
     response_class=Response,
     responses={201: {"content": {SDP_TYPE: {}}, "description": "The SDP answer"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {SDP_TYPE: {"schema": {"type": "string"}}},
+            "description": "The SDP offer (RFC 8866), with an audio track that sends.",
+        }
+    },
 )
 async def publish(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
     """Send an SDP offer (`Content-Type: application/sdp`) with an audio track that sends.
@@ -93,6 +134,9 @@ async def publish(space_id: SpaceId, request: Request, svc: ServicesDep) -> Resp
     the speaker receives the others (their mix-minus) on the same connection.
     """
     with cors_errors():
+        forwarded = await to_owner(request, svc, space_id)
+        if forwarded is not None:
+            return forwarded
         check_space_id(space_id)
         claims = authenticate(request, svc, space_id)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -135,6 +179,9 @@ async def stop(
 ) -> Response:
     """The session's own speaker, or the host or a co-host, ends the session (RFC 9725 §4.3)."""
     with cors_errors():
+        forwarded = await to_owner(request, svc, space_id)
+        if forwarded is not None:
+            return forwarded
         check_space_id(space_id)
         claims = authenticate(request, svc, space_id)
         session = svc.speakers.get(space_id, session_id)
@@ -151,9 +198,19 @@ async def stop(
     return Response(status_code=200, headers={**CORS, "Cache-Control": "no-store"})
 
 
-@router.patch("/{space_id}/sessions/{session_id}", summary="Trickle ICE (not supported)")
-async def patch(space_id: SpaceId, session_id: SessionId) -> Response:
+@router.patch(
+    "/{space_id}/sessions/{session_id}",
+    summary="Trickle ICE (not supported)",
+    responses={405: {"model": Error, "description": "Always: no trickle ICE, no ICE restart"}},
+)
+async def patch(
+    space_id: SpaceId, session_id: SessionId, request: Request, svc: ServicesDep
+) -> Response:
     """405: the answer already holds every candidate (RFC 9725 §4.3.1 lets servers refuse)."""
+    with cors_errors():
+        forwarded = await to_owner(request, svc, space_id)
+        if forwarded is not None:
+            return forwarded
     raise ApiError(
         405,
         "trickle ICE and ICE restarts are not supported: the answer carries all candidates; "
@@ -172,3 +229,21 @@ async def endpoint_options(space_id: SpaceId) -> Response:
 @router.options("/{space_id}/sessions/{session_id}", include_in_schema=False)
 async def session_options(space_id: SpaceId, session_id: SessionId) -> Response:
     return Response(status_code=204, headers={**CORS, "Allow": "DELETE, PATCH, OPTIONS"})
+
+
+async def sync_sessions(svc: Services, interval: float = STAGE_SYNC_INTERVAL) -> None:
+    """Every `interval` seconds, apply the stored stage of each space to its sessions here.
+
+    With several nodes, a removal, a move to the audience or a mute may go through a node other
+    than the one holding the speaker's session (the space's owner): this is how the owner learns
+    of it, within `interval`. Until cancelled.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        for space_id in svc.broadcasts.live_ids():
+            if not svc.speakers.sessions(space_id):
+                continue
+            try:
+                svc.speakers.sync(await svc.store.get_space(space_id))
+            except Exception:
+                log.exception("space %s: applying the stage to its sessions failed", space_id)

@@ -30,6 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..redis_client import connect
 from .local import BACKLOG
 from .protocol import Event
 
@@ -101,7 +102,7 @@ class RedisBus:
         if client is None:
             if url is None:
                 raise ValueError("RedisBus needs a URL or a client")
-            client = aioredis.Redis.from_url(url, decode_responses=True)
+            client = connect(url)
             self._owns_client = True
         else:
             self._owns_client = False

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from ..redis_client import connect
 from .presence import HEARTBEAT_INTERVAL
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class RedisPresence:
         if client is None:
             if url is None:
                 raise ValueError("RedisPresence needs a URL or a client")
-            client = aioredis.Redis.from_url(url, decode_responses=True)
+            client = connect(url)
             self._owns_client = True
         else:
             self._owns_client = False
@@ -150,6 +151,15 @@ class RedisPresence:
             self._key(space_id, current - 1), self._key(space_id, current)
         )
         self._counted[space_id] = (second, int(count))
+        return int(count)
+
+    async def count_window(self, space_id: str, bucket: int) -> int:
+        """Distinct listeners seen in `bucket` or the one before it: "listening now" as it was
+        at the end of `bucket` (the buckets expire three intervals after their last use)."""
+        await self._flush(space_id, wait=True)
+        count = await self._redis.pfcount(
+            self._key(space_id, bucket - 1), self._key(space_id, bucket)
+        )
         return int(count)
 
     def forget(self, space_id: str) -> None:

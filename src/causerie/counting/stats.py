@@ -18,23 +18,37 @@ The state is made of HyperLogLog registers and counters only, so it merges (regi
 maximum, sums) and maps onto Redis (PFADD/PFCOUNT, INCR). Nothing is kept per listener: a
 heartbeat costs one 64-bit hash and two register updates, whatever the audience. Samples are
 taken lazily: the first event or read after a bucket ends closes it, so the numbers are the
-same whether a timer samples or not. Everything here is pure: the caller passes the time in.
+same whether a timer samples or not. Everything here is pure: the caller passes the time in;
+the only I/O is `LocalStats` saving its state to SQLite, so the embedded mode's numbers survive
+a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
+import json
+import logging
 import math
+import sqlite3
+import time
+import zlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from .hyperloglog import PRECISION, REGISTERS, HyperLogLog
 from .presence import HEARTBEAT_INTERVAL
 
+log = logging.getLogger(__name__)
+
 MINUTE = 60
 DAY = 86_400
+SAVE_INTERVAL = 1.0
+"""Seconds between two snapshots of the numbers that changed (`LocalStats.keep_saved`)."""
 _REST_BITS = 64 - PRECISION
 _REST_MASK = (1 << _REST_BITS) - 1
 
@@ -366,6 +380,48 @@ class SpaceStats:
             heartbeats=counts[_HEARTBEATS],
         )
 
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The whole state, compressed (mostly empty registers compress to a few hundred bytes)."""
+        return encode_state(self.state())
+
+    def state(self) -> dict[str, Any]:
+        """A copy of the state, cheap to take (the sketches are copied as bytes): the costly
+        encoding (`encode_state`) can then run in another thread."""
+        return {
+            "interval": self.interval,
+            "unique": _copy(self.unique),
+            "replay": _copy(self.replay),
+            "current": _copy(self._current),
+            "previous": _copy(self._previous),
+            "bucket": self._bucket,
+            "replay_requests": self.replay_requests,
+            "join_attempts": self.join_attempts,
+            "joins": self.joins,
+            "heartbeats": self.heartbeats,
+            "samples": list(self.samples.items()),
+            "minute_counts": [(minute, list(c)) for minute, c in self.minute_counts.items()],
+        }
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SpaceStats:
+        """The state `to_bytes` saved."""
+        state = json.loads(zlib.decompress(data))
+        stats = cls(state["interval"])
+        stats.unique = _unb64(state["unique"])
+        stats.replay = _unb64(state["replay"])
+        stats._current = _unb64(state["current"])
+        stats._previous = _unb64(state["previous"])
+        stats._bucket = state["bucket"]
+        stats.replay_requests = state["replay_requests"]
+        stats.join_attempts = state["join_attempts"]
+        stats.joins = state["joins"]
+        stats.heartbeats = state["heartbeats"]
+        stats.samples = {int(k): int(v) for k, v in state["samples"]}
+        stats.minute_counts = {int(k): list(v) for k, v in state["minute_counts"]}
+        return stats
+
     # -- merging ----------------------------------------------------------------------------
 
     def merge(self, other: SpaceStats) -> None:
@@ -406,6 +462,30 @@ class SpaceStats:
         self._minute = -1  # the cached list may have been replaced
 
 
+def _copy(sketch: bytearray | None) -> bytes | None:
+    return None if sketch is None else bytes(sketch)
+
+
+def encode_state(state: dict[str, Any]) -> bytes:
+    """`SpaceStats.state()` as compressed JSON (what `SpaceStats.from_bytes` reads)."""
+    sketches = ("unique", "replay", "current", "previous")
+    encoded = {key: (_b64(value) if key in sketches else value) for key, value in state.items()}
+    return zlib.compress(json.dumps(encoded, separators=(",", ":")).encode())
+
+
+def _b64(sketch: bytes | None) -> str | None:
+    return None if sketch is None else base64.b64encode(sketch).decode()
+
+
+def _unb64(text: str | None) -> bytearray | None:
+    if text is None:
+        return None
+    sketch = bytearray(base64.b64decode(text))
+    if len(sketch) != REGISTERS:
+        raise ValueError("a saved sketch has the wrong size")
+    return sketch
+
+
 class AudienceStats(Protocol):
     """Records what listeners do and answers with the numbers (a Redis version comes later)."""
 
@@ -428,14 +508,24 @@ class AudienceStats(Protocol):
 
 
 class LocalStats:
-    """`AudienceStats` in this process's memory (the embedded default)."""
+    """`AudienceStats` in this process's memory (the embedded default).
 
-    def __init__(self, interval: float = HEARTBEAT_INTERVAL) -> None:
+    With a `path`, the numbers survive a restart: every space whose numbers changed is saved to
+    that SQLite file at most every `SAVE_INTERVAL` seconds (`keep_saved`, run by the node) and
+    at shutdown (`save`), and read back when the node starts. A `kill -9` loses at most the
+    events of the last interval.
+    """
+
+    def __init__(self, interval: float = HEARTBEAT_INTERVAL, path: Path | None = None) -> None:
         self.interval = interval
+        self.path = path
         self.spaces: dict[str, SpaceStats] = {}
+        self._dirty: set[str] = set()
         # Pages poll the numbers: a summary is computed again only after something was recorded
         # or a second passed (samples close with time).
         self._summaries: dict[str, tuple[tuple[int, float | None, float | None], Summary]] = {}
+        if path is not None:
+            self._load(path)
 
     def space(self, space_id: str) -> SpaceStats:
         """The state of one space, created when first needed."""
@@ -444,21 +534,26 @@ class LocalStats:
             stats = self.spaces[space_id] = SpaceStats(self.interval)
         return stats
 
+    def _changed(self, space_id: str) -> None:
+        self._summaries.pop(space_id, None)
+        if self.path is not None:
+            self._dirty.add(space_id)
+
     async def join_attempted(self, space_id: str, now: float) -> None:
         self.space(space_id).join_attempted(now)
-        self._summaries.pop(space_id, None)
+        self._changed(space_id)
 
     async def joined(self, space_id: str, listener_id: str, now: float) -> None:
         self.space(space_id).joined(listener_id, now)
-        self._summaries.pop(space_id, None)
+        self._changed(space_id)
 
     async def heartbeat(self, space_id: str, listener_id: str, now: float) -> None:
         self.space(space_id).heartbeat(listener_id, now)
-        self._summaries.pop(space_id, None)
+        self._changed(space_id)
 
     async def record_replay_listen(self, space_id: str, client_key: str, now: float) -> None:
         self.space(space_id).replay_listen(client_key, now)
-        self._summaries.pop(space_id, None)
+        self._changed(space_id)
 
     async def summary(
         self, space_id: str, now: float, started_at: float | None, ended_at: float | None
@@ -478,6 +573,87 @@ class LocalStats:
         """Drop a space's state."""
         self.spaces.pop(space_id, None)
         self._summaries.pop(space_id, None)
+        if self.path is not None:
+            self._dirty.add(space_id)  # deleted from the file at the next save
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def _snapshot(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """The states of the spaces that changed since the last save (None: forgotten), marked
+        clean."""
+        rows = [
+            (space_id, stats.state() if (stats := self.spaces.get(space_id)) else None)
+            for space_id in self._dirty
+        ]
+        self._dirty.clear()
+        return rows
+
+    def save(self) -> None:
+        """Write what changed now (at shutdown)."""
+        if self.path is not None and self._dirty:
+            _write_snapshots(self.path, self._snapshot())
+
+    async def keep_saved(self, every: float = SAVE_INTERVAL) -> None:
+        """Save what changed every `every` seconds, until cancelled (the write in a thread)."""
+        if self.path is None:
+            return
+        while True:
+            await asyncio.sleep(every)
+            if not self._dirty:
+                continue
+            rows = self._snapshot()  # on the loop: a consistent copy; encoded in the thread
+            try:
+                await asyncio.to_thread(_write_snapshots, self.path, rows)
+            except (OSError, sqlite3.Error) as exc:
+                self._dirty.update(space_id for space_id, _ in rows)  # try again next time
+                log.error("saving the audience numbers to %s failed: %s", self.path, exc)
+
+    def _load(self, path: Path) -> None:
+        started = time.monotonic()
+        db = _connect(path)
+        try:
+            rows = db.execute("SELECT space_id, state FROM space_stats").fetchall()
+        finally:
+            db.close()
+        for space_id, data in rows:
+            try:
+                self.spaces[space_id] = SpaceStats.from_bytes(data)
+            except (ValueError, KeyError, TypeError, zlib.error) as exc:
+                log.error("the saved numbers of space %s are unreadable: %s", space_id, exc)
+        if self.spaces:
+            log.info(
+                "read the audience numbers of %d space(s) in %.2f s",
+                len(self.spaces),
+                time.monotonic() - started,
+            )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=10)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS space_stats (space_id TEXT PRIMARY KEY, state BLOB NOT NULL)"
+    )
+    return db
+
+
+def _write_snapshots(path: Path, states: list[tuple[str, dict[str, Any] | None]]) -> None:
+    rows = [
+        (space_id, None if state is None else encode_state(state)) for space_id, state in states
+    ]
+    db = _connect(path)
+    try:
+        with db:  # one transaction
+            db.executemany(
+                "INSERT OR REPLACE INTO space_stats (space_id, state) VALUES (?, ?)",
+                [(space_id, data) for space_id, data in rows if data is not None],
+            )
+            db.executemany(
+                "DELETE FROM space_stats WHERE space_id = ?",
+                [(space_id,) for space_id, data in rows if data is None],
+            )
+    finally:
+        db.close()
 
 
 __all__ = [

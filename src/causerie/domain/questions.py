@@ -86,8 +86,7 @@ def ask(
         id=question_id,
         space_id=space.id,
         author_id=author_id,
-        author_name=clean_text(author_name, field="name", max_length=60, required=False)
-        or "Guest",
+        author_name=clean_text(author_name, field="name", max_length=60, required=False) or "Guest",
         text=clean_text(text, field="question", max_length=QUESTION_MAX, multiline=True),
         created_at=now,
     )

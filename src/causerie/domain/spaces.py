@@ -11,16 +11,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 from .errors import Conflict, Invalid, LimitReached, NotAllowed, NotFound
 from .roles import ON_STAGE, Action, Role, require
 from .text import clean_text
+from .waiting_room import check_capacity
 
 TITLE_MAX = 140
 DESCRIPTION_MAX = 2000
 NAME_MAX = 60
+
+
+class Unchanged(Enum):
+    """The value of an edit's field that was left out."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = Unchanged.UNCHANGED
 
 
 class SpaceState(StrEnum):
@@ -87,6 +97,8 @@ class Space:
     invited: dict[str, str] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
     recording: bool = True
+    capacity: int | None = None
+    """The most listeners at once; joiners beyond it wait in line (see waiting_room)."""
     version: int = 0
 
     # -- creation ---------------------------------------------------------------------------
@@ -104,6 +116,7 @@ class Space:
         scheduled_start: datetime | None = None,
         limits: Limits | None = None,
         recording: bool = True,
+        capacity: int | None = None,
     ) -> Space:
         """A new scheduled space with its creator as host."""
         _require_aware(now, "now")
@@ -124,6 +137,7 @@ class Space:
             scheduled_start=scheduled_start,
             limits=limits or Limits(),
             recording=recording,
+            capacity=check_capacity(capacity),
         )
         space.members[host_id] = Member(host_id, clean_name(host_name), Role.HOST)
         return space
@@ -178,8 +192,11 @@ class Space:
         title: str | None = None,
         description: str | None = None,
         scheduled_start: datetime | None = None,
+        capacity: int | Unchanged | None = UNCHANGED,
     ) -> None:
-        """Change the details. Host or co-host, before the end."""
+        """Change the details (None: unchanged; for `capacity`, None removes the cap).
+
+        Host or co-host, before the end."""
         self._require(actor, Action.EDIT)
         self._require_not_ended()
         if title is not None:
@@ -197,6 +214,8 @@ class Space:
             if self.state is not SpaceState.SCHEDULED:
                 raise Conflict("the start time can only change before the space starts")
             self.scheduled_start = scheduled_start
+        if not isinstance(capacity, Unchanged):
+            self.capacity = check_capacity(capacity)
 
     # -- the stage --------------------------------------------------------------------------
 
@@ -386,6 +405,7 @@ class Space:
             "invited": dict(self.invited),
             "removed": sorted(self.removed),
             "recording": self.recording,
+            "capacity": self.capacity,
             "version": self.version,
         }
 
@@ -414,6 +434,7 @@ class Space:
             invited=dict(data["invited"]),
             removed=set(data["removed"]),
             recording=data["recording"],
+            capacity=data.get("capacity"),
             version=data["version"],
         )
 
@@ -435,4 +456,13 @@ def _from_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-__all__ = ["Limits", "Member", "Space", "SpaceState", "SpeakRequest", "clean_name"]
+__all__ = [
+    "UNCHANGED",
+    "Limits",
+    "Member",
+    "Space",
+    "SpaceState",
+    "SpeakRequest",
+    "Unchanged",
+    "clean_name",
+]

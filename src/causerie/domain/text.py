@@ -24,6 +24,11 @@ def clean_text(
     for char in text:
         if multiline and char in _ALLOWED_IN_MULTILINE:
             continue
-        if unicodedata.category(char) == "Cc":
+        category = unicodedata.category(char)
+        if category == "Cc":
             raise Invalid(f"{field} contains a control character (U+{ord(char):04X})")
+        if category == "Cs":  # a lone surrogate (JSON allows "\ud800"): not text, not storable
+            raise Invalid(
+                f"{field} contains a lone surrogate (U+{ord(char):04X}), which is not text"
+            )
     return text

@@ -15,7 +15,8 @@ The policy, the same for both kinds (docs/edges.md explains it and gives the mea
 - Writes (joins included), WHIP and live events (SSE) go to the origin, never cached; a request
   with credentials is never cached, except the public objects above, which are the same for
   everyone (their credentials are not forwarded).
-- Several origins: round-robin for the API; a space's media always from the same node.
+- Several origins: round-robin for the API; a space's media always from the same node (which
+  forwards to the space's owner, docs/failover.md); a failing origin is skipped for the next.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ from .recorder import Recorder
 log = logging.getLogger(__name__)
 
 ENDED_KEPT_SECONDS = 120.0
+SEGMENT_SECONDS = 10 * 9 * 1024 / 48000
+"""LivePipeline's segments: 9 parts of 10 AAC frames at 48 kHz (1.92 s)."""
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -67,14 +69,37 @@ class Broadcasts:
             return None
         return recorder
 
-    async def start(self, space_id: str, record: bool = True) -> LivePipeline:
-        """Put a space on the air (idempotent); ``record``: keep its audio for replay."""
+    def ended_ids(self) -> list[str]:
+        """The spaces whose pipeline ended here recently (their playlists say so)."""
+        return list(self._ended)
+
+    async def start(
+        self,
+        space_id: str,
+        record: bool = True,
+        *,
+        run_number: int = 0,
+        after_msn: int | None = None,
+    ) -> LivePipeline:
+        """Put a space on the air (idempotent); ``record``: keep its audio for replay.
+
+        A run that continues one made elsewhere (another node, before a failover) passes
+        ``run_number`` (its discontinuity sequence: the runs before it) and ``after_msn`` (the
+        last media sequence number used before, if known): see media/ownership.py.
+        """
         async with self._lock:
             pipeline = self._live.get(space_id)
             if pipeline is None:
-                pipeline = LivePipeline(
-                    space_id, mixer=Mixer(), clock=self.clock, **self._continuation(space_id)
-                )
+                numbers = self._continuation(space_id)
+                if run_number > numbers.get("discontinuity_sequence", 0):
+                    numbers["discontinuity_sequence"] = run_number
+                if after_msn is not None:
+                    numbers["first_msn"] = max(
+                        numbers.get("first_msn", 0),
+                        after_msn + 1,
+                        first_msn_at(self.clock(), SEGMENT_SECONDS),
+                    )
+                pipeline = LivePipeline(space_id, mixer=Mixer(), clock=self.clock, **numbers)
                 if record and self.recordings_dir is not None:
                     self._recorders[space_id] = Recorder.attach(pipeline, self.recordings_dir)
                 pipeline.start()
@@ -107,8 +132,12 @@ class Broadcasts:
         """Run `closer` when the space goes off the air (e.g. to stop a demo speaker)."""
         self._attached.setdefault(space_id, []).append(closer)
 
-    async def stop(self, space_id: str) -> None:
-        """Take a space off the air: its playlist ends, its speakers are let go."""
+    async def stop(self, space_id: str, keep: bool = True) -> None:
+        """Take a space off the air: its playlist ends, its speakers are let go.
+
+        ``keep=False``: forget the pipeline at once instead of serving its ended playlist for a
+        while (this node lost the space to another one, whose stream goes on).
+        """
         async with self._lock:
             pipeline = self._live.pop(space_id, None)
             closers = self._attached.pop(space_id, [])
@@ -122,7 +151,11 @@ class Broadcasts:
             recorder = self._recorders.get(space_id)
             if recorder is not None and recorder.run_id == pipeline.run_id:
                 recorder.close()
-            self._ended[space_id] = (time.monotonic(), pipeline)
+            if keep:
+                self._ended[space_id] = (time.monotonic(), pipeline)
+            else:
+                self._ended.pop(space_id, None)
+                self._recorders.pop(space_id, None)
             log.info("space %s is off the air", space_id)
 
     async def stop_all(self) -> None:

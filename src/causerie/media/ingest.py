@@ -69,6 +69,11 @@ SAMPLE_RATE = 48000
 MAX_OFFER_CHARS = 64 * 1024
 CONNECT_TIMEOUT = 30.0
 """A session whose peer connection is not connected this long after the answer is closed."""
+AUDIO_TIMEOUT = 5.0
+"""A session whose audio stopped arriving this long ago is closed: the speaker's network or
+device went away without a goodbye. (Browsers send packets even when muted; ICE consent
+freshness, RFC 7675, would only notice after about 30 s.)"""
+WATCH_INTERVAL = 0.5
 
 
 class InvalidOffer(ValueError):
@@ -274,6 +279,8 @@ class _Session:
     return_track: ReturnTrack | None
     created_at: float = field(default_factory=time.time)
     frames_received: int = 0
+    last_frame_at: float | None = None
+    """When the last audio frame arrived (time.monotonic()); None before the first."""
     delay: StandingDelay = field(default_factory=StandingDelay)
     ended: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -307,8 +314,10 @@ class Speakers:
         ice_servers: Sequence[str] = (),
         host_addresses: Sequence[str] | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
+        audio_timeout: float = AUDIO_TIMEOUT,
     ) -> None:
         self.broadcasts = broadcasts
+        self.audio_timeout = audio_timeout
         self.ice_servers = tuple(ice_servers)
         self.host_addresses = tuple(host_addresses) if host_addresses is not None else None
         self.connect_timeout = connect_timeout
@@ -421,6 +430,7 @@ class Speakers:
                 frame = await track.recv()
                 pcm, resampler = to_mono(frame, resampler)
                 session.frames_received += 1
+                session.last_frame_at = time.monotonic()
                 if not session.delay.should_drop(session.mixer_input.queued_samples, pcm.size):
                     session.mixer_input.push(pcm)
         except MediaStreamError:
@@ -432,10 +442,26 @@ class Speakers:
         await self._end(session, "track ended")
 
     async def _watch(self, session: _Session) -> None:
-        """End a session that never connects (the speaker went away before ICE completed)."""
-        await asyncio.sleep(self.connect_timeout)
-        if session.pc.connectionState != "connected":
-            await self._end(session, f"not connected after {self.connect_timeout:.0f} s")
+        """End a session that never connects (the speaker went away before ICE completed), or
+        whose audio stopped arriving (the speaker's connection dropped without a goodbye)."""
+        started = previous = time.monotonic()
+        while not session.ended:
+            await asyncio.sleep(WATCH_INTERVAL)
+            now = time.monotonic()
+            woke_late = now - previous > 2 * WATCH_INTERVAL
+            previous = now
+            if woke_late:
+                continue  # the loop itself was held up: let the audio queued meanwhile in first
+            if session.last_frame_at is not None:
+                if now - session.last_frame_at > self.audio_timeout:
+                    silent = now - session.last_frame_at
+                    await self._end(session, f"no audio for {silent:.0f} s: connection lost")
+                    return
+            elif (
+                now - started >= self.connect_timeout and session.pc.connectionState != "connected"
+            ):
+                await self._end(session, f"not connected after {self.connect_timeout:.0f} s")
+                return
 
     # -- the mix-minus --------------------------------------------------------------------------
 

@@ -22,13 +22,15 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from secrets import token_bytes
 
 import redis
 import redis.asyncio as aioredis
 
 from ..domain import Conflict, NotFound, Space, SpaceState
 from ..domain.questions import Question
-from ..secret_file import SECRET_FILE, load_or_create_secrets
+from ..redis_client import connect
+from ..secret_file import SECRET_FILE, load_or_create_secrets, write_secrets
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ class RedisStore:
         if client is None:
             if url is None:
                 raise ValueError("RedisStore needs a URL or a client")
-            client = aioredis.Redis.from_url(url, decode_responses=True)
+            client = connect(url)
             self._owns_client = True
         else:
             self._owns_client = False
@@ -334,3 +336,18 @@ def shared_secrets(url: str, data_dir: Path, prefix: str = PREFIX) -> list[bytes
             file.write("\n".join(k.hex() for k in keys) + "\n")
         os.replace(tmp, path)
     return keys
+
+
+def rotate_shared_secrets(url: str, data_dir: Path, keep: int = 1, prefix: str = PREFIX) -> int:
+    """`secret_file.rotate_secret` for the secrets the nodes share in Redis (and `data_dir`'s
+    copy). Returns how many secrets are accepted now; the nodes use them once restarted."""
+    if keep < 0:
+        raise ValueError("keep must be 0 or more")
+    keys = [token_bytes(32), *shared_secrets(url, data_dir, prefix)[:keep]]
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        client.set(f"{prefix}secrets", "\n".join(k.hex() for k in keys) + "\n")
+    finally:
+        client.close()
+    write_secrets(data_dir, keys)
+    return len(keys)

@@ -37,8 +37,10 @@ probe causerie_health {
 sub vcl_init {
     # The API and the pages: any node.
     new causerie_api = directors.round_robin();
-{{api_adds}}    # A live space's media (and its speakers' WHIP sessions) is made on one node: requests
-    # for one space always go to the same origin, chosen by its id (later: the space's owner).
+{{api_adds}}    # A live space's media (and its speakers' WHIP sessions) is made on one node, its owner:
+    # requests for one space always go to the same origin, chosen by its id (any node forwards
+    # them to the owner; the same one keeps the edge's connections few). A sick origin (health
+    # probe) is skipped; one that refuses the connection is retried on the next (vcl_backend_error).
     new causerie_media = directors.shard();
 {{media_adds}}    causerie_media.reconfigure();
 }
@@ -92,6 +94,16 @@ sub vcl_hash {
     return (lookup);
 }
 
+sub vcl_backend_fetch {
+    if (bereq.retries > 0 && bereq.url ~ "^/(hls|whip)/[A-Za-z0-9_-]+") {
+        # The space's usual origin failed (e.g. killed, not yet marked sick): the next one.
+        set bereq.backend = causerie_media.backend(
+            by=KEY,
+            key=causerie_media.key(regsub(bereq.url, "^/(?:hls|whip)/([A-Za-z0-9_-]+).*$", "\1")),
+            alt=bereq.retries);
+    }
+}
+
 sub vcl_backend_response {
     if (bereq.url ~ "^/hls/") {
         set beresp.do_stream = true;
@@ -125,6 +137,10 @@ sub vcl_backend_response {
 }
 
 sub vcl_backend_error {
+    if (bereq.url ~ "^/hls/" && bereq.retries == 0) {
+        # The origin did not answer at all (connection refused, reset): try the next origin.
+        return (retry);
+    }
     if (bereq.url ~ "^/api/spaces(/[A-Za-z0-9_-]+)?$") {
         return (abandon);
     }

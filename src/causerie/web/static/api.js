@@ -125,13 +125,36 @@ export function getSpace(id, { signal } = {}) {
 }
 
 /**
- * Join as a listener: {token, listener_id, playlist_url, heartbeat_interval, expires_at}.
+ * Join as a listener: {token, listener_id, playlist_url, heartbeat_interval, expires_at}, or,
+ * when the space is full, {waiting: {ticket, position, estimated_wait_seconds, retry_after}}:
+ * join again after `waitDelaySeconds(waiting)` with `ticket` to keep one's place in line.
  * `name` (optional) is the display name the token carries (shown with one's questions).
  * One try; see withRetry.
  */
-export function joinSpace(id, { signal, name } = {}) {
-  const json = name ? { name } : undefined;
+export function joinSpace(id, { signal, name, ticket } = {}) {
+  const body = {};
+  if (name) body.name = name;
+  if (ticket) body.ticket = ticket;
+  const json = Object.keys(body).length ? body : undefined;
   return request("POST", `${spaceUrl(id)}/join`, { signal, json });
+}
+
+/**
+ * How long to wait in line before asking again: full jitter over the server's `retry_after`
+ * (a random time up to it), so people told the same thing do not all come back at once; never
+ * less than half a second.
+ */
+export function waitDelaySeconds(waiting) {
+  const most = Math.max(1, Number(waiting?.retry_after) || 1);
+  return Math.max(0.5, Math.random() * most);
+}
+
+/** "You are number 3 in line — about 40 s" (a waiting answer, said for people). */
+export function waitingText(waiting) {
+  const position = Math.max(1, Number(waiting?.position) || 1);
+  const seconds = Math.max(1, Number(waiting?.estimated_wait_seconds) || 1);
+  const about = untilText(seconds * 1000);
+  return `You are number ${position.toLocaleString()} in line — about ${about}`;
 }
 
 /** Tell the server this listener is still listening (what keeps the count honest). */

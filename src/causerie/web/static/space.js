@@ -17,11 +17,14 @@ import {
   raiseHand,
   retryInText,
   roleLabel,
+  sleep,
   sendHeartbeat,
   sentence,
   startSpace,
   stateLabel,
   untilText,
+  waitDelaySeconds,
+  waitingText,
   watchSpace,
   withRetry,
 } from "./api.js";
@@ -102,6 +105,7 @@ const state = {
   handRaised: false,
   speaking: [], // the ids of who is talking on stage now
   heartbeatInterval: null,
+  waiting: null, // while the space is full: {position, estimated_wait_seconds, retry_after}
   joinAttempts: 0,
   heartbeatsSent: 0,
   latency: null, // seconds behind live, while playing
@@ -486,19 +490,57 @@ function setHandRaised(raised) {
 
 function startJoin({ signal, onRetry, maxAttempts }) {
   const name = savedName();
-  const promise = withRetry(
-    () => {
-      state.joinAttempts += 1;
-      return joinSpace(spaceId, { signal, name });
-    },
-    { signal, onRetry, maxAttempts },
-  ).then((joined) => keepSession(joined, name));
+  const promise = joinThroughLine({ signal, onRetry, maxAttempts, name }).then((joined) =>
+    keepSession(joined, name),
+  );
   joining = promise;
   const done = () => {
     if (joining === promise) joining = null;
   };
   promise.then(done, done);
   return promise;
+}
+
+/**
+ * Join, waiting in line while the space is full: the server says where one stands and when to
+ * ask again; the page shows it, waits a random time up to then (full jitter), and asks again
+ * with its ticket, which keeps its place. A ticket the server no longer takes (expired, say)
+ * is dropped: the next try queues anew. Overload answers (503, 429) are retried by withRetry.
+ */
+async function joinThroughLine({ signal, onRetry, maxAttempts, name }) {
+  let ticket = null;
+  for (;;) {
+    let answer;
+    try {
+      answer = await withRetry(
+        () => {
+          state.joinAttempts += 1;
+          return joinSpace(spaceId, { signal, name, ticket });
+        },
+        { signal, onRetry, maxAttempts },
+      );
+    } catch (error) {
+      if (ticket && error instanceof ApiError && error.status === 422) {
+        ticket = null;
+        continue;
+      }
+      state.waiting = null;
+      throw error;
+    }
+    if (!answer?.waiting) {
+      state.waiting = null;
+      return answer;
+    }
+    const { waiting } = answer;
+    ticket = waiting.ticket;
+    state.waiting = {
+      position: waiting.position,
+      estimated_wait_seconds: waiting.estimated_wait_seconds,
+      retry_after: waiting.retry_after,
+    };
+    setStatus(`${waitingText(waiting)}. You'll be let in automatically.`);
+    await sleep(waitDelaySeconds(waiting), signal);
+  }
 }
 
 /**

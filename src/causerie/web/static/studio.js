@@ -55,6 +55,11 @@ const ui = {
   createDescription: $("create-description"),
   createStart: $("create-start"),
   createRecording: $("create-recording"),
+  createCapacity: $("create-capacity"),
+  capacityForm: $("capacity-form"),
+  capacityInput: $("capacity-input"),
+  capacitySave: $("capacity-save"),
+  capacityStatus: $("capacity-status"),
   createSubmit: $("create-submit"),
   createStatus: $("create-status"),
   mine: $("mine"),
@@ -305,6 +310,18 @@ function startCreate() {
 
 let creating = false;
 
+const MAX_CAPACITY = 10_000_000;
+const CAPACITY_PROBLEM =
+  `The listener limit is a whole number from 1 to ${MAX_CAPACITY.toLocaleString()}, or empty.`;
+
+/** A listener limit typed in `input`: a number, null (empty: no limit), or undefined (bad). */
+function readCapacity(input) {
+  const text = input.value.trim();
+  if (!text) return input.validity?.badInput ? undefined : null;
+  const value = Number(text);
+  return Number.isInteger(value) && value >= 1 && value <= MAX_CAPACITY ? value : undefined;
+}
+
 ui.createForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   if (creating) return;
@@ -319,6 +336,13 @@ ui.createForm.addEventListener("submit", async (event) => {
     description: ui.createDescription.value.trim(),
     recording: ui.createRecording.checked,
   };
+  const capacity = readCapacity(ui.createCapacity);
+  if (capacity === undefined) {
+    setStatus(ui.createStatus, CAPACITY_PROBLEM, { error: true });
+    ui.createCapacity.focus();
+    return;
+  }
+  if (capacity !== null) json.capacity = capacity;
   if (ui.createStart.value) {
     const iso = localToIso(ui.createStart.value);
     if (!iso) {
@@ -445,6 +469,7 @@ function renderSpace(space) {
 
   renderRole();
   renderSpaceActions();
+  renderCapacity();
   renderMic();
   renderStage();
   if (isModerator() && isLive()) {
@@ -457,6 +482,49 @@ function renderSpace(space) {
   renderQuestionsCard();
   syncLevelPolling();
 }
+
+// ---- the listener limit (the waiting room) ----
+
+let capacityBusy = false;
+
+function renderCapacity() {
+  const space = state.notFound ? null : state.space;
+  ui.capacityForm.hidden = !space || space.state === "ended" || !isModerator();
+  ui.capacitySave.disabled = capacityBusy;
+  // Not while the host is typing a new value.
+  if (document.activeElement !== ui.capacityInput && !capacityBusy) {
+    ui.capacityInput.value = space?.capacity == null ? "" : String(space.capacity);
+  }
+}
+
+ui.capacityForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (capacityBusy) return;
+  const capacity = readCapacity(ui.capacityInput);
+  if (capacity === undefined) {
+    setStatus(ui.capacityStatus, CAPACITY_PROBLEM, { error: true });
+    ui.capacityInput.focus();
+    return;
+  }
+  capacityBusy = true;
+  renderCapacity();
+  setStatus(ui.capacityStatus, "Saving…");
+  try {
+    const space = await callApi("PATCH", spaceUrl, { token, json: { capacity } });
+    ui.capacityInput.blur();
+    renderSpace(space);
+    const saved =
+      capacity === null
+        ? "No limit: everyone gets in."
+        : `Limit saved: ${capacity.toLocaleString()} listener${capacity === 1 ? "" : "s"}.`;
+    setStatus(ui.capacityStatus, saved, { transient: true });
+  } catch (error) {
+    setStatus(ui.capacityStatus, problemText("Couldn't save the limit", error), { error: true });
+  } finally {
+    capacityBusy = false;
+    renderCapacity();
+  }
+});
 
 function tickWhen() {
   const space = state.space;

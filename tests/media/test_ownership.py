@@ -1,0 +1,169 @@
+"""Media ownership leases against a real Redis: one owner per live space, failover on expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from causerie.media.broadcasts import Broadcasts
+from causerie.media.ownership import LIVE_SET, PREFIX, RedisOwnership, SoleOwner
+from tests.redis_server import redis_server
+
+
+@pytest.fixture
+async def live(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A Redis client; `live_space()` marks a space live as the store does (its sorted set)."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def make_live(client: aioredis.Redis, space_id: str) -> None:
+    await client.zadd(PREFIX + LIVE_SET, {space_id: 1.0})
+
+
+def node(redis_url: str, name: str, ttl: float = 5.0) -> RedisOwnership:
+    return RedisOwnership(redis_url, Broadcasts(), f"http://{name}.test:8080", ttl=ttl, tick=0.1)
+
+
+async def close(*nodes: RedisOwnership) -> None:
+    for each in nodes:
+        await each.broadcasts.stop_all()
+        await each.close()
+
+
+async def test_claim_is_exclusive_and_names_the_owner(redis_url: str) -> None:
+    one, two = node(redis_url, "one"), node(redis_url, "two")
+    try:
+        first = await one.claim("s1")
+        assert first is not None and first.runs == 1 and first.last_msn is None
+        assert await two.claim("s1") is None
+        again = await one.claim("s1")  # the holder renews; still the first run
+        assert again is not None and again.runs == 1
+        seen_by_two = await two.owner("s1")
+        assert seen_by_two is not None
+        assert (seen_by_two.url, seen_by_two.here) == ("http://one.test:8080", False)
+        seen_by_one = await one.owner("s1")
+        assert seen_by_one is not None and seen_by_one.here
+        assert await two.owner("nobody") is None
+    finally:
+        await close(one, two)
+
+
+async def test_two_contenders_one_owner(redis_url: str) -> None:
+    nodes = [node(redis_url, f"n{i}") for i in range(8)]
+    try:
+        claims = await asyncio.gather(*(n.claim("s1") for n in nodes))
+        assert sum(claim is not None for claim in claims) == 1
+    finally:
+        await close(*nodes)
+
+
+async def test_supervisor_claims_renews_and_survives_several_ttls(redis_url, live) -> None:
+    one, two = node(redis_url, "one", ttl=0.4), node(redis_url, "two", ttl=0.4)
+    try:
+        await make_live(live, "s1")
+        assert await one.step() == [("s1", "claimed")]
+        assert one.broadcasts.live_ids() == ["s1"]  # started here
+        for _ in range(8):  # 1.2 s: three TTLs, renewed by every tick of the owner
+            await asyncio.sleep(0.15)
+            assert await one.step() == []
+            assert await two.step() == []
+        assert two.broadcasts.live_ids() == []
+        assert (await two.owner("s1")).url == "http://one.test:8080"
+    finally:
+        await close(one, two)
+
+
+async def test_an_expired_lease_is_taken_and_the_old_owner_stops(redis_url, live) -> None:
+    one, two = node(redis_url, "one", ttl=0.3), node(redis_url, "two", ttl=0.3)
+    try:
+        await make_live(live, "s1")
+        await one.go_live("s1", record=False)
+        old = one.broadcasts.get("s1")
+        assert old is not None
+        assert await two.step() == []  # held: nothing to claim
+        await asyncio.sleep(0.45)  # the owner stalled past its TTL
+        assert await two.step() == [("s1", "claimed")]
+        new = two.broadcasts.get("s1")
+        assert new is not None
+        # The new run continues the stream: a discontinuity later, never an older MSN.
+        assert new.packager.discontinuity_sequence == 1
+        assert new.packager.first_msn >= old.packager.first_msn
+        # The old owner learns at its next tick and drops its pipeline (no ENDLIST served).
+        assert await one.step() == [("s1", "lost")]
+        assert one.broadcasts.get("s1") is None
+        assert (await one.owner("s1")).url == "http://two.test:8080"
+    finally:
+        await close(one, two)
+
+
+async def test_release_hands_over_at_once_with_the_last_msn(redis_url, live) -> None:
+    one, two = node(redis_url, "one"), node(redis_url, "two")
+    try:
+        await make_live(live, "s1")
+        await one.go_live("s1", record=False)
+        pipeline = one.broadcasts.get("s1")
+        await pipeline.wait_for(pipeline.packager.first_msn, 1, timeout=5)
+        last_msn = pipeline.packager.last_part()[0]
+        await one.broadcasts.stop_all()
+        await one.close()  # a clean shutdown lets go of its leases
+        claim = await two.claim("s1")
+        assert claim is not None and claim.runs == 2 and claim.last_msn == last_msn
+    finally:
+        await close(two)
+
+
+async def test_an_ended_space_stops_on_its_owner_and_keeps_its_lease(redis_url, live) -> None:
+    one, two = node(redis_url, "one"), node(redis_url, "two")
+    try:
+        await make_live(live, "s1")
+        await one.go_live("s1", record=False)
+        await live.zrem(PREFIX + LIVE_SET, "s1")  # ended, through another node
+        assert await one.step() == [("s1", "gone")]
+        ended = one.broadcasts.get("s1")
+        assert ended is not None and ended.packager.ended  # its ENDLIST is still served here
+        assert await live.pttl(PREFIX + "owner:s1") > 100_000  # others forward to it
+        assert await two.step() == []  # nobody claims a space that is not live
+    finally:
+        await close(one, two)
+
+
+async def test_an_owner_cut_off_from_redis_stops_after_its_ttl(tmp_path) -> None:
+    """Its leases may be someone else's by then: it stops rather than run a second copy."""
+    with redis_server(tmp_path / "redis") as url:
+        one = node(url, "one", ttl=0.5)
+        client = aioredis.Redis.from_url(url, decode_responses=True)
+        await make_live(client, "s1")
+        await client.aclose()
+        await one.go_live("s1", record=False)
+        supervisor = asyncio.create_task(one.supervise(None))
+        await asyncio.sleep(0.3)
+        assert one.broadcasts.live_ids() == ["s1"]
+    # The Redis server is gone: ticks fail; past the TTL the pipeline stops.
+    cut = asyncio.get_running_loop().time()
+    try:
+        while one.broadcasts.live_ids():
+            assert asyncio.get_running_loop().time() - cut < 3, "still running"
+            await asyncio.sleep(0.05)
+        assert one.broadcasts.get("s1") is None  # dropped: no ENDLIST served from here
+    finally:
+        supervisor.cancel()
+        await asyncio.gather(supervisor, return_exceptions=True)
+        await close(one)
+
+
+async def test_sole_owner_runs_everything_here() -> None:
+    broadcasts = Broadcasts()
+    sole = SoleOwner(broadcasts, "http://127.0.0.1:8080")
+    try:
+        await sole.go_live("s1", record=False)
+        assert broadcasts.live_ids() == ["s1"]
+        assert (await sole.owner("anything")).here
+        await sole.end("s1")
+        assert broadcasts.live_ids() == []
+    finally:
+        await broadcasts.stop_all()
