@@ -12,6 +12,7 @@ Used by the storm test (tests/test_storm.py) and the storm benchmark (bench/stor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import random
@@ -58,11 +59,22 @@ class CrowdResult:
 
 
 async def person(
-    host: str, port: int, path: str, deadline: float, timeout: float, result: CrowdResult
+    host: str,
+    port: int,
+    path: str,
+    deadline: float,
+    timeout: float,
+    result: CrowdResult,
+    go_at: float | None = None,
 ) -> None:
-    """One person joining until admitted or the deadline (wall clock) passes."""
+    """One person joining until admitted or the deadline (wall clock) passes. With `go_at`,
+    connected beforehand, they press "join" at that wall-clock instant."""
     connection = Connection(host, port)
     failures = 0
+    if go_at is not None:
+        with contextlib.suppress(OSError):
+            await connection.connect()
+        await asyncio.sleep(max(0.0, go_at - time.time()))
     result.arrived_at.append(time.time())
     try:
         while time.time() < deadline:
@@ -102,9 +114,11 @@ async def crowd(
     people: int,
     arrival_seconds: float,
     deadline: float,
+    go_at: float | None = None,
     timeout: float = 10.0,
 ) -> CrowdResult:
-    """`people` persons arriving evenly over `arrival_seconds` (0: all at once)."""
+    """`people` persons arriving evenly over `arrival_seconds`, or all at once: connected
+    first, then all pressing "join" at the wall-clock instant `go_at` (a flash crowd)."""
     result = CrowdResult()
     tasks = []
     started = time.perf_counter()
@@ -114,7 +128,9 @@ async def crowd(
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(person(host, port, path, deadline, timeout, result)))
+        tasks.append(
+            asyncio.create_task(person(host, port, path, deadline, timeout, result, go_at))
+        )
     await asyncio.gather(*tasks)
     return result
 
@@ -138,12 +154,16 @@ async def crowd_in_processes(
     seconds: float = 60.0,
     processes: int = 2,
     nice: int = 0,
+    together: bool = False,
 ) -> CrowdResult:
     """Run a crowd of `people` split over `processes`; every person stops by `seconds`.
 
-    `nice` lowers the crowd's CPU priority, so that on a small machine it takes the CPU the
-    server leaves rather than the server's (and the listeners' beside it)."""
+    `together`: everyone connects first, then presses "join" at the same instant, a few
+    seconds from now (`arrival_seconds` is then ignored). `nice` lowers the crowd's CPU
+    priority, so that on a small machine it takes the CPU the server leaves rather than the
+    server's (and the listeners' beside it)."""
     deadline = time.time() + seconds
+    go_at = time.time() + 3 + people / 2000 if together else None
     context = multiprocessing.get_context("spawn")
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
@@ -151,7 +171,16 @@ async def crowd_in_processes(
         parts = await asyncio.gather(
             *(
                 loop.run_in_executor(
-                    pool, _crowd_process, nice, host, port, path, share, arrival_seconds, deadline
+                    pool,
+                    _crowd_process,
+                    nice,
+                    host,
+                    port,
+                    path,
+                    share,
+                    0.0 if together else arrival_seconds,
+                    deadline,
+                    go_at,
                 )
                 for share in shares
             )

@@ -623,7 +623,8 @@ def report(
         f"\non time: LL-HLS part received <= 213 ms after it was ready at the origin, Icecast "
         f"listener never more than {args.slack} s of audio behind what the source had sent; a "
         "level is kept at "
-        f">= {KEPT:.0%}. per core = listeners / server CPU (edge or icecast2 alone)."
+        f">= {KEPT:.0%}. per core = listeners' worth of work delivered (LL-HLS requests / 9.4, "
+        "Icecast bytes / the source's rate) / server CPU (the edge or icecast2 alone)."
     )
     print(f"load average before {load_before}, after {load_average()}; {elapsed:.0f} s")
     path = write_result(

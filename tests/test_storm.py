@@ -1,8 +1,8 @@
 """A join storm far above what a node admits: polite refusals, audio keeps flowing.
 
-A real `causerie demo` process is flooded by a crowd of thousands of people all joining at
-once, each on a connection of their own, from processes of their own (bench/_crowd.py: cheap
-raw-socket clients, so the node rather than the crowd runs out of CPU), while one listener
+A real `causerie demo` process is flooded by a crowd of thousands of people pressing "join" at
+the same instant, each on a connection of their own, from processes of their own
+(bench/_crowd.py: cheap raw-socket clients, connected beforehand), while one listener
 follows the live stream with blocking reloads. Refused joins must be 503 with Retry-After
 (never another 5xx), the process must survive, the listener must get every part on time, and
 everyone who retries as told must get in.
@@ -91,6 +91,7 @@ async def test_join_storm_is_refused_politely_and_media_keeps_flowing(small_node
         JOINERS,
         seconds=FLOOD_SECONDS,
         nice=10,
+        together=True,
     )
     await asyncio.sleep(1)
     stop.set()

@@ -36,3 +36,15 @@ def connect(url: str, *, decode_responses: bool = True) -> aioredis.Redis:
         socket_connect_timeout=2,
         health_check_interval=30,
     )
+
+
+def given_or_connect(
+    url: str | None, client: aioredis.Redis | None, who: str, *, decode_responses: bool = True
+) -> tuple[aioredis.Redis, bool]:
+    """The `client` given, or a new one for `url` (`connect`); and whether the caller owns it
+    (made it, so closes it)."""
+    if client is not None:
+        return client, False
+    if url is None:
+        raise ValueError(f"{who} needs a URL or a client")
+    return connect(url, decode_responses=decode_responses), True

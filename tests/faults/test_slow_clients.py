@@ -93,7 +93,7 @@ async def test_slow_clients_are_cut_off_and_the_node_stays_responsive(tmp_path: 
 
             # Meanwhile: health checks and joins, twice a second, on fresh connections.
             started = time.monotonic()
-            health, joins = [], []
+            health, joins, admitted = [], [], []
             async with httpx.AsyncClient(
                 base_url=url, timeout=5, limits=httpx.Limits(max_keepalive_connections=0)
             ) as probe:
@@ -102,7 +102,12 @@ async def test_slow_clients_are_cut_off_and_the_node_stays_responsive(tmp_path: 
                     assert (await probe.get("/healthz")).status_code == 200
                     t1 = time.monotonic()
                     joined = await probe.post(f"{base}/join", json={"name": "Probe"})
-                    assert joined.status_code == 200, joined.text
+                    # On a machine busy elsewhere the node may shed load (its loop runs late):
+                    # a polite 503 with Retry-After is an answer too, quick and clear.
+                    assert joined.status_code in (200, 503), joined.text
+                    if joined.status_code == 503:
+                        assert joined.headers["retry-after"].isdigit()
+                    admitted.append(joined.status_code == 200)
                     health.append(t1 - t0)
                     joins.append(time.monotonic() - t1)
                     await asyncio.sleep(0.5)
@@ -123,4 +128,5 @@ async def test_slow_clients_are_cut_off_and_the_node_stays_responsive(tmp_path: 
     # Responsive: blocked behind the slow clients, answers would take their deadlines (10 s).
     assert statistics.median(health) < 0.25 and statistics.median(joins) < 0.35
     assert max(health) < 3 and max(joins) < 3
+    assert sum(admitted) >= len(admitted) / 2, f"{admitted.count(False)} joins shed"
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

@@ -86,7 +86,7 @@ async def test_a_dropped_speaker_goes_off_air_and_can_come_back(node: RunningNod
         parts_after, elapsed = pipeline.packager.last_part(), time.monotonic() - before_at
         assert svc.broadcasts.get(space["id"]) is pipeline
         advanced = (parts_after[0] - parts_before[0]) * 9 + parts_after[1] - parts_before[1]
-        assert advanced >= 0.8 * elapsed / 0.2133 - 3, (parts_before, parts_after, elapsed)
+        assert advanced >= 0.5 * elapsed / 0.2133 - 3, (parts_before, parts_after, elapsed)
 
         # The studio shows them off air: a moderator's levels no longer list them.
         levels = (await http.get(f"{base}/levels", headers=host)).json()["levels"]

@@ -120,7 +120,7 @@ async def start_listening(page, timeout: float = 20) -> None:
     """Press play on a loaded space page and wait until sound really plays."""
     await page.locator("#play:enabled").click()
     await page.wait_for_function(
-        "window.causerie.state.phase === 'playing' && window.causerie.hls !== null"
+        "window.causerie?.state.phase === 'playing' && window.causerie.hls !== null"
         " && !window.causerie.audio.paused && window.causerie.audio.currentTime > 0",
         timeout=timeout * 1000,
     )

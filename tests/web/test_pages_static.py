@@ -527,18 +527,18 @@ async def test_play_joins_with_backoff_plays_and_sends_heartbeats(site: Site, pa
     await page.keyboard.press("Enter")
 
     # The first join got 503 + Retry-After: 1; the page waited at least that long.
-    await page.wait_for_function("window.causerie.state.phase === 'playing'", timeout=10_000)
+    await page.wait_for_function("window.causerie?.state.phase === 'playing'", timeout=10_000)
     assert len(site.api.joins) == 2
     assert site.api.joins[1] - site.api.joins[0] >= 1.0
     assert await page.evaluate("window.causerie.state.joinAttempts") == 2
 
     # Sound plays: the audio element's clock advances.
-    await page.wait_for_function("window.causerie.audio.currentTime > 1.5", timeout=20_000)
+    await page.wait_for_function("window.causerie?.audio.currentTime > 1.5", timeout=20_000)
     assert await page.evaluate("window.causerie.hls !== null")
     assert not await page.evaluate("window.causerie.audio.paused")
 
     # Heartbeats every heartbeat_interval (1 s here), with the token from the join.
-    await page.wait_for_function("window.causerie.state.heartbeatsSent >= 2", timeout=10_000)
+    await page.wait_for_function("window.causerie?.state.heartbeatsSent >= 2", timeout=10_000)
     assert {auth for _, auth in site.api.heartbeats} == {f"Bearer {site.api.tokens[0]}"}
 
     # The delay behind live is shown.
@@ -551,7 +551,7 @@ async def test_play_joins_with_backoff_plays_and_sends_heartbeats(site: Site, pa
 
     # Stop: sound stops and so do heartbeats.
     await play.click()
-    await page.wait_for_function("window.causerie.state.phase === 'idle'")
+    await page.wait_for_function("window.causerie?.state.phase === 'idle'")
     assert await page.evaluate("window.causerie.audio.paused")
     assert await page.evaluate("window.causerie.hls") is None
     sent = len(site.api.heartbeats)
@@ -563,7 +563,7 @@ async def test_expired_token_is_renewed(site: Site, page) -> None:
     site.api.expired_tokens.add("tok-1")
     await page.goto(site.url + "/s/demo")
     await page.locator("#play:enabled").click()
-    await page.wait_for_function("window.causerie.state.heartbeatsSent >= 1", timeout=10_000)
+    await page.wait_for_function("window.causerie?.state.heartbeatsSent >= 1", timeout=10_000)
     # The first heartbeat was refused; the page joined again and went on with the new token.
     assert site.api.heartbeats[0][1] == "Bearer tok-1"
     assert site.api.heartbeats[-1][1] == "Bearer tok-2"
@@ -772,7 +772,7 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 async def test_space_page_follows_live_events_without_polling(site: Site, page) -> None:
     await page.goto(site.url + "/s/demo")
     await page.locator("#listeners").filter(has_text="42 listening now").wait_for()
-    await page.wait_for_function("window.causerie.watching === 'events'")
+    await page.wait_for_function("window.causerie?.watching === 'events'")
     # The stream's snapshot brought the details: they were not read at all.
     assert site.api.event_streams == [("demo", None)]
     assert site.api.space_reads == []
@@ -938,7 +938,7 @@ async def test_questions_are_text_follow_events_and_take_votes(site: Site, page)
         "Now answering",
         "Answered",
     ]
-    await page.wait_for_function("window.causerie.watching === 'events'")
+    await page.wait_for_function("window.causerie?.watching === 'events'")
 
     # Changed questions arrive as events: q4 gets votes and climbs, q1 is hidden and goes.
     site.api.push(
@@ -1022,7 +1022,7 @@ async def test_reactions_float_capped_and_gently(site: Site, page) -> None:
     tray = page.get_by_role("group", name="React")
     await tray.wait_for()
     assert await tray.get_by_role("button").count() == 8
-    await page.wait_for_function("window.causerie.watching === 'events'")
+    await page.wait_for_function("window.causerie?.watching === 'events'")
 
     # A thousand reactions in a second: at most 30 float, in proportion.
     site.api.push("demo", "reactions", {"counts": {"👏": 900, "🔥": 100}, "seconds": 1})
@@ -1043,7 +1043,7 @@ async def test_reactions_float_capped_and_gently(site: Site, page) -> None:
     await page.emulate_media(reduced_motion="reduce")
     floated = await page.evaluate("window.causerie.reactions.floated")
     site.api.push("demo", "reactions", {"counts": {"👏": 900}, "seconds": 1})
-    await page.wait_for_function(f"window.causerie.reactions.floated > {floated}")
+    await page.wait_for_function(f"window.causerie?.reactions.floated > {floated}")
     animation = await page.locator(".reaction-float").last.evaluate(
         "element => getComputedStyle(element).animationName"
     )
@@ -1054,7 +1054,7 @@ async def test_reactions_float_capped_and_gently(site: Site, page) -> None:
 
 async def test_stage_shows_who_is_talking_and_a_raised_hand(site: Site, page) -> None:
     await page.goto(site.url + "/s/demo")
-    await page.wait_for_function("window.causerie.watching === 'events'")
+    await page.wait_for_function("window.causerie?.watching === 'events'")
     site.api.push("demo", "speaking", {"speaking": ["cy"]})
     talking = page.locator("#stage-list .person.is-speaking")
     await talking.wait_for()

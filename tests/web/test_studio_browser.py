@@ -267,7 +267,7 @@ async def test_request_to_speak_approve_mute_and_move_to_audience(
         await studio.locator("#badge[data-state=live]").wait_for()
         await studio.get_by_label("Echo and noise reduction").uncheck()
         await studio.get_by_role("button", name="Go on air").click()
-        await studio.wait_for_function("window.causerie.state.onAir", timeout=15_000)
+        await studio.wait_for_function("window.causerie?.state.onAir", timeout=15_000)
         await studio.get_by_role("button", name="Leave the air").wait_for()
 
         # A listener asks to speak; the studio sees the hand go up, live, and approves it.
@@ -290,7 +290,7 @@ async def test_request_to_speak_approve_mute_and_move_to_audience(
         await listener.get_by_role("heading", name="You're on stage").wait_for()
         await listener.get_by_label("Echo and noise reduction").uncheck()
         await listener.get_by_role("button", name="Go live").click()
-        await listener.wait_for_function("window.causerie.state.phase === 'live'", timeout=15_000)
+        await listener.wait_for_function("window.causerie?.state.phase === 'live'", timeout=15_000)
         lou = await listener.evaluate("window.causerie.state.session.listenerId")
         went_live = time.time()
 

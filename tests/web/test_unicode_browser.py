@@ -67,7 +67,7 @@ async def test_typed_text_is_shown_as_text(server: tuple[str, Path]) -> None:
     async with chromium() as browser:
         page = await phone_page(browser, watched)
         await page.goto(f"{url}/s/{space_id}")
-        await page.wait_for_function("window.causerie.watching === 'events'")
+        await page.wait_for_function("window.causerie?.watching === 'events'")
         assert await page.locator("#title").text_content() == TITLE
         assert await page.title() == f"{TITLE} · causerie"
         assert await page.locator("#description").text_content() == DESCRIPTION

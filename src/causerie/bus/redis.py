@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..redis_client import connect
+from ..redis_client import given_or_connect
 from .local import BACKLOG
 from .protocol import Event
 
@@ -99,13 +99,7 @@ class RedisBus:
         prefix: str = PREFIX,
         linger: float = LINGER,
     ) -> None:
-        if client is None:
-            if url is None:
-                raise ValueError("RedisBus needs a URL or a client")
-            client = connect(url)
-            self._owns_client = True
-        else:
-            self._owns_client = False
+        client, self._owns_client = given_or_connect(url, client, "RedisBus")
         self._redis = client
         self.backlog = backlog
         self._prefix = prefix

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..redis_client import connect
+from ..redis_client import given_or_connect
 from .presence import HEARTBEAT_INTERVAL
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,7 @@ class RedisPresence:
         flush_after: float = FLUSH_AFTER,
         batch: int = BATCH,
     ) -> None:
-        if client is None:
-            if url is None:
-                raise ValueError("RedisPresence needs a URL or a client")
-            client = connect(url)
-            self._owns_client = True
-        else:
-            self._owns_client = False
+        client, self._owns_client = given_or_connect(url, client, "RedisPresence")
         self._redis = client
         self.interval = interval
         self._prefix = prefix

@@ -29,7 +29,7 @@ from dataclasses import replace
 
 import redis.asyncio as aioredis
 
-from ..redis_client import connect
+from ..redis_client import given_or_connect
 from .presence import HEARTBEAT_INTERVAL
 from .redis_presence import PREFIX, RedisPresence
 from .stats import LocalStats, SpaceStats, Summary
@@ -63,13 +63,9 @@ class RedisStats:
         prefix: str = PREFIX,
         node_id: str | None = None,
     ) -> None:
-        if client is None:
-            if url is None:
-                raise ValueError("RedisStats needs a URL or a client")
-            client = connect(url, decode_responses=False)  # the states are bytes
-            self._owns_client = True
-        else:
-            self._owns_client = False
+        client, self._owns_client = given_or_connect(
+            url, client, "RedisStats", decode_responses=False
+        )
         self._redis = client
         self.presence = presence or RedisPresence(url, interval=interval, prefix=prefix)
         self.interval = interval

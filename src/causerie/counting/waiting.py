@@ -25,7 +25,7 @@ from ..domain.waiting_room import (
     due,
     place,
 )
-from ..redis_client import connect
+from ..redis_client import given_or_connect
 from .presence import Presence
 
 PREFIX = "causerie:"
@@ -143,13 +143,7 @@ class RedisLines:
     def __init__(
         self, url: str | None = None, *, client: aioredis.Redis | None = None, prefix: str = PREFIX
     ) -> None:
-        if client is None:
-            if url is None:
-                raise ValueError("RedisLines needs a URL or a client")
-            client = connect(url)
-            self._owns_client = True
-        else:
-            self._owns_client = False
+        client, self._owns_client = given_or_connect(url, client, "RedisLines")
         self._redis = client
         self._prefix = prefix
         self._take = client.register_script(_TAKE)

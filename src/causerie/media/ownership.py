@@ -28,7 +28,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from ..redis_client import connect
+from ..redis_client import given_or_connect
 from .broadcasts import ENDED_KEPT_SECONDS, Broadcasts
 
 log = logging.getLogger(__name__)
@@ -237,13 +237,7 @@ class RedisOwnership:
         tick: float = TICK,
         claims_per_tick: int = CLAIMS_PER_TICK,
     ) -> None:
-        if client is None:
-            if url is None:
-                raise ValueError("RedisOwnership needs a URL or a client")
-            client = connect(url)
-            self._owns_client = True
-        else:
-            self._owns_client = False
+        client, self._owns_client = given_or_connect(url, client, "RedisOwnership")
         self._redis = client
         self.broadcasts = broadcasts
         self.node_url = node_url

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 
 from ..domain import Conflict, NotFound, Space, SpaceState
 from ..domain.questions import Question
-from ..redis_client import connect
+from ..redis_client import given_or_connect
 from ..secret_file import SECRET_FILE, load_or_create_secrets, write_secrets
 
 log = logging.getLogger(__name__)
@@ -106,13 +106,7 @@ class RedisStore:
     def __init__(
         self, url: str | None = None, *, client: aioredis.Redis | None = None, prefix: str = PREFIX
     ) -> None:
-        if client is None:
-            if url is None:
-                raise ValueError("RedisStore needs a URL or a client")
-            client = connect(url)
-            self._owns_client = True
-        else:
-            self._owns_client = False
+        client, self._owns_client = given_or_connect(url, client, "RedisStore")
         self._redis = client
         self._prefix = prefix
         self._create = client.register_script(_CREATE)
