@@ -58,9 +58,51 @@ class CrowdResult:
         self.gave_up += other.gave_up
 
 
+class OwnConnection:
+    """A person's own connection, as a browser joining a node directly has."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.connection = Connection(host, port)
+
+    async def take(self) -> Connection:
+        return self.connection
+
+    def give_back(self, connection: Connection, broken: bool) -> None:
+        if broken:
+            connection.close()
+
+    def idle(self) -> None:
+        """Before a wait: a browser's idle connection would not survive it either."""
+        self.connection.close()
+
+
+class SharedConnections:
+    """Keep-alive connections shared by everyone, as an edge's connections to its origin are:
+    a person waits for a free one, sends, and gives it back."""
+
+    def __init__(self, host: str, port: int, size: int) -> None:
+        self.free: asyncio.Queue[Connection] = asyncio.Queue()
+        for _ in range(size):
+            self.free.put_nowait(Connection(host, port))
+
+    async def take(self) -> Connection:
+        return await self.free.get()
+
+    def give_back(self, connection: Connection, broken: bool) -> None:
+        if broken:
+            connection.close()  # it reconnects when next used
+        self.free.put_nowait(connection)
+
+    def idle(self) -> None:
+        pass
+
+    def close(self) -> None:
+        while not self.free.empty():
+            self.free.get_nowait().close()
+
+
 async def person(
-    host: str,
-    port: int,
+    connections: OwnConnection | SharedConnections,
     path: str,
     deadline: float,
     timeout: float,
@@ -69,25 +111,28 @@ async def person(
 ) -> None:
     """One person joining until admitted or the deadline (wall clock) passes. With `go_at`,
     connected beforehand, they press "join" at that wall-clock instant."""
-    connection = Connection(host, port)
     failures = 0
     if go_at is not None:
-        with contextlib.suppress(OSError):
-            await connection.connect()
+        if isinstance(connections, OwnConnection):
+            with contextlib.suppress(OSError):
+                await connections.connection.connect()
         await asyncio.sleep(max(0.0, go_at - time.time()))
     result.arrived_at.append(time.time())
     try:
         while time.time() < deadline:
+            connection = await connections.take()
             started = time.perf_counter()
             try:
                 left = deadline - time.time()
                 status, head, _body = await connection.post(path, timeout=min(timeout, left))
             except (HttpError, TimeoutError, OSError) as error:
+                connections.give_back(connection, broken=True)
                 result.errors[type(error).__name__] += 1
                 failures += 1
                 backoff = min(BACKOFF_CAP, BACKOFF_BASE * 2**failures)
                 await asyncio.sleep(min(random.uniform(0, backoff), deadline - time.time()))
                 continue
+            connections.give_back(connection, broken=False)
             now = time.time()
             result.latencies.append(time.perf_counter() - started)
             result.attempts_at.append(now)
@@ -100,11 +145,11 @@ async def person(
             value = header(head, b"retry-after")
             result.retry_after[value.decode() if value else "missing"] += 1
             wait = float(value) if value and value.isdigit() else BACKOFF_CAP
-            connection.close()  # a browser's idle connection would not survive the wait either
+            connections.idle()
             await asyncio.sleep(min(wait * (1 + random.random()), deadline - time.time()))
         result.gave_up += 1
     finally:
-        connection.close()
+        connections.idle()
 
 
 async def crowd(
@@ -115,11 +160,15 @@ async def crowd(
     arrival_seconds: float,
     deadline: float,
     go_at: float | None = None,
+    shared: int = 0,
     timeout: float = 10.0,
 ) -> CrowdResult:
     """`people` persons arriving evenly over `arrival_seconds`, or all at once: connected
-    first, then all pressing "join" at the wall-clock instant `go_at` (a flash crowd)."""
+    first, then all pressing "join" at the wall-clock instant `go_at` (a flash crowd). Each on
+    a connection of their own, or, with `shared`, on that many keep-alive connections shared
+    as an edge's to its origin are."""
     result = CrowdResult()
+    pool = SharedConnections(host, port, shared) if shared else None
     tasks = []
     started = time.perf_counter()
     for index in range(people):
@@ -128,10 +177,13 @@ async def crowd(
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+        connections = pool or OwnConnection(host, port)
         tasks.append(
-            asyncio.create_task(person(host, port, path, deadline, timeout, result, go_at))
+            asyncio.create_task(person(connections, path, deadline, timeout, result, go_at))
         )
     await asyncio.gather(*tasks)
+    if pool is not None:
+        pool.close()
     return result
 
 
@@ -155,11 +207,13 @@ async def crowd_in_processes(
     processes: int = 2,
     nice: int = 0,
     together: bool = False,
+    shared: int = 0,
 ) -> CrowdResult:
     """Run a crowd of `people` split over `processes`; every person stops by `seconds`.
 
     `together`: everyone connects first, then presses "join" at the same instant, a few
-    seconds from now (`arrival_seconds` is then ignored). `nice` lowers the crowd's CPU
+    seconds from now (`arrival_seconds` is then ignored). `shared`: keep-alive connections
+    per process that everyone shares (0: a connection each). `nice` lowers the crowd's CPU
     priority, so that on a small machine it takes the CPU the server leaves rather than the
     server's (and the listeners' beside it)."""
     deadline = time.time() + seconds
@@ -181,6 +235,7 @@ async def crowd_in_processes(
                     0.0 if together else arrival_seconds,
                     deadline,
                     go_at,
+                    shared,
                 )
                 for share in shares
             )

@@ -46,8 +46,10 @@ import base64
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -508,6 +510,9 @@ def main() -> None:
     parser.add_argument("--client-cpus", type=parse_cpus, default={1})
     parser.add_argument("--skip", choices=["hls", "icecast"], help="leave one side out")
     args = parser.parse_args()
+    # icecast2 drops its parent-death signal when it switches to `nobody`: make SIGTERM unwind
+    # the `with` blocks, so that it is stopped with the rest.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     raise_fd_limit()
     started = time.monotonic()
     load_before = load_average()

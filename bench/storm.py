@@ -1,10 +1,12 @@
 """A join storm at 10x what one node admits: goodput (admitted joins/s) against capacity.
 
-Against the live demo space of one `causerie demo` process, people arrive at a steady rate, each
-on a new connection of their own, and join (`POST /api/spaces/{id}/join`) like the listener
-page does: told to wait (503/429 + Retry-After) they come back no sooner than told, spread over
-one more such interval (bench/_crowd.py: raw asyncio sockets on uvloop, in `--processes` (2)
-processes at nice 10, so the node rather than the crowd runs out of CPU).
+Against the live demo space of one `causerie demo` process, people arrive at a steady rate and
+join (`POST /api/spaces/{id}/join`) like the listener page does: told to wait (503/429 +
+Retry-After) they come back no sooner than told, spread over one more such interval. Their
+requests go over `--connections` (128) keep-alive connections per crowd process, shared as an
+edge's connections to its origin are (`--connections 0`: a new connection per person, as
+browsers reaching a node directly). bench/_crowd.py: raw asyncio sockets on uvloop, in
+`--processes` (2) processes at nice 10, so the node rather than the crowd runs out of CPU.
 
 1. Capacity: arrival rates from `--start-rate` (500/s) up, x1.5 a step, `--step-seconds` (4 s)
    each, until a step fails; a step holds when every person is admitted at the first try, the
@@ -75,7 +77,7 @@ async def step(port: int, path: str, arrivals_per_s: float, seconds: float, args
     people = int(arrivals_per_s * seconds)
     crowd = await crowd_in_processes(
         HOST, port, path, people, arrival_seconds=seconds, seconds=seconds + 30,
-        processes=args.processes, nice=10,
+        processes=args.processes, nice=10, shared=args.connections,
     )  # fmt: skip
     return summary(crowd, people)
 
@@ -149,6 +151,7 @@ async def main() -> None:
     parser.add_argument("--factor", type=float, default=10)
     parser.add_argument("--storm-seconds", type=float, default=8)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=128, help="per process; 0: one each")
     parser.add_argument("--max-lag", type=float, default=0.1, help="the node's --max-lag")
     args = parser.parse_args()
     raise_fd_limit()

@@ -129,6 +129,16 @@ async def test_fast_path_does_not_reach_the_framework(node) -> None:
 # -- capacity ---------------------------------------------------------------------------------
 
 
+async def test_the_listener_name_is_cleaned_or_refused(client, node) -> None:
+    space = await create(client, node.data_dir)
+    path = f"/api/spaces/{space['id']}/join"
+    lone_surrogate = b'{"name": "Ana \\ud800"}'  # valid JSON, not storable text
+    refused = await client.post(path, content=lone_surrogate, headers=JSON)
+    assert refused.status_code == 422 and "name" in refused.json()["message"]
+    joined = await client.post(path, json={"name": "  Ana\u200b Ló  " + "x" * 80})
+    assert joined.status_code == 200, joined.text
+
+
 async def test_capacity_is_set_shown_and_checked(client, node) -> None:
     space = await create(client, node.data_dir, capacity=2)
     assert space["capacity"] == 2

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from ..domain import Conflict, DomainError, NotFound, SpaceState
+from ..domain.text import clean_text
 from ..tokens import Claims, InvalidToken, TokenKind
 from .auth import authenticate
 from .errors import STATUS_FOR, describe_validation_errors, error_body
@@ -78,7 +79,7 @@ async def join(
             aud=space_id,
             kind=TokenKind.LISTENER,
             exp=expires,
-            name=(body.name if body else "")[:60],
+            name=listener_name(body.name if body else None),
         )
     )
     await svc.presence.seen(space_id, listener_id, now)
@@ -93,6 +94,15 @@ async def join(
         expires_at=datetime.fromtimestamp(expires, UTC),
     )
     return joined, {}
+
+
+def listener_name(name: str | None) -> str:
+    """The display name a listener gave (cut to 60 characters), cleaned like every other text:
+    one that cannot be stored or shown (a lone surrogate, say) is refused before a token is
+    made, rather than carried in it to fail later."""
+    if not name:
+        return ""
+    return clean_text(name[:60], field="name", max_length=60, required=False)
 
 
 async def heartbeat(svc: Services, space_id: str, request: Request) -> None:
