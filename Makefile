@@ -46,6 +46,13 @@ lint: test-deps
 bench: install test-deps
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.listeners
+	$(BIN)/python -m bench.speakers
+	$(BIN)/python -m bench.audience
+	$(BIN)/python -m bench.edges
+	$(BIN)/python -m bench.joins
+	$(BIN)/python -m bench.storm
+	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.origin
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache

@@ -8,6 +8,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -212,6 +213,13 @@ def run_redis(folder: Path, cpus: set[int] | None = None) -> Iterator[tuple[str,
     finally:
         stop_process(process)
         log.close()
+
+
+def ensure_program(program: str, package: str) -> None:
+    """Install the Debian package that provides `program` if it is missing
+    (`scripts/apt-install.sh`, as `make test-deps` does for the test programs)."""
+    if shutil.which(program) is None:
+        subprocess.run([str(REPO / "scripts" / "apt-install.sh"), package], check=True)
 
 
 def load_average() -> str:

@@ -67,6 +67,7 @@ from bench._common import (
     REPO,
     command_line,
     cpu_seconds,
+    ensure_program,
     free_port,
     load_average,
     median,
@@ -190,6 +191,7 @@ async def _source(port: int, until: float, sent: Any) -> None:
         *["-i", str(ASSET), "-ac", "1", "-ar", "44100", "-c:a", "libmp3lame"],
         *["-b:a", "32k", "-flush_packets", "1", "-f", "mp3", "pipe:1"],
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,  # "Broken pipe" when it is stopped
     )
     assert ffmpeg.stdout is not None
     reader, writer = await asyncio.open_connection(HOST, port)
@@ -513,6 +515,8 @@ def main() -> None:
     # icecast2 drops its parent-death signal when it switches to `nobody`: make SIGTERM unwind
     # the `with` blocks, so that it is stopped with the rest.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.skip != "icecast":
+        ensure_program("icecast2", "icecast2")
     raise_fd_limit()
     started = time.monotonic()
     load_before = load_average()

@@ -48,6 +48,7 @@ from bench._common import (
     children,
     command_line,
     cpu_seconds,
+    ensure_program,
     free_port,
     load_average,
     median,
@@ -317,6 +318,7 @@ def main() -> None:
     parser.add_argument("--client-cpus", type=parse_cpus, default={1})
     parser.add_argument("--no-two-nodes", dest="two_nodes", action="store_false")
     args = parser.parse_args()
+    ensure_program("wrk", "wrk")
     started = time.monotonic()
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="causerie-joins-") as tmp_name:
