@@ -75,7 +75,7 @@ async def answer(gate: Admission, path: str = "/api/x") -> int:
 
 
 async def test_admission_refuses_while_the_loop_is_held_up_by_a_burst() -> None:
-    gate = Admission(ok, limit=1000, max_lag=0.05)
+    gate = Admission(ok, limit=1000, max_lag=0.05, busy_rate=0)
     assert await answer(gate) == 200  # starts the ticker
     await asyncio.sleep(0.05)
     time.sleep(0.15)  # one turn of the loop busy with a burst: everything behind it waits
@@ -88,7 +88,7 @@ async def test_admission_refuses_while_the_loop_is_held_up_by_a_burst() -> None:
 
 
 async def test_admission_refuses_while_the_loop_stays_behind_then_recovers() -> None:
-    gate = Admission(ok, limit=1000, max_lag=0.05)
+    gate = Admission(ok, limit=1000, max_lag=0.05, busy_rate=0)
     assert await answer(gate) == 200
     for _ in range(10):  # every turn of the loop takes 80 ms: it stays behind
         await asyncio.sleep(0)
@@ -99,6 +99,18 @@ async def test_admission_refuses_while_the_loop_stays_behind_then_recovers() -> 
     await asyncio.sleep(0.5)
     assert gate.lag.average() < 0.05
     assert await answer(gate) == 200
+    gate.lag.stop()
+
+
+async def test_a_few_requests_a_second_are_never_refused_for_lag() -> None:
+    # A late loop with little traffic is the machine busy elsewhere: refusing would not help.
+    gate = Admission(ok, limit=1000, max_lag=0.05, busy_rate=100)
+    assert await answer(gate) == 200
+    await asyncio.sleep(0.05)
+    time.sleep(0.15)
+    assert [await answer(gate) for _ in range(10)] == [200] * 10
+    time.sleep(0.15)  # but a node handling a burst of requests sheds
+    assert 503 in [await answer(gate) for _ in range(200)]
     gate.lag.stop()
 
 

@@ -173,8 +173,14 @@ class LoopLag:
 
 class Admission:
     """Refuse control-plane work with 503 + Retry-After at once when the node is overloaded:
-    `limit` requests in flight, or the event loop behind by more than `max_lag` seconds on
-    average lately, or by more than twice that right now."""
+    `limit` requests in flight, or – while requests come at `busy_rate` a second or more – the
+    event loop behind by more than `max_lag` seconds on average lately, or by more than twice
+    that right now.
+
+    The request rate tells a loop late because of its own requests (what refusing helps) from
+    one late because the machine is busy elsewhere (a process descheduled for a moment, a
+    browser on the same cores): a few requests a second are never refused for lag.
+    """
 
     def __init__(
         self,
@@ -182,24 +188,40 @@ class Admission:
         limit: int,
         retry_after: tuple[int, int] = (1, 5),
         max_lag: float | None = None,
+        busy_rate: int = 100,
     ) -> None:
         self.app = app
         self.limit = limit
         self.retry_after = retry_after
         self.max_lag = max_lag
+        self.busy_rate = busy_rate
         self.lag = LoopLag()
         self.in_flight = 0
         self.refused = 0
         self.refused_for_lag = 0
+        self._second = 0  # the current whole second (monotonic clock)
+        self._this_second = 0  # requests that arrived in it
+        self._last_second = 0  # requests that arrived in the second before
+
+    def _arrived(self) -> int:
+        """Count a request; return how many arrived in the last second or so."""
+        second = int(time.monotonic())
+        if second != self._second:
+            self._last_second = self._this_second if second == self._second + 1 else 0
+            self._second, self._this_second = second, 0
+        self._this_second += 1
+        return max(self._this_second, self._last_second)
 
     def overloaded(self) -> bool:
         """Whether a new request should be refused now (and count it if so)."""
+        busy = self._arrived() >= self.busy_rate
         if self.in_flight >= self.limit:
             self.refused += 1
             return True
-        if self.max_lag is not None and (
-            self.lag.average() > self.max_lag or self.lag.overdue() > 2 * self.max_lag
-        ):
+        if self.max_lag is None:
+            return False
+        late = self.lag.average() > self.max_lag or self.lag.overdue() > 2 * self.max_lag
+        if busy and late:
             self.refused += 1
             self.refused_for_lag += 1
             return True
