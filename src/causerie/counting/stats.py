@@ -487,7 +487,8 @@ def _unb64(text: str | None) -> bytearray | None:
 
 
 class AudienceStats(Protocol):
-    """Records what listeners do and answers with the numbers (a Redis version comes later)."""
+    """Records what listeners do and answers with the numbers (`LocalStats` embedded, `RedisStats`
+    shared by several nodes: counting/redis_stats.py)."""
 
     async def join_attempted(self, space_id: str, now: float) -> None:
         """A join request reached the space `space_id` (it exists)."""
