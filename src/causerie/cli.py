@@ -43,6 +43,13 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         help="control-plane requests handled at once before answering 503 (default %(default)s)",
     )
     parser.add_argument(
+        "--max-event-streams",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="live event streams (SSE) kept open at once; beyond, 503 (default %(default)s)",
+    )
+    parser.add_argument(
         "--max-lag",
         type=float,
         default=0.1,
@@ -97,6 +104,7 @@ def _config(args: argparse.Namespace) -> Config:
         data_dir=args.data_dir,
         max_inflight=args.max_inflight,
         max_lag=args.max_lag,
+        max_event_streams=args.max_event_streams,
         log_level=args.log_level,
         rtc_host_addresses=tuple(args.rtc_host) if args.rtc_host else None,
         rtc_ice_servers=tuple(args.ice_server or ()),

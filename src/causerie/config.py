@@ -21,6 +21,8 @@ class Config:
     max_lag: float = 0.1
     """Seconds the event loop may run late before new control-plane work is refused with 503."""
     max_body_bytes: int = 64 * 1024
+    max_event_streams: int = 20_000
+    """Live event streams (SSE) this node keeps open at once; beyond, 503 with Retry-After."""
     heartbeat_interval: float = 15.0
     """Seconds between a listener's heartbeats; someone who stops is no longer counted after
     two of them (which is also when a full space's waiting room moves)."""
@@ -69,6 +71,8 @@ class Config:
             raise ValueError("max_lag must be between 0.001 and 10 seconds")
         if not 0.1 <= self.heartbeat_interval <= 3600:
             raise ValueError("heartbeat_interval must be between 0.1 and 3600 seconds")
+        if self.max_event_streams < 1:
+            raise ValueError("max_event_streams must be at least 1")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
         if self.rtc_host_addresses is not None:

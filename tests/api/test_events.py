@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
+
 from tests.conftest import account
+from tests.nodes import run_node
 
 
 async def read_events(response, count: int) -> list[dict]:
@@ -83,3 +86,31 @@ async def test_garbage_last_event_id_starts_from_now(client, node) -> None:
         assert response.status_code == 200
         (snapshot,) = await read_events(response, 1)
     assert snapshot["event"] == "snapshot"
+
+
+async def test_event_streams_are_bounded_per_node(tmp_path) -> None:
+    async with (
+        run_node(tmp_path / "data", max_event_streams=2) as node,
+        httpx.AsyncClient(base_url=node.url, timeout=10) as http,
+    ):
+        created = await http.post(
+            "/api/spaces", json={"title": "Busy"}, headers=account(node.data_dir)
+        )
+        path = f"/api/spaces/{created.json()['id']}/events"
+        async with http.stream("GET", path) as first, http.stream("GET", path) as second:
+            for stream in (first, second):
+                assert (await read_events(stream, 1))[0]["event"] == "snapshot"
+            refused = await http.get(path)
+            assert refused.status_code == 503
+            assert 5 <= int(refused.headers["retry-after"]) <= 15
+            assert refused.json()["error"] == "unavailable"
+            metrics = (await http.get("/metrics")).text
+            assert "\ncauserie_event_streams_open 2\n" in metrics
+        for _ in range(50):  # the closed streams are let go: room again
+            async with http.stream("GET", path) as again:
+                if again.status_code == 200:
+                    assert (await read_events(again, 1))[0]["event"] == "snapshot"
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the closed streams were never let go")

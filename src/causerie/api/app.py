@@ -268,6 +268,11 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
     m.counter("causerie_event_streams_total", "Live event streams opened")
     m.counter("causerie_hls_requests_total", "Requests to the LL-HLS origin, by kind and status")
     m.gauge(
+        "causerie_event_streams_open",
+        "Live event streams (SSE) open on this node",
+        lambda: float(svc.event_streams),
+    )
+    m.gauge(
         "causerie_live_spaces",
         "Spaces on the air on this node",
         lambda: float(len(svc.broadcasts.live_ids())),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from ..bus import Event
+from .errors import ApiError
 from .services import Services
 from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id, view
 
@@ -62,6 +64,14 @@ async def events(
 ) -> StreamingResponse:
     """Follow a space live: state and stage changes, listener counts."""
     check_space_id(space_id)
+    if svc.event_streams >= svc.config.max_event_streams:
+        # Each stream costs a task and a connection: a bound keeps a crowd of idle streams
+        # from taking the node. Pages reconnect by themselves after Retry-After.
+        raise ApiError(
+            503,
+            "too many live event streams on this server; please retry",
+            {"Retry-After": str(random.randint(5, 15))},
+        )
     after = parse_last_event_id(last_event_id)
     if after is None:
         # Taken before the snapshot: an event published meanwhile is sent, never lost.
@@ -70,10 +80,14 @@ async def events(
     snapshot = (await view(space, svc)).model_dump(mode="json")
 
     async def stream() -> AsyncIterator[bytes]:
-        yield f"retry: {RETRY_MILLISECONDS}\n".encode()
-        yield f"event: snapshot\ndata: {json.dumps(snapshot, ensure_ascii=False)}\n\n".encode()
-        async for event in svc.bus.subscribe(space_id, after, keepalive=KEEPALIVE_SECONDS):
-            yield PING if event is None else format_event(event)
+        svc.event_streams += 1
+        try:
+            yield f"retry: {RETRY_MILLISECONDS}\n".encode()
+            yield f"event: snapshot\ndata: {json.dumps(snapshot, ensure_ascii=False)}\n\n".encode()
+            async for event in svc.bus.subscribe(space_id, after, keepalive=KEEPALIVE_SECONDS):
+                yield PING if event is None else format_event(event)
+        finally:
+            svc.event_streams -= 1
 
     svc.metrics.inc("causerie_event_streams_total")
     return StreamingResponse(

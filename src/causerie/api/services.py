@@ -53,6 +53,8 @@ class Services:
     """The lines of the spaces with a capacity (counting/waiting.py)."""
     stage_listeners: list[Callable[[Space], Awaitable[None]]] = field(default_factory=list)
     """Called after every change of a space (e.g. to mute speakers or end their sessions)."""
+    event_streams: int = 0
+    """Live event streams open on this node now (bounded by `config.max_event_streams`)."""
     _cache: dict[str, tuple[float, Space]] = field(default_factory=dict)
 
     def now(self) -> datetime:
