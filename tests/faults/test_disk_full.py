@@ -7,6 +7,7 @@ mounting needs root, so the test is skipped elsewhere.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -53,6 +54,21 @@ def _details(http: httpx.Client, path: str) -> dict:
     return reply.json()
 
 
+def _pushed_recording_error(http: httpx.Client, path: str) -> str:
+    """The `recording_error` of the first `space` event that carries one, from the start of
+    the space's event stream (Last-Event-ID: 0 replays what was published)."""
+    with http.stream("GET", f"{path}/events", headers={"Last-Event-ID": "0"}) as events:
+        kind = None
+        for line in events.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: ") and kind == "space":
+                error = json.loads(line.removeprefix("data: ")).get("recording_error")
+                if error:
+                    return error
+    raise AssertionError("no space event carried the recording error")
+
+
 def _wait(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -79,6 +95,8 @@ def test_a_full_recording_disk_is_reported_and_the_stream_goes_on(
         _wait(lambda: _details(http, base)["recording_error"], 30, "a recording error")
         error = _details(http, base)["recording_error"]
         assert "No space left on device" in error, error
+        # ... and it was pushed to the pages (the studio shows it): a `space` event carrying it.
+        assert "No space left on device" in _pushed_recording_error(http, base)
         assert "recording into" in log.read_text() and "failed" in log.read_text()
 
         # The live stream goes on: new segments keep coming after the failure.

@@ -167,6 +167,9 @@ def create_api(svc: Services) -> FastAPI:
         numbers = asyncio.create_task(publish_stats(svc), name="publish-stats")
         activity = asyncio.create_task(audience.publish_activity(svc), name="publish-activity")
         speaking = asyncio.create_task(levels.publish_speaking(svc), name="publish-speaking")
+        recording = asyncio.create_task(
+            events.publish_recording_problems(svc), name="publish-recording-problems"
+        )
         stage = None
         if svc.ownership is not None and svc.ownership.shared:  # stage changes made elsewhere
             stage = asyncio.create_task(whip.sync_sessions(svc), name="sync-sessions")
@@ -182,6 +185,7 @@ def create_api(svc: Services) -> FastAPI:
             numbers.cancel()
             activity.cancel()
             speaking.cancel()
+            recording.cancel()
             if stage is not None:
                 stage.cancel()
             if saving is not None:

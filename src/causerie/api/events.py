@@ -115,3 +115,26 @@ async def publish_counts(svc: Services, interval: float = COUNTS_INTERVAL) -> No
                     await svc.bus.publish(space_id, "listeners", {"listeners_now": count})
         except Exception:
             log.exception("publishing listener counts failed")
+
+
+async def publish_recording_problems(svc: Services, interval: float = 2.0) -> None:
+    """When the recording of a live space on this node starts failing (a full disk, say),
+    publish the space again: its `recording_error` reaches the host's studio at once."""
+    reported: set[str] = set()  # the spaces whose current run's problem was published
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            live = svc.broadcasts.live_ids()
+            for space_id in live:
+                recorder = svc.broadcasts.recorder(space_id)
+                failing = recorder is not None and recorder.recording_error is not None
+                if not failing:
+                    reported.discard(space_id)
+                elif space_id not in reported:
+                    reported.add(space_id)
+                    space = await svc.cached_space(space_id)
+                    data = (await view(space, svc)).model_dump(mode="json")
+                    await svc.bus.publish(space_id, "space", data)
+            reported.intersection_update(live)
+        except Exception:
+            log.exception("publishing a recording problem failed")

@@ -79,6 +79,7 @@ const ui = {
   endYes: $("end-yes"),
   endCancel: $("end-cancel"),
   spaceStatus: $("space-status"),
+  recordingProblem: $("recording-problem"),
   share: $("share"),
   shareUrl: $("share-url"),
   copy: $("copy"),
@@ -466,6 +467,12 @@ function renderSpace(space) {
   tickWhen();
   setText(ui.listeners, space.state === "live" ? listenersText(space.listeners_now) : "");
   ui.share.hidden = space.state === "ended";
+
+  // A failing recording (a full disk, say): the live stream goes on, but the host must know.
+  setText(
+    ui.recordingProblem,
+    space.recording_error ? `The recording is failing: ${space.recording_error}.` : "",
+  );
 
   renderRole();
   renderSpaceActions();
