@@ -25,12 +25,13 @@ from ..domain.waiting_room import TicketSigner
 from ..media.broadcasts import Broadcasts
 from ..media.ingest import Speakers
 from ..media.ownership import RedisOwnership, SoleOwner
+from ..redis_ratelimit import RedisRateLimits
 from ..secret_file import load_or_create_secrets
 from ..store import SqliteStore, Store
 from ..store.redis import RedisStore, shared_secrets
 from ..tokens import TokenSigner
 from . import audience, events, levels, pages, replay, spaces, stage, whip
-from .audience import Activity
+from .audience import Activity, Limits
 from .calendar import router as calendar_router
 from .errors import install_error_handlers
 from .forward import Forwarder
@@ -93,7 +94,10 @@ def build_services(config: Config) -> Services:
         else LocalStats(path=config.data_dir / "stats.sqlite3"),
         broadcasts=broadcasts,
         bus=bus,
-        activity=Activity(),
+        # With Redis, rate limits are the deployment's, not each node's (N nodes: not N times).
+        activity=Activity(
+            Limits(RedisRateLimits(config.redis_url)) if config.redis_url else Limits()
+        ),
         metrics=metrics,
         speakers=Speakers(
             broadcasts,
@@ -195,6 +199,8 @@ def create_api(svc: Services) -> FastAPI:
             elif isinstance(svc.stats, RedisStats):
                 await svc.stats.close()  # shares what is left
             await svc.bus.close()
+            if svc.activity.limits.shared is not None:
+                await svc.activity.limits.shared.close()
             await svc.speakers.close_all()
             if supervisor is not None:
                 supervisor.cancel()

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 from collections import Counter
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..domain import Action, Invalid, NotAllowed
 from ..domain import questions as q
 from ..ratelimit import Rate, RateLimiter, retry_after_header
+from ..redis_ratelimit import RedisRateLimits
 from ..tokens import Claims
 from .auth import authenticate
 from .errors import ApiError
@@ -36,22 +37,32 @@ router = APIRouter(prefix="/api/spaces/{space_id}", responses=ERRORS, tags=["aud
 
 
 class Limits:
-    """Per-token and per-IP limits for each kind of write."""
+    """Per-token and per-IP limits for each kind of write: in this node's memory, or with
+    `shared`, in Redis for every node (redis_ratelimit.py)."""
 
     # Per IP, limits are generous: a campus, an office or a mobile carrier puts many honest
     # listeners behind one address. They stop one machine flooding with fresh tokens.
-    def __init__(self) -> None:
+    RATES: ClassVar[dict[str, tuple[Rate, Rate]]] = {
+        "question": (Rate(0.2, 3), Rate(2, 60)),
+        "vote": (Rate(2, 10), Rate(50, 300)),
+        "reaction": (Rate(3, 10), Rate(100, 500)),
+        "speak_request": (Rate(0.2, 3), Rate(10, 200)),
+    }
+
+    def __init__(self, shared: RedisRateLimits | None = None) -> None:
+        self.shared = shared
         self.by_kind: dict[str, tuple[RateLimiter, RateLimiter]] = {
-            "question": (RateLimiter(Rate(0.2, 3)), RateLimiter(Rate(2, 60))),
-            "vote": (RateLimiter(Rate(2, 10)), RateLimiter(Rate(50, 300))),
-            "reaction": (RateLimiter(Rate(3, 10)), RateLimiter(Rate(100, 500))),
-            "speak_request": (RateLimiter(Rate(0.2, 3)), RateLimiter(Rate(10, 200))),
+            kind: (RateLimiter(per_token), RateLimiter(per_ip))
+            for kind, (per_token, per_ip) in self.RATES.items()
         }
 
-    def check(self, kind: str, subject: str, ip: str, now: float) -> None:
+    async def check(self, kind: str, subject: str, ip: str, now: float) -> None:
         """Raise a 429 with Retry-After if the token or the IP went over the limit."""
-        per_token, per_ip = self.by_kind[kind]
-        wait = per_token.take(subject, now) or per_ip.take(ip, now)
+        if self.shared is not None:
+            wait = await self.shared.take(kind, self.RATES[kind], subject, ip, now)
+        else:
+            per_token, per_ip = self.by_kind[kind]
+            wait = per_token.take(subject, now) or per_ip.take(ip, now)
         if wait is not None:
             raise ApiError(
                 429,
@@ -63,8 +74,8 @@ class Limits:
 class Activity:
     """Rate limits, and what waits to be published at the next tick."""
 
-    def __init__(self) -> None:
-        self.limits = Limits()
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self.reactions: dict[str, Counter[str]] = {}
         self.changed: dict[str, set[str]] = {}
 
@@ -129,8 +140,8 @@ def _ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _limit(svc: Services, kind: str, claims: Claims, request: Request) -> None:
-    svc.activity.limits.check(kind, claims.sub, _ip(request), svc.clock())
+async def _limit(svc: Services, kind: str, claims: Claims, request: Request) -> None:
+    await svc.activity.limits.check(kind, claims.sub, _ip(request), svc.clock())
 
 
 # -- questions --------------------------------------------------------------------------------
@@ -161,7 +172,7 @@ async def ask(space_id: SpaceId, body: Ask, request: Request, svc: ServicesDep) 
     """Anyone with a token for the space (join first): before or during the space."""
     check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
-    _limit(svc, "question", claims, request)
+    await _limit(svc, "question", claims, request)
     space = await svc.cached_space(space_id)
     question = q.ask(
         space,
@@ -207,7 +218,7 @@ async def vote(
     """Once per token: a second vote gets 409."""
     check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
-    _limit(svc, "vote", claims, request)
+    await _limit(svc, "vote", claims, request)
     space = await svc.cached_space(space_id)
     question = await svc.store.get_question(space_id, question_id)
     q.check_vote(space, question, claims.sub)
@@ -275,7 +286,7 @@ async def react(space_id: SpaceId, body: React, request: Request, svc: ServicesD
     space.check(claims.sub, Action.REACT)
     if space.state.value != "live":
         raise NotAllowed("reactions are open while the space is live")
-    _limit(svc, "reaction", claims, request)
+    await _limit(svc, "reaction", claims, request)
     svc.activity.react(space_id, body.emoji)
     return Response(status_code=202)
 

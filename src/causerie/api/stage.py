@@ -40,7 +40,7 @@ async def raise_hand(
     """A listener raises their hand (asking twice is asking once). The space must be live."""
     claims = authenticate(request, svc, space_id)
     ip = request.client.host if request.client else "unknown"
-    svc.activity.limits.check("speak_request", claims.sub, ip, svc.clock())
+    await svc.activity.limits.check("speak_request", claims.sub, ip, svc.clock())
     name = body.name if body and body.name is not None else claims.name
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.request_to_speak(actor, name, svc.now())
