@@ -77,7 +77,25 @@ export async function withRetry(attemptFn, { signal, onRetry, maxAttempts = Infi
   }
 }
 
-async function request(method, url, { token, signal, json } = {}) {
+/** The ApiError an HTTP answer that is not a success stands for (JSON or not). */
+export async function errorFrom(response) {
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's error page, say): the status says enough.
+  }
+  return new ApiError(
+    response.status,
+    body.error || "http_error",
+    body.message || `The server answered ${response.status}.`,
+    retryAfterSeconds(response.headers.get("Retry-After")),
+  );
+}
+
+/** One API call, with a bearer token if given: resolves to the JSON body (null when empty);
+ * rejects with an ApiError (status 0: the server could not be reached). */
+export async function callApi(method, url, { token, signal, json } = {}) {
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
   const init = { method, headers, signal, cache: "no-store" };
@@ -92,36 +110,23 @@ async function request(method, url, { token, signal, json } = {}) {
     if (signal?.aborted) throw error;
     throw new ApiError(0, "network_error", "The server could not be reached.", null);
   }
-  if (response.ok) {
-    // 202 and 204 may come without a body.
-    const text = response.status === 204 ? "" : await response.text();
-    return text ? JSON.parse(text) : null;
-  }
-  let body = {};
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON (a proxy's error page, say): the status says enough.
-  }
-  throw new ApiError(
-    response.status,
-    body.error || "http_error",
-    body.message || `The server answered ${response.status}.`,
-    retryAfterSeconds(response.headers.get("Retry-After")),
-  );
+  if (!response.ok) throw await errorFrom(response);
+  // 202 and 204 may come without a body.
+  const text = response.status === 204 ? "" : await response.text();
+  return text ? JSON.parse(text) : null;
 }
 
 const spaceUrl = (id) => `/api/spaces/${encodeURIComponent(id)}`;
 
 /** The live and scheduled spaces: a list of Space objects. */
 export async function listSpaces({ signal } = {}) {
-  const body = await request("GET", "/api/spaces", { signal });
+  const body = await callApi("GET", "/api/spaces", { signal });
   return body.spaces;
 }
 
 /** One space's details (title, state, listeners_now, playlist_url…). */
 export function getSpace(id, { signal } = {}) {
-  return request("GET", spaceUrl(id), { signal });
+  return callApi("GET", spaceUrl(id), { signal });
 }
 
 /**
@@ -136,7 +141,7 @@ export function joinSpace(id, { signal, name, ticket } = {}) {
   if (name) body.name = name;
   if (ticket) body.ticket = ticket;
   const json = Object.keys(body).length ? body : undefined;
-  return request("POST", `${spaceUrl(id)}/join`, { signal, json });
+  return callApi("POST", `${spaceUrl(id)}/join`, { signal, json });
 }
 
 /**
@@ -159,17 +164,17 @@ export function waitingText(waiting) {
 
 /** Tell the server this listener is still listening (what keeps the count honest). */
 export function sendHeartbeat(id, token, { signal } = {}) {
-  return request("POST", `${spaceUrl(id)}/heartbeat`, { token, signal });
+  return callApi("POST", `${spaceUrl(id)}/heartbeat`, { token, signal });
 }
 
 /** Host or co-host: the space goes live. Resolves to the space's new details. */
 export function startSpace(id, token, { signal } = {}) {
-  return request("POST", `${spaceUrl(id)}/start`, { token, signal });
+  return callApi("POST", `${spaceUrl(id)}/start`, { token, signal });
 }
 
 /** Host only: the space ends for everyone. Resolves to the space's new details. */
 export function endSpace(id, token, { signal } = {}) {
-  return request("POST", `${spaceUrl(id)}/end`, { token, signal });
+  return callApi("POST", `${spaceUrl(id)}/end`, { token, signal });
 }
 
 // ---- the audience: questions, reactions, raised hands ----
@@ -179,22 +184,22 @@ const questionUrl = (id, questionId) =>
 
 /** The visible questions, in the API's order: {questions: [...]}. */
 export function listQuestions(id, { signal } = {}) {
-  return request("GET", `${spaceUrl(id)}/questions`, { signal });
+  return callApi("GET", `${spaceUrl(id)}/questions`, { signal });
 }
 
 /** Ask a question (1–280 characters): resolves to the new question. */
 export function askQuestion(id, token, text, { signal } = {}) {
-  return request("POST", `${spaceUrl(id)}/questions`, { token, signal, json: { text } });
+  return callApi("POST", `${spaceUrl(id)}/questions`, { token, signal, json: { text } });
 }
 
 /** Upvote a question (once per listener; 409 for a second time): the question, updated. */
 export function voteQuestion(id, token, questionId, { signal } = {}) {
-  return request("POST", `${questionUrl(id, questionId)}/votes`, { token, signal });
+  return callApi("POST", `${questionUrl(id, questionId)}/votes`, { token, signal });
 }
 
 /** The author takes their question back. */
 export function withdrawQuestion(id, token, questionId, { signal } = {}) {
-  return request("DELETE", questionUrl(id, questionId), { token, signal });
+  return callApi("DELETE", questionUrl(id, questionId), { token, signal });
 }
 
 /** The reactions the audience may send, with what they are called for screen readers. */
@@ -211,18 +216,18 @@ export const REACTIONS = [
 
 /** React with one of REACTIONS' emoji (while the space is live). */
 export function sendReaction(id, token, emoji, { signal } = {}) {
-  return request("POST", `${spaceUrl(id)}/reactions`, { token, signal, json: { emoji } });
+  return callApi("POST", `${spaceUrl(id)}/reactions`, { token, signal, json: { emoji } });
 }
 
 /** Raise one's hand (ask to speak). Resolves to the space's details. */
 export function raiseHand(id, token, name, { signal } = {}) {
   const json = name ? { name } : undefined;
-  return request("POST", `${spaceUrl(id)}/speak-requests`, { token, signal, json });
+  return callApi("POST", `${spaceUrl(id)}/speak-requests`, { token, signal, json });
 }
 
 /** Lower one's hand. */
 export function lowerHand(id, token, { signal } = {}) {
-  return request("DELETE", `${spaceUrl(id)}/speak-requests/me`, { token, signal });
+  return callApi("DELETE", `${spaceUrl(id)}/speak-requests/me`, { token, signal });
 }
 
 /**

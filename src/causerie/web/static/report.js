@@ -5,7 +5,7 @@
 // Text that comes from the API only ever goes into the page as text (textContent), never as
 // HTML; the plot is built element by element with createElementNS.
 
-import { ApiError, formatWhen, retryAfterSeconds, stateLabel, withRetry } from "./api.js";
+import { ApiError, callApi, formatWhen, stateLabel, withRetry } from "./api.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const REFRESH_SECONDS = 10; // while live; the numbers move with 15-s heartbeats
@@ -72,27 +72,8 @@ const FALLBACK = {
 
 // ---- reading -------------------------------------------------------------------------------
 
-async function getJson(url, { signal } = {}) {
-  let response;
-  try {
-    response = await fetch(url, { headers: { Accept: "application/json" }, signal });
-  } catch (error) {
-    if (signal?.aborted) throw error;
-    throw new ApiError(0, "network_error", "The server could not be reached.", null);
-  }
-  if (response.ok) return response.json();
-  let body = {};
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON: the status says enough.
-  }
-  throw new ApiError(
-    response.status,
-    body.error || "http_error",
-    body.message || `The server answered ${response.status}.`,
-    retryAfterSeconds(response.headers.get("Retry-After")),
-  );
+function getJson(url, { signal } = {}) {
+  return callApi("GET", url, { signal });
 }
 
 /** An optional part of the report: its JSON if the endpoint answers 200, else null. */

@@ -7,49 +7,15 @@
 // themselves), to be played at once, with no LL-HLS delay. DELETE on the session's Location
 // ends it.
 
-import { ApiError, retryAfterSeconds, sentence } from "./api.js";
+import { ApiError, callApi, errorFrom, sentence } from "./api.js";
 
 const PROCESSING_KEY = "causerie.voiceProcessing";
 const GATHERING_TIMEOUT = 5000; // ms: after this, offer the candidates found so far
 
 // ---- authenticated JSON calls -------------------------------------------------------------
 
-/** The ApiError an HTTP answer that is not a success stands for (JSON or not). */
-export async function errorFrom(response) {
-  let body = {};
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON (a proxy's page, say): the status says enough.
-  }
-  return new ApiError(
-    response.status,
-    body.error || "http_error",
-    body.message || `The server answered ${response.status}.`,
-    retryAfterSeconds(response.headers.get("Retry-After")),
-  );
-}
-
-/** One API call with a bearer token: resolves to the JSON body (null when empty). */
-export async function callApi(method, url, { token, json, signal } = {}) {
-  const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const init = { method, headers, signal, cache: "no-store" };
-  if (json !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(json);
-  }
-  let response;
-  try {
-    response = await fetch(url, init);
-  } catch (error) {
-    if (signal?.aborted) throw error;
-    throw new ApiError(0, "network_error", "The server could not be reached.", null);
-  }
-  if (!response.ok) throw await errorFrom(response);
-  const text = response.status === 204 ? "" : await response.text();
-  return text ? JSON.parse(text) : null;
-}
+// Shared with the pages' other calls (api.js).
+export { callApi, errorFrom };
 
 /** What a token says about its holder (its payload), without checking it: {sub, name, exp…}. */
 export function tokenClaims(token) {
