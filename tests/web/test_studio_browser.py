@@ -119,7 +119,9 @@ def program_date_times(playlist: str) -> dict[str, float]:
 
 def record(url: str, space_id: str, out: Path, seconds: float = 5.0) -> Recording:
     """ffmpeg records the live output from the last complete segment on; returns it with the
-    wall time of its start (the first segment ffmpeg opened, found in the playlist)."""
+    wall time of its start (the first segment ffmpeg opened, found in the playlist). That start
+    may be up to two segments (3.8 s) before the call: `seconds` must cover it and what the
+    caller wants to hear after."""
     playlist_url = f"{url}/hls/{space_id}/index.m3u8"
     proc = subprocess.Popen(
         [
@@ -322,7 +324,7 @@ async def test_request_to_speak_approve_mute_and_move_to_audience(
         clicked = time.time()
         await row.get_by_role("button", name="Mute, Lou").click()
         await row.locator(".studio-muted").wait_for()
-        muted = await record_async(url, space_id, tmp_path / "muted.raw", 5)
+        muted = await record_async(url, space_id, tmp_path / "muted.raw", 7)
         stopped = tone_stops(muted, SPEAKER_TONE, clicked, within=1.0)
         assert spectrum_at(muted.pcm, HOST_TONE) > PRESENT  # the host goes on
         assert (
@@ -335,7 +337,7 @@ async def test_request_to_speak_approve_mute_and_move_to_audience(
         clicked = time.time()
         await row.get_by_role("button", name="Unmute, Lou").click()
         await row.locator(".studio-muted").wait_for(state="hidden")
-        unmuted = await record_async(url, space_id, tmp_path / "unmuted.raw", 5)
+        unmuted = await record_async(url, space_id, tmp_path / "unmuted.raw", 7)
         back = tone_starts(unmuted, SPEAKER_TONE, clicked, within=1.0)
 
         # Moved to the audience: the server ends Lou's WHIP session, the page tears down its
@@ -352,7 +354,7 @@ async def test_request_to_speak_approve_mute_and_move_to_audience(
         while lou in (inputs := levels(url, space_id, token)):
             assert time.monotonic() < deadline, inputs
             await asyncio.sleep(0.1)
-        moved = await record_async(url, space_id, tmp_path / "moved.raw", 6)
+        moved = await record_async(url, space_id, tmp_path / "moved.raw", 8)
         gone = tone_stops(moved, SPEAKER_TONE, clicked, within=1.0)
         assert spectrum_at(moved.pcm, HOST_TONE) > PRESENT
 
