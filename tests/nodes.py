@@ -11,7 +11,7 @@ from pathlib import Path
 import uvicorn
 
 from causerie.api.app import Node, create_app
-from causerie.config import Config
+from causerie.node.config import Config
 
 
 @dataclass

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from causerie.cli import issue_account_token
-from causerie.secret_file import SECRET_FILE
+from causerie.security.secret_file import SECRET_FILE
 from tests.conftest import account, causerie_process
 from tests.fixtures.rtc import ToneTrack, loopback_only, publish
 

@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from causerie.api.app import create_app
-from causerie.config import Config
-from causerie.secret_file import SECRET_FILE
+from causerie.node.config import Config
+from causerie.security.secret_file import SECRET_FILE
 from tests.api.test_events import read_events
 from tests.conftest import account, free_port
 from tests.fixtures.rtc import ToneTrack, loopback_only, publish

@@ -16,9 +16,9 @@ import uvicorn
 
 from .api.app import Node, create_app
 from .api.http_timeouts import timed_http_protocol
-from .config import Config
-from .secret_file import load_or_create_secrets, rotate_secret
-from .tokens import ANY_SPACE, Claims, TokenKind, TokenSigner
+from .node.config import Config
+from .security.secrets import load_secrets, rotate_secrets
+from .security.tokens import ANY_SPACE, Claims, TokenKind, TokenSigner
 
 log = logging.getLogger("causerie")
 
@@ -268,15 +268,8 @@ def _rotate_secret(args: argparse.Namespace) -> int:
     if args.keep < 0:
         print("causerie rotate-secret: --keep must be 0 or more", file=sys.stderr)
         return 2
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    if args.redis:
-        from .store.redis import rotate_shared_secrets
-
-        accepted = rotate_shared_secrets(args.redis, args.data_dir, keep=args.keep)
-        where = f"Redis ({args.redis}) and {args.data_dir}"
-    else:
-        accepted = rotate_secret(args.data_dir, keep=args.keep)
-        where = str(args.data_dir)
+    accepted = rotate_secrets(args.data_dir, args.redis, keep=args.keep)
+    where = f"Redis ({args.redis}) and {args.data_dir}" if args.redis else str(args.data_dir)
     print(
         f"New signing secret in {where}; {accepted - 1} older secret(s) still accepted. "
         "Restart the nodes to use it."
@@ -288,13 +281,7 @@ def issue_account_token(
     data_dir: Path, name: str, user: str | None, days: float, redis_url: str | None = None
 ) -> str:
     """A signed account token, valid for every space (of every node sharing `redis_url`)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if redis_url:
-        from .store.redis import shared_secrets
-
-        signer = TokenSigner(shared_secrets(redis_url, data_dir))
-    else:
-        signer = TokenSigner(load_or_create_secrets(data_dir))
+    signer = TokenSigner(load_secrets(data_dir, redis_url))
     claims = Claims(
         sub=user or "u-" + secrets.token_urlsafe(9),
         aud=ANY_SPACE,
@@ -334,7 +321,7 @@ async def _serve(config: Config) -> None:
 
 
 async def _demo(config: Config) -> None:
-    from .demo_space import open_demo_space
+    from .node.demo import open_demo_space
 
     node = create_app(config)
     server = _uvicorn(node, config)

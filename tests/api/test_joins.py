@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from causerie.api.admission import BodyLimit
 from causerie.api.joins import FastJoins
-from causerie.api.limits import BodyLimit
 from causerie.domain.waiting_room import Ticket
 from tests.conftest import account
 from tests.nodes import run_node

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-from causerie.api.limits import Admission, BodyLimit
+from causerie.api.admission import Admission, BodyLimit
 
 
 class Recorder:

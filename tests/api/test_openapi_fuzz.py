@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from causerie.api.app import create_app
-from causerie.config import Config
+from causerie.node.config import Config
 from tests.conftest import account, causerie_process
 
 pytestmark = pytest.mark.slow

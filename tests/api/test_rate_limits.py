@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from causerie.cli import _config, build_parser
-from causerie.config import Config
+from causerie.node.config import Config
 from tests.conftest import account
 from tests.nodes import RunningNode, run_node
 
@@ -52,11 +52,11 @@ async def ask_each(
 
 
 def per_ip_rate(node: RunningNode, kind: str):
-    return node.app.services.activity.limits.by_kind[kind][1].rate
+    return node.app.services.limits.RATES[kind][1]
 
 
 def per_token_rate(node: RunningNode, kind: str):
-    return node.app.services.activity.limits.by_kind[kind][0].rate
+    return node.app.services.limits.RATES[kind][0]
 
 
 def check_polite_refusal(response: httpx.Response) -> None:

@@ -222,14 +222,16 @@ async def test_scheduled_space_has_no_program_yet(client, node) -> None:
 
 
 async def test_stats_are_pushed_on_the_event_stream(client, node, clock) -> None:
-    from causerie.api.stats import publish_stats
+    from causerie.node.loops import AudienceNumbers
+    from causerie.node.periodic import Periodic
 
     space_id = await live_space(client, node)
     assert (await client.post(f"/api/spaces/{space_id}/join")).status_code == 200
     clock.now += 20
     svc = node.app.services
     before = await svc.bus.last_id(space_id)
-    task = asyncio.create_task(publish_stats(svc, interval=0.05))
+    publisher = Periodic("publish-stats", 0.05, AudienceNumbers(svc).step)
+    publisher.start()
     try:
         async with asyncio.timeout(5):
             async for event in svc.bus.subscribe(space_id, before):
@@ -238,7 +240,7 @@ async def test_stats_are_pushed_on_the_event_stream(client, node, clock) -> None
                     assert event.data["peak"] == 1
                     break
     finally:
-        task.cancel()
+        await publisher.stop()
 
 
 async def test_report_page_renders_in_chromium(client, node, clock, tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ from causerie.domain import (
     Conflict,
     Invalid,
     LimitReached,
-    Limits,
     NotAllowed,
     NotFound,
     Role,
     Space,
+    SpaceLimits,
     SpaceState,
 )
 
@@ -84,7 +84,7 @@ def test_start_time_needs_a_time_zone() -> None:
 
 def test_limits_must_not_be_negative() -> None:
     with pytest.raises(Invalid):
-        Limits(max_speakers=-1)
+        SpaceLimits(max_speakers=-1)
 
 
 # -- lifecycle ----------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_only_moderators_answer_requests() -> None:
 
 
 def test_speaker_limit() -> None:
-    space = live_space(limits=Limits(max_speakers=1))
+    space = live_space(limits=SpaceLimits(max_speakers=1))
     space.request_to_speak("l1", "Lou", NOW)
     space.request_to_speak("l2", "Lia", NOW)
     space.answer_request("host", "l1", approve=True)
@@ -210,7 +210,7 @@ def test_speaker_limit() -> None:
 
 
 def test_request_queue_limit() -> None:
-    space = live_space(limits=Limits(max_speak_requests=1))
+    space = live_space(limits=SpaceLimits(max_speak_requests=1))
     space.request_to_speak("l1", "Lou", NOW)
     with pytest.raises(LimitReached):
         space.request_to_speak("l2", "Lia", NOW)
@@ -235,7 +235,7 @@ def test_invitation_accepted() -> None:
 
 
 def test_cohosts_managed_by_the_host_only() -> None:
-    space = with_stage(live_space(limits=Limits(max_cohosts=2)))
+    space = with_stage(live_space(limits=SpaceLimits(max_cohosts=2)))
     with pytest.raises(NotAllowed):
         space.make_cohost("co", "sp")
     space.make_cohost("host", "sp")
@@ -300,7 +300,7 @@ def test_removed_people_stay_out() -> None:
 
 
 def test_storage_round_trip_keeps_everything() -> None:
-    space = with_stage(live_space(scheduled_start=LATER, limits=Limits(3, 4, 5)))
+    space = with_stage(live_space(scheduled_start=LATER, limits=SpaceLimits(3, 4, 5)))
     space.request_to_speak("l1", "Lou", NOW)
     space.invite_speaker("host", "l2", "Lia")
     space.remove("host", "bad")

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from causerie.api.services import SPACE_CACHE_SECONDS
 from causerie.cli import issue_account_token
+from causerie.node.services import SPACE_CACHE_SECONDS
 from tests.faults.redis_aof import DurableRedis
 from tests.nodes import run_node
 

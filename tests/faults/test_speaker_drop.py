@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from causerie.media.ingest import AUDIO_TIMEOUT
+from causerie.media.speakers import AUDIO_TIMEOUT
 from tests.conftest import account
 from tests.faults.processes import kill9
 from tests.fixtures.rtc import ToneTrack, loopback_only, publish

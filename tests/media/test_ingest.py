@@ -15,19 +15,17 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from causerie.domain import Conflict, Space
-from causerie.media import ingest
+from causerie.media import rtc
 from causerie.media.broadcasts import Broadcasts
-from causerie.media.ingest import (
-    InvalidOffer,
-    Speakers,
+from causerie.media.return_track import FRAME_SAMPLES, ReturnTrack
+from causerie.media.rtc import (
     StandingDelay,
-    check_offer,
-    keep_candidates,
     release_audio_at_once,
     restrict_host_addresses,
     to_mono,
 )
-from causerie.media.return_track import FRAME_SAMPLES, ReturnTrack
+from causerie.media.sdp import InvalidOffer, check_offer, keep_candidates
+from causerie.media.speakers import Speakers
 from tests.fixtures.rtc import ToneTrack, loopback_only, offer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -110,7 +108,7 @@ def test_host_addresses_are_restricted_process_wide() -> None:
         assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1", "::1"]
         assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
         restrict_host_addresses(None)
-        assert aioice.ice.get_host_addresses is ingest._ALL_HOST_ADDRESSES
+        assert aioice.ice.get_host_addresses is rtc._ALL_HOST_ADDRESSES
     finally:
         loopback_only()  # never leave this process able to gather on other interfaces
     assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1"]

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from causerie.api.limits import MAX_HEADER_BYTES, MAX_HEADERS
+from causerie.api.admission import MAX_HEADER_BYTES, MAX_HEADERS
 from causerie.media.packager import parse_blocking_request
 from tests.conftest import account, causerie_process
 from tests.properties.test_ingest import offers

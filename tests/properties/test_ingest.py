@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from causerie.media.ingest import InvalidOffer, OfferSummary, check_offer
+from causerie.media.sdp import InvalidOffer, OfferSummary, check_offer
 
 # Lines that look like SDP, so that generation reaches the checks past the first line.
 sdp_lines = st.one_of(

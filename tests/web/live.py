@@ -32,7 +32,7 @@ PHONE = {
     "is_mobile": True,
     "has_touch": True,
 }
-DEMO_HOST = "demo-host"  # the host id of the demo space (causerie.demo_space)
+DEMO_HOST = "demo-host"  # the host id of the demo space (causerie.node.demo)
 
 
 async def demo_space(url: str, timeout: float = 30) -> dict[str, Any]:

@@ -7,97 +7,30 @@ page one small event a second, not a million.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-from collections import Counter
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..domain import Action, Invalid, NotAllowed
 from ..domain import questions as q
-from ..ratelimit import Rate, RateLimiter, retry_after_header
-from ..redis_ratelimit import RedisRateLimits
-from ..tokens import Claims
+from ..domain.reactions import EMOJI
+from ..node.schemas import QuestionView, question_view, text_schema
+from ..node.services import Services
+from ..security.tokens import Claims
 from .auth import authenticate
+from .dependencies import ERRORS, ServicesDep, SpaceId
 from .errors import ApiError
-from .schemas import text_schema
-from .services import Services
-from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id
 
 log = logging.getLogger(__name__)
 
-EMOJI = ("👏", "❤️", "😂", "🔥", "😮", "💯", "🙏", "👍")
-PUBLISH_INTERVAL = 1.0
-MAX_QUESTIONS_PER_EVENT = 50
 
 router = APIRouter(prefix="/api/spaces/{space_id}", responses=ERRORS, tags=["audience"])
 
 
-class Limits:
-    """Per-token and per-IP limits for each kind of write: in this node's memory, or with
-    `shared`, in Redis for every node (redis_ratelimit.py)."""
-
-    # Per IP, limits are generous: a campus, an office or a mobile carrier puts many honest
-    # listeners behind one address. They stop one machine flooding with fresh tokens.
-    RATES: ClassVar[dict[str, tuple[Rate, Rate]]] = {
-        "question": (Rate(0.2, 3), Rate(2, 60)),
-        "vote": (Rate(2, 10), Rate(50, 300)),
-        "reaction": (Rate(3, 10), Rate(100, 500)),
-        "speak_request": (Rate(0.2, 3), Rate(10, 200)),
-    }
-
-    def __init__(self, shared: RedisRateLimits | None = None) -> None:
-        self.shared = shared
-        self.by_kind: dict[str, tuple[RateLimiter, RateLimiter]] = {
-            kind: (RateLimiter(per_token), RateLimiter(per_ip))
-            for kind, (per_token, per_ip) in self.RATES.items()
-        }
-
-    async def check(self, kind: str, subject: str, ip: str, now: float) -> None:
-        """Raise a 429 with Retry-After if the token or the IP went over the limit."""
-        if self.shared is not None:
-            wait = await self.shared.take(kind, self.RATES[kind], subject, ip, now)
-        else:
-            per_token, per_ip = self.by_kind[kind]
-            wait = per_token.take(subject, now) or per_ip.take(ip, now)
-        if wait is not None:
-            raise ApiError(
-                429,
-                f"too many {kind.replace('_', ' ')}s; try again in {retry_after_header(wait)} s",
-                {"Retry-After": retry_after_header(wait)},
-            )
-
-
-class Activity:
-    """Rate limits, and what waits to be published at the next tick."""
-
-    def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
-        self.reactions: dict[str, Counter[str]] = {}
-        self.changed: dict[str, set[str]] = {}
-
-    def react(self, space_id: str, emoji: str) -> None:
-        self.reactions.setdefault(space_id, Counter())[emoji] += 1
-
-    def question_changed(self, space_id: str, question_id: str) -> None:
-        self.changed.setdefault(space_id, set()).add(question_id)
-
-
 # -- views ------------------------------------------------------------------------------------
-
-
-class QuestionView(BaseModel):
-    id: str
-    text: str
-    author_id: str
-    author_name: str
-    votes: int
-    state: Literal["open", "answered", "hidden", "withdrawn"]
-    pinned: bool
-    created_at: str
 
 
 class QuestionList(BaseModel):
@@ -123,25 +56,12 @@ class ReactionTotals(BaseModel):
     totals: dict[str, int]
 
 
-def question_view(question: q.Question) -> QuestionView:
-    return QuestionView(
-        id=question.id,
-        text=question.text,
-        author_id=question.author_id,
-        author_name=question.author_name,
-        votes=question.votes,
-        state=question.state.value,
-        pinned=question.pinned,
-        created_at=question.created_at.isoformat(),
-    )
-
-
 def _ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
 async def _limit(svc: Services, kind: str, claims: Claims, request: Request) -> None:
-    await svc.activity.limits.check(kind, claims.sub, _ip(request), svc.clock())
+    await svc.limits.check(kind, claims.sub, _ip(request), svc.clock())
 
 
 # -- questions --------------------------------------------------------------------------------
@@ -170,7 +90,6 @@ QUESTION_LINKS = {
 )
 async def ask(space_id: SpaceId, body: Ask, request: Request, svc: ServicesDep) -> QuestionView:
     """Anyone with a token for the space (join first): before or during the space."""
-    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     await _limit(svc, "question", claims, request)
     space = await svc.cached_space(space_id)
@@ -196,7 +115,6 @@ async def list_questions(
     include: Annotated[Literal["visible", "all"], Query()] = "visible",
 ) -> QuestionList:
     """Visible questions for everyone; `include=all` (moderators) adds hidden and withdrawn."""
-    check_space_id(space_id)
     space = await svc.cached_space(space_id)
     questions = await svc.store.list_questions(space_id)
     if include == "all":
@@ -216,7 +134,6 @@ async def vote(
     space_id: SpaceId, question_id: str, request: Request, svc: ServicesDep
 ) -> QuestionView:
     """Once per token: a second vote gets 409."""
-    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     await _limit(svc, "vote", claims, request)
     space = await svc.cached_space(space_id)
@@ -234,7 +151,6 @@ async def vote(
 async def withdraw(
     space_id: SpaceId, question_id: str, request: Request, svc: ServicesDep
 ) -> Response:
-    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     question = await svc.store.get_question(space_id, question_id)
     q.withdraw(question, claims.sub)
@@ -256,7 +172,6 @@ async def moderate(
     svc: ServicesDep,
 ) -> QuestionView:
     """Host or co-host. Pinning a question unpins the one pinned before."""
-    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     space = await svc.cached_space(space_id)
     question = await svc.store.get_question(space_id, question_id)
@@ -278,7 +193,6 @@ async def moderate(
 @router.post("/reactions", status_code=202, summary="React with an emoji")
 async def react(space_id: SpaceId, body: React, request: Request, svc: ServicesDep) -> Response:
     """Listeners react while the space is live; reactions reach pages summed, once a second."""
-    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     if body.emoji not in EMOJI:
         raise Invalid(f"unknown reaction; use one of {' '.join(EMOJI)}")
@@ -293,40 +207,5 @@ async def react(space_id: SpaceId, body: React, request: Request, svc: ServicesD
 
 @router.get("/reactions", response_model=ReactionTotals, summary="Reaction totals")
 async def reaction_totals(space_id: SpaceId, svc: ServicesDep) -> ReactionTotals:
-    check_space_id(space_id)
     await svc.cached_space(space_id)
     return ReactionTotals(totals=await svc.store.reaction_totals(space_id))
-
-
-# -- the once-a-second publisher ----------------------------------------------------------
-
-
-async def publish_once(svc: Services) -> None:
-    """Publish what changed since the last tick: reaction sums and changed questions."""
-    activity = svc.activity
-    reactions, activity.reactions = activity.reactions, {}
-    changed, activity.changed = activity.changed, {}
-    for space_id, counts in reactions.items():
-        await svc.store.add_reactions(space_id, dict(counts))
-        await svc.bus.publish(
-            space_id, "reactions", {"counts": dict(counts), "seconds": PUBLISH_INTERVAL}
-        )
-    for space_id, ids in changed.items():
-        views = []
-        for question_id in list(ids)[:MAX_QUESTIONS_PER_EVENT]:
-            question = await svc.store.get_question(space_id, question_id)
-            view = question_view(question).model_dump()
-            if not question.visible:
-                view = {"id": question.id, "state": question.state.value}  # gone for the public
-            views.append(view)
-        await svc.bus.publish(space_id, "questions", {"questions": views})
-
-
-async def publish_activity(svc: Services, interval: float = PUBLISH_INTERVAL) -> None:
-    """Run `publish_once` every `interval` seconds until cancelled."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await publish_once(svc)
-        except Exception:
-            log.exception("publishing audience activity failed")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from ..domain import NotAllowed
-from ..tokens import Claims, InvalidToken, TokenKind
-from .services import Services
+from ..node.services import Services
+from ..security.tokens import Claims, InvalidToken, TokenKind
 
 
 def bearer_token(request: Request) -> str | None:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from .. import __version__
 from ..domain import Conflict, Space, SpaceState
-from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id
+from .dependencies import ERRORS, ServicesDep, SpaceId
 
 PRODID = f"-//causerie//causerie {__version__}//EN"
 DEFAULT_DURATION = timedelta(hours=1)
@@ -133,7 +133,6 @@ def space_calendar(space: Space, page_url: str, now: datetime) -> str:
 async def space_ics(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
     """An iCalendar file with one event: the space's title, description, start time and a
     link to its page. Calendar programs import it ("Add to calendar")."""
-    check_space_id(space_id)
     space = await svc.cached_space(space_id)
     page_url = f"{str(request.base_url).rstrip('/')}/s/{space.id}"
     body = space_calendar(space, page_url, svc.now())

@@ -12,7 +12,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..domain import Conflict, DomainError, Invalid, LimitReached, NotAllowed, NotFound
-from ..tokens import InvalidToken
+from ..ratelimit import TooManyRequests
+from ..security.tokens import InvalidToken
+from .asgi import error_body
 
 STATUS_FOR: dict[type[DomainError], int] = {
     NotFound: 404,
@@ -20,20 +22,6 @@ STATUS_FOR: dict[type[DomainError], int] = {
     Conflict: 409,
     LimitReached: 429,
     Invalid: 422,
-}
-
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "not_allowed",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "too_many_requests",
-    503: "unavailable",
 }
 
 
@@ -45,10 +33,6 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
-
-
-def error_body(status: int, message: str) -> dict[str, str]:
-    return {"error": _CODES.get(status, "error"), "message": message}
 
 
 def error_response(
@@ -82,6 +66,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidToken)
     async def _token(_: Request, exc: InvalidToken) -> JSONResponse:
         return error_response(401, str(exc), {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(TooManyRequests)
+    async def _rate(_: Request, exc: TooManyRequests) -> JSONResponse:
+        return error_response(429, exc.message, {"Retry-After": exc.retry_after})
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:

@@ -9,7 +9,6 @@ A `ping` event every 15 s keeps idle connections (and the proxies in between) al
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -20,9 +19,9 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from ..bus import Event
+from ..node.views import space_view
+from .dependencies import ERRORS, ServicesDep, SpaceId
 from .errors import ApiError
-from .services import Services
-from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id, view
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,6 @@ async def events(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Follow a space live: state and stage changes, listener counts."""
-    check_space_id(space_id)
     if svc.event_streams >= svc.config.max_event_streams:
         # Each stream costs a task and a connection: a bound keeps a crowd of idle streams
         # from taking the node. Pages reconnect by themselves after Retry-After.
@@ -77,7 +75,7 @@ async def events(
         # Taken before the snapshot: an event published meanwhile is sent, never lost.
         after = await svc.bus.last_id(space_id)
     space = await svc.cached_space(space_id)
-    snapshot = (await view(space, svc)).model_dump(mode="json")
+    snapshot = (await space_view(space, svc)).model_dump(mode="json")
 
     async def stream() -> AsyncIterator[bytes]:
         svc.event_streams += 1
@@ -95,46 +93,3 @@ async def events(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
-
-
-async def publish_counts(svc: Services, interval: float = COUNTS_INTERVAL) -> None:
-    """Every `interval`, publish each live space's listener count if it changed.
-
-    One event per space per interval, however many listeners come and go: counts are
-    aggregated, never one event per listener.
-    """
-    last: dict[str, int] = {}
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            now = svc.clock()
-            for space_id in svc.broadcasts.live_ids():
-                count = await svc.presence.listening_now(space_id, now)
-                if last.get(space_id) != count:
-                    last[space_id] = count
-                    await svc.bus.publish(space_id, "listeners", {"listeners_now": count})
-        except Exception:
-            log.exception("publishing listener counts failed")
-
-
-async def publish_recording_problems(svc: Services, interval: float = 2.0) -> None:
-    """When the recording of a live space on this node starts failing (a full disk, say),
-    publish the space again: its `recording_error` reaches the host's studio at once."""
-    reported: set[str] = set()  # the spaces whose current run's problem was published
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            live = svc.broadcasts.live_ids()
-            for space_id in live:
-                recorder = svc.broadcasts.recorder(space_id)
-                failing = recorder is not None and recorder.recording_error is not None
-                if not failing:
-                    reported.discard(space_id)
-                elif space_id not in reported:
-                    reported.add(space_id)
-                    space = await svc.cached_space(space_id)
-                    data = (await view(space, svc)).model_dump(mode="json")
-                    await svc.bus.publish(space_id, "space", data)
-            reported.intersection_update(live)
-        except Exception:
-            log.exception("publishing a recording problem failed")

@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
+from ..cluster.forward import Forwarder
 from ..media.broadcasts import Broadcasts
 from ..media.packager import Packager, parse_blocking_request
-from .forward import Forwarder
-from .limits import Receive, Scope, Send, send_json_error
+from .asgi import Receive, Scope, Send, send_error
 
 PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
 MEDIA_TYPE = b"audio/mp4"
@@ -60,9 +60,7 @@ class HlsOrigin:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
             self.on_request("other", 405)
-            await send_json_error(
-                send, 405, "method_not_allowed", "only GET and HEAD", [(b"allow", b"GET, HEAD")]
-            )
+            await send_error(send, 405, "only GET and HEAD", [(b"allow", b"GET, HEAD")])
             return
         path = scope["path"]
         match = _PLAYLIST_PATH.match(path)
@@ -74,7 +72,7 @@ class HlsOrigin:
             await self._media(scope, send, match)
             return
         self.on_request("other", 404)
-        await send_json_error(send, 404, "not_found", "there is nothing at this address")
+        await send_error(send, 404, "there is nothing at this address")
 
     async def _playlist(self, scope: Scope, send: Send, space_id: str) -> None:
         pipeline = self.broadcasts.get(space_id)
@@ -86,7 +84,7 @@ class HlsOrigin:
         if pipeline is None:
             self._playlists.pop(space_id, None)
             self.on_request("playlist", 404)
-            await send_json_error(send, 404, "not_found", "this space is not on the air here")
+            await send_error(send, 404, "this space is not on the air here")
             return
         query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         try:
@@ -95,7 +93,7 @@ class HlsOrigin:
             )
         except ValueError as exc:
             self.on_request("playlist", 400)
-            await send_json_error(send, 400, "bad_request", str(exc))
+            await send_error(send, 400, str(exc))
             return
         cache = PLAYLIST_PLAIN
         if request is not None:
@@ -103,18 +101,15 @@ class HlsOrigin:
             if pipeline.packager.too_far(msn, part):
                 # RFC 8216bis §6.2.5.2: more than two segments ahead is a Bad Request.
                 self.on_request("playlist", 400)
-                await send_json_error(
-                    send, 400, "bad_request", "_HLS_msn/_HLS_part is too far ahead of the live edge"
-                )
+                await send_error(send, 400, "_HLS_msn/_HLS_part is too far ahead of the live edge")
                 return
             ready = await pipeline.wait_for(msn, part, timeout=BLOCK_TIMEOUT)
             if not ready:
                 # RFC 8216bis §6.2.5.2: when the part does not appear in time, say so briefly.
                 self.on_request("playlist", 503)
-                await send_json_error(
+                await send_error(
                     send,
                     503,
-                    "unavailable",
                     "the requested part did not appear in time",
                     [(b"retry-after", b"1")],
                 )
@@ -161,7 +156,7 @@ class HlsOrigin:
                 body = packager.segment(int(match["msn"]))
         if body is None:
             self.on_request(kind, 404)
-            await send_json_error(send, 404, "not_found", "no such part, segment or run (yet)")
+            await send_error(send, 404, "no such part, segment or run (yet)")
             return
         self.on_request(kind, 200)
         await _send(send, scope, 200, MEDIA_TYPE, IMMUTABLE, body)

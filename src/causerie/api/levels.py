@@ -7,7 +7,6 @@ time and only the host studio needs them: moderators read them with `GET .../lev
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import APIRouter, Request
@@ -15,8 +14,7 @@ from pydantic import BaseModel
 
 from ..domain import Action
 from .auth import authenticate
-from .services import Services
-from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id, speaking_now
+from .dependencies import ERRORS, ServicesDep, SpaceId
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,6 @@ class Levels(BaseModel):
 @router.get("/levels", response_model=Levels, summary="Mic levels (moderators)")
 async def levels(space_id: SpaceId, request: Request, svc: ServicesDep) -> Levels:
     """Host and co-hosts: each publishing person's level in dBFS, talking or not, muted or not."""
-    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     space = await svc.cached_space(space_id)
     space.check(claims.sub, Action.MUTE_OTHERS)
@@ -52,21 +49,3 @@ async def levels(space_id: SpaceId, request: Request, svc: ServicesDep) -> Level
             for input_id, source in inputs.items()
         }
     )
-
-
-async def publish_speaking(svc: Services, interval: float = SPEAKING_INTERVAL) -> None:
-    """Publish a `speaking` event for a live space whenever its set of talkers changes."""
-    last: dict[str, list[str]] = {}
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            live = svc.broadcasts.live_ids()
-            for space_id in live:
-                now = speaking_now(svc, space_id)
-                if last.get(space_id, []) != now:
-                    last[space_id] = now
-                    await svc.bus.publish(space_id, "speaking", {"speaking": now})
-            for gone in set(last) - set(live):
-                del last[gone]
-        except Exception:
-            log.exception("publishing who is speaking failed")

@@ -32,12 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..counting.stats import client_key
 from ..domain import Conflict, Invalid, NotFound, Space, SpaceState
 from ..media.clips import Cut, EmptyCut, cut
-from ..media.recorder import INDEX_NAME, SAFE_ID, Recording
+from ..media.recorder import SAFE_ID, Recording
+from ..node.schemas import Error
+from ..node.services import Services
+from .dependencies import ServicesDep
 from .errors import ApiError
-from .schemas import Error
-from .services import Services
 
-__all__ = ["MAX_CLIP_SECONDS", "ClipRequest", "Jobs", "clip_range", "replay_links", "router"]
+__all__ = ["MAX_CLIP_SECONDS", "ClipRequest", "Jobs", "clip_range", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,6 @@ router = APIRouter(
     tags=["replay"],
     responses={status: {"model": Error} for status in (400, 404, 409, 413, 422, 503)},
 )
-
-
-async def services(request: Request) -> Services:
-    return request.app.state.services
-
-
-ServicesDep = Annotated[Services, Depends(services)]
 
 
 class Jobs:
@@ -124,35 +118,6 @@ JobsDep = Annotated[Jobs, Depends(jobs)]
 
 
 # Details of a space
-
-
-def replay_url(space_id: str) -> str:
-    return f"/replay/{space_id}/index.m3u8"
-
-
-def download_url(space_id: str) -> str:
-    return f"/replay/{space_id}.m4a"
-
-
-def replay_links(space: Space, svc: Services) -> dict[str, str | None]:
-    """``replay_url``, ``download_url`` and ``recording_error`` for the view of a space.
-
-    The URLs are set once the space has ended and something was recorded; the error is the
-    recorder's, while this node runs (or recently ran) the space.
-    """
-    root = svc.broadcasts.recordings_dir
-    recorded = (
-        space.state is SpaceState.ENDED
-        and root is not None
-        and SAFE_ID.fullmatch(space.id) is not None
-        and (root / space.id / INDEX_NAME).is_file()
-    )
-    recorder = svc.broadcasts.recorder(space.id)
-    return {
-        "replay_url": replay_url(space.id) if recorded else None,
-        "download_url": download_url(space.id) if recorded else None,
-        "recording_error": recorder.recording_error if recorder is not None else None,
-    }
 
 
 # Reading recordings

@@ -2,92 +2,31 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 
-from ..domain import Space, SpaceState
+from ..domain import Space, SpaceState, new_space_id
 from ..domain.spaces import UNCHANGED
-from ..store import update_space
-from ..tokens import Claims
-from . import joins
-from .auth import authenticate, require_account
-from .joins import SPACE_ID, check_space_id, playlist_url
-from .replay import replay_links
-from .schemas import (
+from ..node import joins
+from ..node.schemas import (
     CreateSpace,
     EditSpace,
-    Error,
     Joined,
     JoinRequest,
     SpaceList,
     SpaceView,
     Waiting,
 )
-from .services import Services
-
-__all__ = ["SPACE_ID", "check_space_id", "playlist_url", "router", "view"]
-
-ERRORS = {
-    400: {"model": Error},
-    401: {"model": Error},
-    403: {"model": Error},
-    404: {"model": Error},
-    409: {"model": Error},
-    413: {"model": Error},
-    422: {"model": Error},
-    429: {"model": Error},
-    503: {"model": Error},
-}
+from ..node.services import Services
+from ..node.views import space_view
+from ..security.tokens import Claims
+from ..store import update_space
+from .auth import authenticate, require_account
+from .dependencies import ERRORS, ServicesDep, SpaceId
 
 router = APIRouter(prefix="/api", responses=ERRORS)
-
-
-async def services(request: Request) -> Services:
-    return request.app.state.services
-
-
-ServicesDep = Annotated[Services, Depends(services)]
-SpaceId = Annotated[str, Path(description="The space's id.", max_length=64)]
-
-
-def new_space_id() -> str:
-    return secrets.token_urlsafe(8)
-
-
-def speaking_now(svc: Services, space_id: str) -> list[str]:
-    """The ids of the people talking now in the space's mixer on this node, sorted."""
-    pipeline = svc.broadcasts.get(space_id)
-    if pipeline is None:
-        return []
-    return sorted(i for i, source in pipeline.mixer.inputs.items() if source.active)
-
-
-async def view(space: Space, svc: Services) -> SpaceView:
-    """The public view of a space, with its live listener count."""
-    return SpaceView(
-        id=space.id,
-        title=space.title,
-        description=space.description,
-        state=space.state.value,
-        scheduled_start=space.scheduled_start,
-        started_at=space.started_at,
-        ended_at=space.ended_at,
-        playlist_url=playlist_url(space.id),
-        listeners_now=await svc.presence.listening_now(space.id, svc.clock()),
-        host={"id": space.host_id, "name": space.host.name},
-        stage=[
-            {"id": m.user_id, "name": m.name, "role": m.role.value, "muted": m.muted}
-            for m in space.on_stage()
-        ],
-        speaking=speaking_now(svc, space.id),
-        requests_waiting=len(space.speak_requests),
-        recording=space.recording,
-        capacity=space.capacity,
-        **replay_links(space, svc),
-    )
 
 
 def _cacheable(response: Response, svc: Services) -> None:
@@ -144,34 +83,32 @@ async def create_space(
     svc.remember(space)
     svc.metrics.inc("causerie_spaces_created_total")
     response.headers["Location"] = f"/api/spaces/{space.id}"
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.get("/spaces", response_model=SpaceList, summary="Live and scheduled spaces")
 async def list_spaces(response: Response, svc: ServicesDep) -> SpaceList:
     spaces = await svc.store.list_spaces([SpaceState.LIVE, SpaceState.SCHEDULED])
     _cacheable(response, svc)
-    return SpaceList(spaces=[await view(s, svc) for s in spaces])
+    return SpaceList(spaces=[await space_view(s, svc) for s in spaces])
 
 
 @router.get("/spaces/{space_id}", response_model=SpaceView, summary="One space's details")
 async def get_space(space_id: SpaceId, response: Response, svc: ServicesDep) -> SpaceView:
-    check_space_id(space_id)
     space = await svc.cached_space(space_id)
     _cacheable(response, svc)
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 async def change_space(
     request: Request, svc: Services, space_id: str, change: Callable[[Space, str], object]
 ) -> tuple[Space, Claims]:
     """Authenticate, apply `change(space, actor)` atomically, then tell the media and the pages."""
-    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     space, _ = await update_space(svc.store, space_id, lambda s: change(s, claims.sub))
     svc.remember(space)
     await svc.stage_changed(space)
-    await svc.bus.publish(space_id, "space", (await view(space, svc)).model_dump(mode="json"))
+    await svc.bus.publish(space_id, "space", (await space_view(space, svc)).model_dump(mode="json"))
     return space, claims
 
 
@@ -194,7 +131,7 @@ async def edit_space(
             capacity=capacity,
         ),
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.post("/spaces/{space_id}/start", response_model=SpaceView, summary="Go live")
@@ -204,10 +141,9 @@ async def start_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> 
         request, svc, space_id, lambda s, actor: s.start(actor, svc.now())
     )
     # This node claims the space's media (with Redis, unless another node got it first).
-    assert svc.ownership is not None
     await svc.ownership.go_live(space.id, space.recording)
     svc.metrics.inc("causerie_spaces_started_total")
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.post("/spaces/{space_id}/end", response_model=SpaceView, summary="End the space")
@@ -215,9 +151,8 @@ async def end_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> Sp
     """Host only: the space ends (a scheduled one is cancelled); its audio stops."""
     space, _ = await change_space(request, svc, space_id, lambda s, actor: s.end(actor, svc.now()))
     # Stopped here if it runs here; elsewhere, its owner stops it within a second (its tick).
-    assert svc.ownership is not None
     await svc.ownership.end(space.id)
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 # Joins and heartbeats are answered by joins.FastJoins before FastAPI sees them; these routes
@@ -251,5 +186,5 @@ async def join_space(
 @router.post("/spaces/{space_id}/heartbeat", status_code=204, summary="Say you are still listening")
 async def heartbeat(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
     """Listeners call this every `heartbeat_interval` seconds; it is what 'listening now' counts."""
-    await joins.heartbeat(svc, space_id, request)
+    await joins.heartbeat(svc, space_id, authenticate(request, svc, space_id))
     return Response(status_code=204)

@@ -12,8 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Request, Response
 
 from ..domain import Action
-from .auth import authenticate
-from .schemas import (
+from ..node.schemas import (
     Invitation,
     MuteChange,
     Named,
@@ -23,7 +22,10 @@ from .schemas import (
     SpeakRequests,
     SpeakRequestView,
 )
-from .spaces import ERRORS, ServicesDep, SpaceId, change_space, check_space_id, view
+from ..node.views import space_view
+from .auth import authenticate
+from .dependencies import ERRORS, ServicesDep, SpaceId
+from .spaces import change_space
 
 router = APIRouter(prefix="/api/spaces/{space_id}", responses=ERRORS, tags=["stage"])
 
@@ -40,12 +42,12 @@ async def raise_hand(
     """A listener raises their hand (asking twice is asking once). The space must be live."""
     claims = authenticate(request, svc, space_id)
     ip = request.client.host if request.client else "unknown"
-    await svc.activity.limits.check("speak_request", claims.sub, ip, svc.clock())
+    await svc.limits.check("speak_request", claims.sub, ip, svc.clock())
     name = body.name if body and body.name is not None else claims.name
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.request_to_speak(actor, name, svc.now())
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.delete("/speak-requests/me", status_code=204, summary="Withdraw one's request")
@@ -57,7 +59,6 @@ async def lower_hand(space_id: SpaceId, request: Request, svc: ServicesDep) -> R
 @router.get("/speak-requests", response_model=SpeakRequests, summary="Raised hands (moderators)")
 async def list_requests(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpeakRequests:
     """Host and co-hosts: who waits to speak, oldest first."""
-    check_space_id(space_id)
     claims = authenticate(request, svc, space_id)
     space = await svc.store.get_space(space_id)
     space.check(claims.sub, Action.ANSWER_SPEAK_REQUEST)
@@ -77,7 +78,7 @@ async def approve(space_id: SpaceId, user_id: UserId, request: Request, svc: Ser
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.answer_request(actor, user_id, approve=True)
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.post("/speak-requests/{user_id}/deny", response_model=SpaceView, summary="Decline")
@@ -85,7 +86,7 @@ async def deny(space_id: SpaceId, user_id: UserId, request: Request, svc: Servic
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.answer_request(actor, user_id, approve=False)
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.post("/invitations", response_model=SpaceView, summary="Invite someone to speak")
@@ -97,7 +98,7 @@ async def invite(space_id: SpaceId, body: Invitation, request: Request, svc: Ser
         space_id,
         lambda s, actor: s.invite_speaker(actor, body.user_id, body.name),
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.post("/invitations/accept", response_model=SpaceView, summary="Accept an invitation")
@@ -105,7 +106,7 @@ async def accept(space_id: SpaceId, request: Request, svc: ServicesDep) -> Space
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.accept_invitation(actor)
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.put("/cohosts/{user_id}", response_model=SpaceView, summary="Make a co-host")
@@ -121,7 +122,7 @@ async def make_cohost(
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.make_cohost(actor, user_id, name)
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.delete("/cohosts/{user_id}", response_model=SpaceView, summary="Unmake a co-host")
@@ -129,7 +130,7 @@ async def unmake_cohost(space_id: SpaceId, user_id: UserId, request: Request, sv
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.unmake_cohost(actor, user_id)
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.put("/stage/{user_id}/muted", response_model=SpaceView, summary="Mute or unmute")
@@ -140,7 +141,7 @@ async def set_muted(
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.set_muted(actor, user_id, body.muted)
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.delete("/stage/{user_id}", response_model=SpaceView, summary="Back to the audience")
@@ -149,7 +150,7 @@ async def leave_stage(space_id: SpaceId, user_id: UserId, request: Request, svc:
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.move_to_audience(actor, user_id)
     )
-    return await view(space, svc)
+    return await space_view(space, svc)
 
 
 @router.post("/removals", response_model=SpaceView, summary="Remove someone and keep them out")
@@ -157,4 +158,4 @@ async def remove(space_id: SpaceId, body: Removal, request: Request, svc: Servic
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.remove(actor, body.user_id)
     )
-    return await view(space, svc)
+    return await space_view(space, svc)

@@ -7,22 +7,21 @@ Answers may be cached for a couple of seconds: the numbers move with 15-second h
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import logging
-from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from ..counting import HEARTBEAT_INTERVAL
 from ..counting.stats import DEFINITIONS, Summary
-from ..domain import Space, SpaceState
-from .services import Services
-from .spaces import ERRORS, ServicesDep, SpaceId, check_space_id
+from ..domain import Space
+from ..node.services import Services
+from ..node.views import moment, summarize
+from .dependencies import ERRORS, ServicesDep, SpaceId
 
 log = logging.getLogger(__name__)
 
@@ -96,26 +95,6 @@ class Stats(BaseModel):
     definitions: dict[str, Definition]
 
 
-def _moment(unix: float | None) -> datetime | None:
-    return None if unix is None else datetime.fromtimestamp(unix, UTC)
-
-
-def _unix(moment: datetime | None) -> float | None:
-    return None if moment is None else moment.timestamp()
-
-
-async def summarize(svc: Services, space: Space) -> Summary:
-    """The numbers of `space` now, over its program (from going live to the end).
-
-    "Listening now" is the node's presence count, the one the space page shows: with shared
-    presence (Redis) it covers every node, where the rest of the numbers are this node's.
-    """
-    now = svc.clock()
-    summary = await svc.stats.summary(space.id, now, _unix(space.started_at), _unix(space.ended_at))
-    listening = await svc.presence.listening_now(space.id, now)
-    return replace(summary, listening_now=listening)
-
-
 def stats_view(space: Space, summary: Summary, now: float, refused: int | None) -> Stats:
     """The JSON answer for `space`."""
     return Stats(
@@ -128,7 +107,7 @@ def stats_view(space: Space, summary: Summary, now: float, refused: int | None) 
         listening_now=summary.listening_now,
         peak=None
         if summary.peak is None
-        else Peak(listeners=summary.peak, at=_moment(summary.peak_at)),
+        else Peak(listeners=summary.peak, at=moment(summary.peak_at)),
         average_minute_audience=None
         if summary.average_minute_audience is None
         else round(summary.average_minute_audience, 2),
@@ -169,7 +148,6 @@ def _cache(response: Response, svc: Services) -> None:
 
 
 async def _space(svc: Services, space_id: str) -> Space:
-    check_space_id(space_id)
     return await svc.cached_space(space_id)
 
 
@@ -223,43 +201,3 @@ async def get_stats_csv(space_id: SpaceId, svc: ServicesDep) -> Response:
     )
     _cache(response, svc)
     return response
-
-
-def pushed_numbers(summary: Summary) -> dict[str, Any]:
-    """What a `stats` event carries: the headline numbers, not the series."""
-    return {
-        "listening_now": summary.listening_now,
-        "peak": summary.peak,
-        "peak_at": _moment(summary.peak_at).isoformat() if summary.peak_at else None,
-        "average_minute_audience": None
-        if summary.average_minute_audience is None
-        else round(summary.average_minute_audience, 2),
-        "unique_listeners": summary.unique_listeners,
-        "minutes": len(summary.minutes),
-        "joins": summary.joins,
-        "join_attempts": summary.join_attempts,
-    }
-
-
-async def publish_stats(svc: Services, interval: float = PUSH_INTERVAL) -> None:
-    """Every `interval`, publish a `stats` event for each live space whose numbers changed.
-
-    One event per live space per interval at most, whatever the audience.
-    """
-    last: dict[str, dict[str, Any]] = {}
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            live = set(svc.broadcasts.live_ids())
-            for space_id in live:
-                space = await svc.cached_space(space_id)
-                if space.state is not SpaceState.LIVE:
-                    continue
-                numbers = pushed_numbers(await summarize(svc, space))
-                if last.get(space_id) != numbers:
-                    last[space_id] = numbers
-                    await svc.bus.publish(space_id, "stats", numbers)
-            for gone in set(last) - live:
-                del last[gone]
-        except Exception:
-            log.exception("publishing audience numbers failed")

@@ -21,23 +21,23 @@ on errors, so that a page can show the message.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
-from ..domain import Conflict, DomainError, NotAllowed, Role, SpaceState
-from ..media.ingest import InvalidOffer
-from ..tokens import InvalidToken
+from ..cluster.forward import response_headers
+from ..domain import Conflict, DomainError, NotAllowed, Role, SpaceState, check_space_id
+from ..media.sdp import InvalidOffer
+from ..node.schemas import Error
+from ..node.services import Services
+from ..security.tokens import InvalidToken
 from .auth import authenticate
+from .dependencies import ServicesDep
+from .dependencies import SpacePath as SpaceId  # checked inside, where errors carry CORS
 from .errors import STATUS_FOR, ApiError
-from .forward import response_headers
-from .schemas import Error
-from .services import Services
-from .spaces import check_space_id
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,6 @@ router = APIRouter(
 )
 
 
-async def services(request: Request) -> Services:
-    return request.app.state.services
-
-
-ServicesDep = Annotated[Services, Depends(services)]
-SpaceId = Annotated[str, Path(description="The space's id.", max_length=64)]
 SessionId = Annotated[str, Path(description="The session's id (from Location).", max_length=64)]
 
 
@@ -79,7 +73,6 @@ async def to_owner(request: Request, svc: Services, space_id: str) -> Response |
     """The owner's answer when another node runs the space's media; None: handle it here."""
     if svc.forwarder is None:
         return None
-    check_space_id(space_id)
     outcome = await svc.forwarder.whip(
         request.method,
         request.url.path,
@@ -229,21 +222,3 @@ async def endpoint_options(space_id: SpaceId) -> Response:
 @router.options("/{space_id}/sessions/{session_id}", include_in_schema=False)
 async def session_options(space_id: SpaceId, session_id: SessionId) -> Response:
     return Response(status_code=204, headers={**CORS, "Allow": "DELETE, PATCH, OPTIONS"})
-
-
-async def sync_sessions(svc: Services, interval: float = STAGE_SYNC_INTERVAL) -> None:
-    """Every `interval` seconds, apply the stored stage of each space to its sessions here.
-
-    With several nodes, a removal, a move to the audience or a mute may go through a node other
-    than the one holding the speaker's session (the space's owner): this is how the owner learns
-    of it, within `interval`. Until cancelled.
-    """
-    while True:
-        await asyncio.sleep(interval)
-        for space_id in svc.broadcasts.live_ids():
-            if not svc.speakers.sessions(space_id):
-                continue
-            try:
-                svc.speakers.sync(await svc.store.get_space(space_id))
-            except Exception:
-                log.exception("space %s: applying the stage to its sessions failed", space_id)

@@ -30,13 +30,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..redis_client import given_or_connect
+from ..cluster.keys import KEYS, RedisKeys
+from ..cluster.redis_client import given_or_connect
 from .local import BACKLOG
 from .protocol import Event
 
 log = logging.getLogger(__name__)
 
-PREFIX = "causerie:"
 STREAM_TTL = 7 * 86400
 """A space's event stream and sequence expire after a week without events."""
 LINGER = 30.0
@@ -96,13 +96,13 @@ class RedisBus:
         *,
         client: aioredis.Redis | None = None,
         backlog: int = BACKLOG,
-        prefix: str = PREFIX,
+        keys: RedisKeys = KEYS,
         linger: float = LINGER,
     ) -> None:
         client, self._owns_client = given_or_connect(url, client, "RedisBus")
         self._redis = client
         self.backlog = backlog
-        self._prefix = prefix
+        self._keys = keys
         self._linger = linger
         self._publish = client.register_script(_PUBLISH)
         self._pubsub = client.pubsub()
@@ -114,19 +114,16 @@ class RedisBus:
     # -- keys ------------------------------------------------------------------------------
 
     def _seq_key(self, space_id: str) -> str:
-        return f"{self._prefix}events:{space_id}:seq"
+        return self._keys.event_seq(space_id)
 
     def _stream_key(self, space_id: str) -> str:
-        return f"{self._prefix}events:{space_id}"
+        return self._keys.events(space_id)
 
     def _channel_name(self, space_id: str) -> str:
-        return f"{self._prefix}events:{space_id}:live"
+        return self._keys.events_channel(space_id)
 
     def _space_of(self, channel: str) -> str | None:
-        head, tail = f"{self._prefix}events:", ":live"
-        if channel.startswith(head) and channel.endswith(tail):
-            return channel[len(head) : -len(tail)]
-        return None
+        return self._keys.space_of_events_channel(channel)
 
     # -- publishing ------------------------------------------------------------------------
 

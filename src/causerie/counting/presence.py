@@ -27,6 +27,9 @@ class Presence(Protocol):
     async def listening_now(self, space_id: str, now: float) -> int:
         """Distinct listeners seen within the last heartbeat window."""
 
+    async def close(self) -> None:
+        """Send what is batched and let go of what is held."""
+
 
 class LocalPresence:
     """`Presence` in this process's memory (the embedded default)."""
@@ -68,6 +71,9 @@ class LocalPresence:
             count = HyperLogLog.union(recent).count()
         self._counted[space_id] = (second, count)
         return count
+
+    async def close(self) -> None:
+        """Nothing is batched in memory: nothing to do."""
 
     def forget(self, space_id: str) -> None:
         """Drop a space's buckets (after it ended)."""

@@ -20,12 +20,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..redis_client import given_or_connect
+from ..cluster.keys import KEYS, RedisKeys
+from ..cluster.redis_client import given_or_connect
 from .presence import HEARTBEAT_INTERVAL
 
 log = logging.getLogger(__name__)
 
-PREFIX = "causerie:"
 FLUSH_AFTER = 0.1
 BATCH = 1000
 
@@ -39,14 +39,14 @@ class RedisPresence:
         *,
         client: aioredis.Redis | None = None,
         interval: float = HEARTBEAT_INTERVAL,
-        prefix: str = PREFIX,
+        keys: RedisKeys = KEYS,
         flush_after: float = FLUSH_AFTER,
         batch: int = BATCH,
     ) -> None:
         client, self._owns_client = given_or_connect(url, client, "RedisPresence")
         self._redis = client
         self.interval = interval
-        self._prefix = prefix
+        self._keys = keys
         self._flush_after = flush_after
         self._batch = batch
         self._ttl = max(1, round(3 * interval))
@@ -64,7 +64,7 @@ class RedisPresence:
         return int(now // self.interval)
 
     def _key(self, space_id: str, bucket: int) -> str:
-        return f"{self._prefix}presence:{space_id}:{bucket}"
+        return self._keys.presence(space_id, bucket)
 
     # -- recording -------------------------------------------------------------------------
 

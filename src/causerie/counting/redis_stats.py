@@ -29,9 +29,10 @@ from dataclasses import replace
 
 import redis.asyncio as aioredis
 
-from ..redis_client import given_or_connect
+from ..cluster.keys import KEYS, RedisKeys
+from ..cluster.redis_client import given_or_connect
 from .presence import HEARTBEAT_INTERVAL
-from .redis_presence import PREFIX, RedisPresence
+from .redis_presence import RedisPresence
 from .stats import LocalStats, SpaceStats, Summary
 
 log = logging.getLogger(__name__)
@@ -60,28 +61,29 @@ class RedisStats:
         *,
         client: aioredis.Redis | None = None,
         interval: float = HEARTBEAT_INTERVAL,
-        prefix: str = PREFIX,
+        keys: RedisKeys = KEYS,
         node_id: str | None = None,
     ) -> None:
         client, self._owns_client = given_or_connect(
             url, client, "RedisStats", decode_responses=False
         )
         self._redis = client
-        self.presence = presence or RedisPresence(url, interval=interval, prefix=prefix)
+        self.presence = presence or RedisPresence(url, interval=interval, keys=keys)
         self.interval = interval
         self.local = LocalStats(interval)
         self.node_id = node_id or uuid.uuid4().hex
-        self._prefix = prefix
+        self._keys = keys
         self._changed: set[str] = set()
         self._last_event: dict[str, float] = {}  # space -> when this node last saw an event
         self._sampled: dict[str, int] = {}  # space -> the last bucket this node sampled
+        self._sharer: asyncio.Task[None] | None = None
         self._max_sample = self._redis.register_script(_MAX_SAMPLE)
 
     def _key(self, space_id: str) -> str:
-        return f"{self._prefix}stats:{space_id}"
+        return self._keys.stats(space_id)
 
     def _samples_key(self, space_id: str) -> str:
-        return f"{self._prefix}stats:{space_id}:samples"
+        return self._keys.stats_samples(space_id)
 
     # -- recording: this node's share, in memory until the next `share` --------------------
 
@@ -194,8 +196,17 @@ class RedisStats:
         self._sampled.pop(space_id, None)
         self._changed.discard(space_id)
 
+    def start(self) -> None:
+        """Share this node's numbers every few seconds from now on, in a task of its own."""
+        if self._sharer is None:
+            self._sharer = asyncio.create_task(self.keep_shared(), name="share-stats")
+
     async def close(self) -> None:
-        """Share what is left, then let go of the connection."""
+        """Stop sharing in the background, share what is left, then let go of the connection."""
+        sharer, self._sharer = self._sharer, None
+        if sharer is not None:
+            sharer.cancel()
+            await asyncio.gather(sharer, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.share(time.time())
         if self._owns_client:

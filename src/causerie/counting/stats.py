@@ -507,6 +507,12 @@ class AudienceStats(Protocol):
     ) -> Summary:
         """Every number of the space at `now` (zeros for a space nobody joined)."""
 
+    def start(self) -> None:
+        """Start keeping the numbers (saved to disk, or shared with the other nodes)."""
+
+    async def close(self) -> None:
+        """Save or share what is left, stop, and let go of what is held."""
+
 
 class LocalStats:
     """`AudienceStats` in this process's memory (the embedded default).
@@ -522,6 +528,7 @@ class LocalStats:
         self.path = path
         self.spaces: dict[str, SpaceStats] = {}
         self._dirty: set[str] = set()
+        self._saver: asyncio.Task[None] | None = None
         # Pages poll the numbers: a summary is computed again only after something was recorded
         # or a second passed (samples close with time).
         self._summaries: dict[str, tuple[tuple[int, float | None, float | None], Summary]] = {}
@@ -593,6 +600,19 @@ class LocalStats:
         """Write what changed now (at shutdown)."""
         if self.path is not None and self._dirty:
             _write_snapshots(self.path, self._snapshot())
+
+    def start(self) -> None:
+        """Save what changed every second from now on, in a task of its own."""
+        if self._saver is None:
+            self._saver = asyncio.create_task(self.keep_saved(), name="save-stats")
+
+    async def close(self) -> None:
+        """Stop saving in the background, then save what is left."""
+        saver, self._saver = self._saver, None
+        if saver is not None:
+            saver.cancel()
+            await asyncio.gather(saver, return_exceptions=True)
+        self.save()
 
     async def keep_saved(self, every: float = SAVE_INTERVAL) -> None:
         """Save what changed every `every` seconds, until cancelled (the write in a thread)."""

@@ -2,27 +2,40 @@
 
 from .errors import Conflict, DomainError, Invalid, LimitReached, NotAllowed, NotFound
 from .roles import ON_STAGE, PERMISSIONS, Action, Role, can, require
-from .spaces import Limits, Member, Space, SpaceState, SpeakRequest, clean_name
+from .spaces import (
+    SPACE_ID,
+    Member,
+    Space,
+    SpaceLimits,
+    SpaceState,
+    SpeakRequest,
+    check_space_id,
+    clean_name,
+    new_space_id,
+)
 from .text import clean_text
 
 __all__ = [
     "ON_STAGE",
     "PERMISSIONS",
+    "SPACE_ID",
     "Action",
     "Conflict",
     "DomainError",
     "Invalid",
     "LimitReached",
-    "Limits",
     "Member",
     "NotAllowed",
     "NotFound",
     "Role",
     "Space",
+    "SpaceLimits",
     "SpaceState",
     "SpeakRequest",
     "can",
+    "check_space_id",
     "clean_name",
     "clean_text",
+    "new_space_id",
     "require",
 ]

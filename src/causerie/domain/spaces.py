@@ -9,6 +9,8 @@ Listeners are not stored here at all: joining is stateless.
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
@@ -18,6 +20,21 @@ from .errors import Conflict, Invalid, LimitReached, NotAllowed, NotFound
 from .roles import ON_STAGE, Action, Role, require
 from .text import clean_text
 from .waiting_room import check_capacity
+
+SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+"""What a space id looks like (new ids are 11 URL-safe characters)."""
+
+
+def new_space_id() -> str:
+    """A new space id: 11 random URL-safe characters (64 bits)."""
+    return secrets.token_urlsafe(8)
+
+
+def check_space_id(space_id: str) -> None:
+    """`NotFound` for a text that cannot be any space's id (before any store is asked)."""
+    if not SPACE_ID.match(space_id):
+        raise NotFound("no such space")
+
 
 TITLE_MAX = 140
 DESCRIPTION_MAX = 2000
@@ -42,7 +59,7 @@ class SpaceState(StrEnum):
 
 
 @dataclass(frozen=True)
-class Limits:
+class SpaceLimits:
     """How many people may hold each stage role (the host is not counted)."""
 
     max_cohosts: int = 2
@@ -91,7 +108,7 @@ class Space:
     state: SpaceState = SpaceState.SCHEDULED
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    limits: Limits = field(default_factory=Limits)
+    limits: SpaceLimits = field(default_factory=SpaceLimits)
     members: dict[str, Member] = field(default_factory=dict)
     speak_requests: dict[str, SpeakRequest] = field(default_factory=dict)
     invited: dict[str, str] = field(default_factory=dict)
@@ -114,7 +131,7 @@ class Space:
         now: datetime,
         description: str = "",
         scheduled_start: datetime | None = None,
-        limits: Limits | None = None,
+        limits: SpaceLimits | None = None,
         recording: bool = True,
         capacity: int | None = None,
     ) -> Space:
@@ -135,7 +152,7 @@ class Space:
             host_id=host_id,
             created_at=now,
             scheduled_start=scheduled_start,
-            limits=limits or Limits(),
+            limits=limits or SpaceLimits(),
             recording=recording,
             capacity=check_capacity(capacity),
         )
@@ -422,7 +439,7 @@ class Space:
             state=SpaceState(data["state"]),
             started_at=_from_iso(data["started_at"]),
             ended_at=_from_iso(data["ended_at"]),
-            limits=Limits(**data["limits"]),
+            limits=SpaceLimits(**data["limits"]),
             members={
                 m["user_id"]: Member(m["user_id"], m["name"], Role(m["role"]), m["muted"])
                 for m in data["members"]
@@ -457,12 +474,15 @@ def _from_iso(text: str | None) -> datetime | None:
 
 
 __all__ = [
+    "SPACE_ID",
     "UNCHANGED",
-    "Limits",
     "Member",
     "Space",
+    "SpaceLimits",
     "SpaceState",
     "SpeakRequest",
     "Unchanged",
+    "check_space_id",
     "clean_name",
+    "new_space_id",
 ]

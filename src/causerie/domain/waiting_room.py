@@ -19,8 +19,6 @@ takes one presence window to leave. Pure: no I/O, the time is passed in.
 
 from __future__ import annotations
 
-import base64
-import hmac
 import math
 from dataclasses import dataclass, replace
 
@@ -28,8 +26,6 @@ from .errors import Invalid
 
 MAX_CAPACITY = 10_000_000
 """The largest cap a host may set (one space, any number of nodes)."""
-
-TICKET_PREFIX = "w1"
 
 
 def check_capacity(capacity: int | None) -> int | None:
@@ -147,52 +143,11 @@ class Ticket:
     expires: int
 
 
-class TicketSigner:
-    """Signs and checks tickets: `w1.<space>.<epoch>.<number>.<expires>.<HMAC-SHA256>`.
-
-    The signed text starts with its own prefix, so a ticket can never pass for a token.
-    """
-
-    def __init__(self, secrets: list[bytes]) -> None:
-        if not secrets:
-            raise ValueError("at least one secret is required")
-        self._secrets = list(secrets)
-
-    def _sign(self, secret: bytes, message: str) -> str:
-        digest = hmac.digest(secret, message.encode(), "sha256")
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-    def issue(self, ticket: Ticket) -> str:
-        message = (
-            f"{TICKET_PREFIX}.{ticket.space_id}.{ticket.epoch}.{ticket.number}.{ticket.expires}"
-        )
-        return f"{message}.{self._sign(self._secrets[0], message)}"
-
-    def verify(self, text: str, *, space_id: str, now: float) -> Ticket:
-        """The ticket in `text`, if genuine, unexpired and for `space_id`; else `Invalid`."""
-        # compare_digest refuses non-ASCII text: such a ticket is malformed, not a crash.
-        parts = text.split(".") if len(text) <= 256 and text.isascii() else []
-        if len(parts) != 6 or parts[0] != TICKET_PREFIX:
-            raise Invalid("the waiting ticket is malformed; join again without it")
-        message, signature = text.rpartition(".")[0], parts[5]
-        if not any(hmac.compare_digest(self._sign(s, message), signature) for s in self._secrets):
-            raise Invalid("the waiting ticket's signature is wrong; join again without it")
-        _, ticket_space, epoch, number, expires = parts[:5]
-        if not (number.isdigit() and expires.isdigit()):
-            raise Invalid("the waiting ticket is malformed; join again without it")
-        if ticket_space != space_id:
-            raise Invalid("the waiting ticket is for another space")
-        if int(expires) <= now:
-            raise Invalid("the waiting ticket has expired; join again without it")
-        return Ticket(ticket_space, epoch, int(number), int(expires))
-
-
 __all__ = [
     "MAX_CAPACITY",
     "Line",
     "Policy",
     "Ticket",
-    "TicketSigner",
     "Waiting",
     "advance",
     "check_capacity",

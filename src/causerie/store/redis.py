@@ -1,6 +1,6 @@
 """The shared store for several nodes: Redis (redis.asyncio with hiredis).
 
-Keys (all under a prefix, `causerie:` by default):
+Keys (cluster/keys.py lists them all):
 
 - `space:{id}`: the space as JSON, its version inside;
 - `spaces:{state}`: a sorted set of space ids per state, scored by the sort time (started,
@@ -19,22 +19,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Iterable
-from pathlib import Path
-from secrets import token_bytes
 
-import redis
 import redis.asyncio as aioredis
 
+from ..cluster.keys import KEYS, RedisKeys
+from ..cluster.redis_client import given_or_connect
 from ..domain import Conflict, NotFound, Space, SpaceState
 from ..domain.questions import Question
-from ..redis_client import given_or_connect
-from ..secret_file import SECRET_FILE, load_or_create_secrets, write_secrets
 
 log = logging.getLogger(__name__)
 
-PREFIX = "causerie:"
 TURN_HOLD = 0.25
 """Seconds a refused writer keeps its turn at most (if it never writes again, e.g. it gave up)."""
 
@@ -104,11 +99,15 @@ class RedisStore:
     """`Store` in Redis, shared by every node of a deployment."""
 
     def __init__(
-        self, url: str | None = None, *, client: aioredis.Redis | None = None, prefix: str = PREFIX
+        self,
+        url: str | None = None,
+        *,
+        client: aioredis.Redis | None = None,
+        keys: RedisKeys = KEYS,
     ) -> None:
         client, self._owns_client = given_or_connect(url, client, "RedisStore")
         self._redis = client
-        self._prefix = prefix
+        self._keys = keys
         self._create = client.register_script(_CREATE)
         self._replace = client.register_script(_REPLACE)
         self._vote = client.register_script(_VOTE)
@@ -118,10 +117,10 @@ class RedisStore:
     # -- keys ------------------------------------------------------------------------------
 
     def _space_key(self, space_id: str) -> str:
-        return f"{self._prefix}space:{space_id}"
+        return self._keys.space(space_id)
 
     def _state_key(self, state: SpaceState) -> str:
-        return f"{self._prefix}spaces:{state.value}"
+        return self._keys.spaces_in(state.value)
 
     def _space_keys(self, space_id: str) -> list[str]:
         return [self._space_key(space_id), *(self._state_key(s) for s in _STATES)]
@@ -228,13 +227,13 @@ class RedisStore:
     # -- questions -------------------------------------------------------------------------
 
     def _questions_key(self, space_id: str) -> str:
-        return f"{self._prefix}questions:{space_id}"
+        return self._keys.questions(space_id)
 
     def _votes_key(self, space_id: str) -> str:
-        return f"{self._prefix}votes:{space_id}"
+        return self._keys.votes(space_id)
 
     def _voters_key(self, space_id: str, question_id: str) -> str:
-        return f"{self._prefix}voters:{space_id}:{question_id}"
+        return self._keys.voters(space_id, question_id)
 
     async def add_question(self, question: Question) -> None:
         added = await self._redis.hsetnx(
@@ -285,63 +284,16 @@ class RedisStore:
     async def add_reactions(self, space_id: str, counts: dict[str, int]) -> None:
         if not counts:
             return
-        key = f"{self._prefix}reactions:{space_id}"
+        key = self._keys.reactions(space_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             for emoji, n in counts.items():
                 pipe.hincrby(key, emoji, n)
             await pipe.execute()
 
     async def reaction_totals(self, space_id: str) -> dict[str, int]:
-        totals = await self._redis.hgetall(f"{self._prefix}reactions:{space_id}")
+        totals = await self._redis.hgetall(self._keys.reactions(space_id))
         return {emoji: int(n) for emoji, n in totals.items()}
 
     async def close(self) -> None:
         if self._owns_client:
             await self._redis.aclose()
-
-
-def shared_secrets(url: str, data_dir: Path, prefix: str = PREFIX) -> list[bytes]:
-    """The signing secrets every node of the deployment shares, kept in Redis (`secrets`).
-
-    The first node to start puts its own secret file's secrets there; every node then uses
-    what Redis holds and writes it to its data directory, so that `causerie token` run beside
-    any node signs tokens every node accepts. Synchronous: called once while a node is built.
-    """
-    local = load_or_create_secrets(data_dir)
-    client = redis.Redis.from_url(url, decode_responses=True)
-    try:
-        key = f"{prefix}secrets"
-        client.set(key, "\n".join(k.hex() for k in local) + "\n", nx=True)
-        stored = client.get(key) or ""
-    finally:
-        client.close()
-    try:
-        keys = [bytes.fromhex(line.strip()) for line in stored.splitlines() if line.strip()]
-    except ValueError as exc:
-        raise ValueError(f"the secrets in Redis ({prefix}secrets) are damaged") from exc
-    if not keys:
-        raise ValueError(f"Redis holds no secret under {prefix}secrets")
-    if keys != local:
-        log.info("using the deployment's signing secret from Redis in %s", data_dir)
-        path = data_dir / SECRET_FILE
-        tmp = path.with_suffix(".shared.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write("\n".join(k.hex() for k in keys) + "\n")
-        os.replace(tmp, path)
-    return keys
-
-
-def rotate_shared_secrets(url: str, data_dir: Path, keep: int = 1, prefix: str = PREFIX) -> int:
-    """`secret_file.rotate_secret` for the secrets the nodes share in Redis (and `data_dir`'s
-    copy). Returns how many secrets are accepted now; the nodes use them once restarted."""
-    if keep < 0:
-        raise ValueError("keep must be 0 or more")
-    keys = [token_bytes(32), *shared_secrets(url, data_dir, prefix)[:keep]]
-    client = redis.Redis.from_url(url, decode_responses=True)
-    try:
-        client.set(f"{prefix}secrets", "\n".join(k.hex() for k in keys) + "\n")
-    finally:
-        client.close()
-    write_secrets(data_dir, keys)
-    return len(keys)

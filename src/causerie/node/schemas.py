@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..domain import questions as q
 from ..domain.waiting_room import MAX_CAPACITY
 
 # No control characters (Unicode category Cc), as domain/text.py checks; multiline text may hold
@@ -201,3 +202,30 @@ class Error(BaseModel):
 
     error: str = Field(description="A stable code for programs, e.g. not_found, invalid.")
     message: str = Field(description="What went wrong, in a sentence for people.")
+
+
+class QuestionView(BaseModel):
+    """A question as everyone sees it (and as `questions` events carry it)."""
+
+    id: str
+    text: str
+    author_id: str
+    author_name: str
+    votes: int
+    state: Literal["open", "answered", "hidden", "withdrawn"]
+    pinned: bool
+    created_at: str
+
+
+def question_view(question: q.Question) -> QuestionView:
+    """A question as everyone sees it."""
+    return QuestionView(
+        id=question.id,
+        text=question.text,
+        author_id=question.author_id,
+        author_name=question.author_name,
+        votes=question.votes,
+        state=question.state.value,
+        pinned=question.pinned,
+        created_at=question.created_at.isoformat(),
+    )

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+
+from .signing import Keyring, b64url
 
 PREFIX = "c1"
 ANY_SPACE = "*"
@@ -46,10 +47,6 @@ class Claims:
         return self.aud in (ANY_SPACE, space_id)
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -58,12 +55,7 @@ class TokenSigner:
     """Issues and verifies tokens with the server's secret(s)."""
 
     def __init__(self, secrets: list[bytes]) -> None:
-        if not secrets or any(len(s) < 16 for s in secrets):
-            raise ValueError("at least one secret of 16 bytes or more is required")
-        self._secrets = list(secrets)
-
-    def _sign(self, secret: bytes, message: bytes) -> str:
-        return _b64encode(hmac.digest(secret, message, "sha256"))  # one-shot: cheaper
+        self._keys = Keyring(secrets)
 
     def issue(self, claims: Claims) -> str:
         """A signed token carrying `claims`."""
@@ -75,9 +67,9 @@ class TokenSigner:
             "exp": claims.exp,
             "name": claims.name,
         }
-        payload = _b64encode(json.dumps(fields, separators=(",", ":")).encode())
+        payload = b64url(json.dumps(fields, separators=(",", ":")).encode())
         message = f"{PREFIX}.{payload}"
-        return f"{message}.{self._sign(self._secrets[0], message.encode())}"
+        return f"{message}.{self._keys.sign(message.encode())}"
 
     def verify(self, token: str, *, now: float, space_id: str | None = None) -> Claims:
         """The claims of a genuine, unexpired token (for `space_id`, if given)."""
@@ -89,9 +81,7 @@ class TokenSigner:
         if len(parts) != 3 or parts[0] != PREFIX:
             raise InvalidToken("the token is malformed")
         message = f"{parts[0]}.{parts[1]}".encode()
-        if not any(
-            hmac.compare_digest(self._sign(secret, message), parts[2]) for secret in self._secrets
-        ):
+        if not self._keys.verify(message, parts[2]):
             raise InvalidToken("the token's signature is wrong")
         try:
             raw = json.loads(_b64decode(parts[1]))

@@ -1,6 +1,6 @@
 """Token buckets: burst, refill, retry-after, bounded memory."""
 
-from causerie.ratelimit import Rate, RateLimiter, retry_after_header
+from causerie.ratelimit.buckets import Rate, RateLimiter, retry_after_header
 
 
 def test_burst_then_refill() -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from .api.services import Services
-from .api.spaces import new_space_id
-from .domain import Role, Space, SpaceState
-from .media.demo import DemoSpeaker, demo_voices, load_voice
-from .store import update_space
-from .tokens import Claims, TokenKind
+from ..domain import Role, Space, SpaceState, new_space_id
+from ..media.demo import DemoSpeaker, demo_voices, load_voice
+from ..security.tokens import Claims, TokenKind
+from ..store import update_space
+from .services import Services
 
 DEMO_HOST = "demo-host"
 DEMO_GUEST = "demo-guest"

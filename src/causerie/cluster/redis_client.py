@@ -48,3 +48,17 @@ def given_or_connect(
     if url is None:
         raise ValueError(f"{who} needs a URL or a client")
     return connect(url, decode_responses=decode_responses), True
+
+
+class RedisClients:
+    """The node's two Redis clients, shared by everything it keeps in Redis: one for text
+    (most keys) and one for bytes (the audience numbers' sketches). Two pools per node."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.text = connect(url)
+        self.binary = connect(url, decode_responses=False)
+
+    async def close(self) -> None:
+        await self.text.aclose()
+        await self.binary.aclose()

@@ -1,4 +1,5 @@
-"""The parts a node is made of, built once from the configuration and shared by the routes."""
+"""The parts a node is made of, built once from the configuration (factory.py) and shared by
+the HTTP adapters (api/), the background loops (loops.py) and the use cases (joins.py)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,22 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from ..bus import Bus
-from ..config import Config
+from ..cluster.forward import Forwarder
+from ..cluster.ownership import Ownership
 from ..counting import Presence
-from ..counting.stats import AudienceStats, LocalStats
-from ..counting.waiting import WaitingRoom
+from ..counting.stats import AudienceStats
 from ..domain import Space
 from ..media.broadcasts import Broadcasts
-from ..media.ingest import Speakers
-from ..media.ownership import Ownership
+from ..media.speakers import Speakers
+from ..ratelimit import WriteLimits
+from ..security.tokens import TokenSigner
 from ..store import Store
-from ..tokens import TokenSigner
-from .forward import Forwarder
+from ..waiting import WaitingRoom
+from .activity import Activity
+from .config import Config
 from .metrics import Metrics
-
-if TYPE_CHECKING:
-    from .audience import Activity
 
 SPACE_CACHE_SECONDS = 1.0
 """How stale a space read by the hot paths (join, heartbeat, details) may be."""
@@ -39,18 +38,21 @@ class Services:
     presence: Presence
     broadcasts: Broadcasts
     bus: Bus
-    activity: Activity
+    limits: WriteLimits
+    """Rate limits on what listeners write (per node, or shared through Redis)."""
     metrics: Metrics
     speakers: Speakers
-    clock: Callable[[], float] = time.time
-    stats: AudienceStats = field(default_factory=LocalStats)
+    stats: AudienceStats
     """The audience numbers (joins, heartbeats, replays); see docs/numbers.md."""
-    ownership: Ownership | None = None
-    """Which node runs which space's media (media/ownership.py); None: this one, always."""
+    ownership: Ownership
+    """Which node runs which space's media (cluster/ownership.py)."""
+    waiting_room: WaitingRoom
+    """The lines of the spaces with a capacity (waiting/)."""
     forwarder: Forwarder | None = None
     """With several nodes: passes media and WHIP requests to the space's owner."""
-    waiting_room: WaitingRoom | None = None
-    """The lines of the spaces with a capacity (counting/waiting.py)."""
+    activity: Activity = field(default_factory=Activity)
+    """Reactions and changed questions waiting for the next once-a-second publication."""
+    clock: Callable[[], float] = time.time
     stage_listeners: list[Callable[[Space], Awaitable[None]]] = field(default_factory=list)
     """Called after every change of a space (e.g. to mute speakers or end their sessions)."""
     event_streams: int = 0

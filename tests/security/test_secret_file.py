@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from causerie.cli import issue_account_token, main
-from causerie.secret_file import SECRET_FILE, load_or_create_secrets, rotate_secret
-from causerie.store.redis import shared_secrets
-from causerie.tokens import Claims, InvalidToken, TokenKind, TokenSigner
+from causerie.cluster.secrets import shared_secrets
+from causerie.security.secret_file import SECRET_FILE, load_or_create_secrets, rotate_secret
+from causerie.security.tokens import Claims, InvalidToken, TokenKind, TokenSigner
 from tests.nodes import run_node
 
 CLAIMS = Claims(sub="u-1", aud="*", kind=TokenKind.USER, exp=2**40)
@@ -54,7 +54,7 @@ def test_private_whatever_the_umask(tmp_path) -> None:
 def test_a_secret_file_others_can_read_is_reported(tmp_path, caplog) -> None:
     load_or_create_secrets(tmp_path)
     (tmp_path / SECRET_FILE).chmod(0o644)
-    with caplog.at_level(logging.WARNING, logger="causerie.secret_file"):
+    with caplog.at_level(logging.WARNING, logger="causerie.security.secret_file"):
         load_or_create_secrets(tmp_path)
     assert "chmod 600" in caplog.text
     assert (tmp_path / SECRET_FILE).read_text().split()[0] not in caplog.text

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from causerie.cluster.keys import KEYS
+from causerie.cluster.ownership import RedisOwnership, SoleOwner
 from causerie.media.broadcasts import Broadcasts
-from causerie.media.ownership import LIVE_SET, PREFIX, RedisOwnership, SoleOwner
 from tests.redis_server import redis_server
 
 
@@ -22,7 +23,7 @@ async def live(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 async def make_live(client: aioredis.Redis, space_id: str) -> None:
-    await client.zadd(PREFIX + LIVE_SET, {space_id: 1.0})
+    await client.zadd(KEYS.live_spaces, {space_id: 1.0})
 
 
 def node(redis_url: str, name: str, ttl: float = 5.0) -> RedisOwnership:
@@ -122,11 +123,11 @@ async def test_an_ended_space_stops_on_its_owner_and_keeps_its_lease(redis_url, 
     try:
         await make_live(live, "s1")
         await one.go_live("s1", record=False)
-        await live.zrem(PREFIX + LIVE_SET, "s1")  # ended, through another node
+        await live.zrem(KEYS.live_spaces, "s1")  # ended, through another node
         assert await one.step() == [("s1", "gone")]
         ended = one.broadcasts.get("s1")
         assert ended is not None and ended.packager.ended  # its ENDLIST is still served here
-        assert await live.pttl(PREFIX + "owner:s1") > 100_000  # others forward to it
+        assert await live.pttl(KEYS.owner("s1")) > 100_000  # others forward to it
         assert await two.step() == []  # nobody claims a space that is not live
     finally:
         await close(one, two)

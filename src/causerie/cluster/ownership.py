@@ -28,14 +28,12 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from ..redis_client import given_or_connect
-from .broadcasts import ENDED_KEPT_SECONDS, Broadcasts
+from ..media.broadcasts import ENDED_KEPT_SECONDS, Broadcasts
+from .keys import KEYS, RedisKeys
+from .redis_client import given_or_connect
 
 log = logging.getLogger(__name__)
 
-PREFIX = "causerie:"
-LIVE_SET = "spaces:live"
-"""The store's sorted set of live space ids (store/redis.py, `spaces:{state}`)."""
 LEASE_TTL = 5.0
 """Seconds a lease lives without renewal: how long a dead owner's spaces stay silent at most."""
 TICK = 1.0
@@ -232,7 +230,7 @@ class RedisOwnership:
         node_url: str,
         *,
         client: aioredis.Redis | None = None,
-        prefix: str = PREFIX,
+        keys: RedisKeys = KEYS,
         ttl: float = LEASE_TTL,
         tick: float = TICK,
         claims_per_tick: int = CLAIMS_PER_TICK,
@@ -243,7 +241,7 @@ class RedisOwnership:
         self.node_url = node_url
         self.node_id = secrets.token_hex(6)
         self.value = f"{self.node_id} {node_url}"
-        self.prefix = prefix
+        self.keys = keys
         self.ttl = ttl
         self.tick = tick
         self.claims_per_tick = claims_per_tick
@@ -254,10 +252,10 @@ class RedisOwnership:
         self._me = Owner(self.node_id, node_url, True)
 
     def _lease_key(self, space_id: str) -> str:
-        return f"{self.prefix}owner:{space_id}"
+        return self.keys.owner(space_id)
 
     def _run_key(self, space_id: str) -> str:
-        return f"{self.prefix}run:{space_id}"
+        return self.keys.run(space_id)
 
     @property
     def _ttl_ms(self) -> int:
@@ -369,10 +367,10 @@ class RedisOwnership:
         """One supervisor tick; returns what changed, as (space, status) pairs."""
         running = self.broadcasts.live_ids()
         reply = await self._tick(
-            keys=[f"{self.prefix}{LIVE_SET}"],
+            keys=[self.keys.live_spaces],
             args=[
-                f"{self.prefix}owner:",
-                f"{self.prefix}run:",
+                self.keys.owner_prefix,
+                self.keys.run_prefix,
                 self.value,
                 self._ttl_ms,
                 self.claims_per_tick,

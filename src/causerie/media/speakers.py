@@ -25,25 +25,14 @@ PATCH). The host-candidate addresses can be restricted (:func:`restrict_host_add
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import aioice.ice
 import av
-import numpy as np
-from aiortc import (
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCRtpTransceiver,
-    RTCSessionDescription,
-)
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..domain import Conflict, Space
@@ -51,22 +40,11 @@ from .broadcasts import Broadcasts
 from .mixer import MixerInput, MixResult
 from .pipeline import LivePipeline
 from .return_track import ReturnTrack
-
-__all__ = [
-    "InvalidOffer",
-    "OfferSummary",
-    "SessionInfo",
-    "Speakers",
-    "StandingDelay",
-    "check_offer",
-    "keep_candidates",
-    "restrict_host_addresses",
-]
+from .rtc import SAMPLE_RATE, StandingDelay, negotiate, restrict_host_addresses, to_mono
+from .sdp import OfferSummary, check_offer, keep_candidates
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 48000
-MAX_OFFER_CHARS = 64 * 1024
 CONNECT_TIMEOUT = 30.0
 """A session whose peer connection is not connected this long after the answer is closed."""
 AUDIO_TIMEOUT = 5.0
@@ -74,176 +52,6 @@ AUDIO_TIMEOUT = 5.0
 device went away without a goodbye. (Browsers send packets even when muted; ICE consent
 freshness, RFC 7675, would only notice after about 30 s.)"""
 WATCH_INTERVAL = 0.5
-
-
-class InvalidOffer(ValueError):
-    """The SDP offer is malformed or cannot be answered; the message says why (HTTP 400)."""
-
-
-# -- Which local addresses ICE may use ------------------------------------------------------
-
-_ALL_HOST_ADDRESSES = aioice.ice.get_host_addresses
-
-
-def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
-    """Make ICE gather host candidates on ``addresses`` only (None: every interface again).
-
-    aioice looks up the machine's addresses in ``aioice.ice.get_host_addresses`` and never
-    offers 127.0.0.1. This replaces that function, for the whole process (aioice has no
-    per-connection setting), and is the only place causerie touches aioice's internals. Loopback
-    tests and single-host deployments pass ``("127.0.0.1",)``; a node behind NAT passes the
-    address its speakers can reach.
-    """
-    if addresses is None:
-        aioice.ice.get_host_addresses = _ALL_HOST_ADDRESSES
-        return
-    allowed = [ipaddress.ip_address(a) for a in addresses]
-
-    def only_these(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [str(a) for a in allowed if (use_ipv4 if a.version == 4 else use_ipv6)]
-
-    aioice.ice.get_host_addresses = only_these
-
-
-def keep_candidates(sdp: str, addresses: Sequence[str]) -> str:
-    """Drop the offer's ICE candidates whose address is not in ``addresses``.
-
-    With restricted host addresses, the node must not send connectivity checks anywhere else
-    either: not to the peer's other interfaces, not to mDNS (``.local``) names.
-    """
-    allowed = set(addresses)
-    kept = []
-    for line in sdp.splitlines():
-        if line.startswith("a=candidate:"):
-            fields = line.split()
-            if len(fields) < 8 or fields[4] not in allowed:
-                continue
-        kept.append(line)
-    return "\r\n".join(kept) + "\r\n"
-
-
-# -- Checking offers before aiortc sees them ------------------------------------------------
-
-_LINE = re.compile(r"^[a-z]=")
-_MEDIA = re.compile(r"^m=(?P<kind>[a-z]+) (?P<port>\d+)(?:/\d+)? (?P<proto>\S+)(?: \S+)*$")
-_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-# RFC 8122 §5: hash function, space, upper-case hex byte pairs joined by colons.
-_FINGERPRINT = re.compile(r"^a=fingerprint:[A-Za-z0-9-]+ [0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})+$")
-
-
-@dataclass(frozen=True, slots=True)
-class OfferSummary:
-    """What causerie needs to know about an offer: its media and how its audio flows."""
-
-    kinds: tuple[str, ...]
-    """The kind of every m-line, in order ("audio", "video", "application" …)."""
-    audio_index: int
-    """The m-line of the speaker's voice: the first audio m-line that sends."""
-    audio_direction: str
-    """That m-line's direction as the offerer sees it: "sendrecv" or "sendonly"."""
-
-    @property
-    def wants_return(self) -> bool:
-        """Whether the speaker asked to receive audio (their mix-minus) too."""
-        return self.audio_direction == "sendrecv"
-
-
-def check_offer(sdp: str) -> OfferSummary:
-    """Check that ``sdp`` looks like an SDP offer with audio to publish; raise InvalidOffer.
-
-    A light structural check (RFC 8866 line syntax, m-lines, directions, ICE and DTLS
-    attributes), so that bad input gets a clear 400 before the WebRTC stack parses it.
-    """
-    if len(sdp) > MAX_OFFER_CHARS:
-        raise InvalidOffer("the SDP offer is too long")
-    lines = [line.strip() for line in sdp.strip().splitlines() if line.strip()]
-    if not lines or lines[0] != "v=0":
-        raise InvalidOffer("this is not an SDP offer: it must start with 'v=0'")
-    for number, line in enumerate(lines, 1):
-        if not _LINE.match(line):
-            raise InvalidOffer(f"line {number} of the SDP is not a 'x=value' line")
-    session_direction = "sendrecv"
-    media: list[dict[str, str]] = []
-    for line in lines:
-        if line.startswith("m="):
-            match = _MEDIA.match(line)
-            if match is None:
-                raise InvalidOffer(f"malformed media line: {line[:80]!r}")
-            media.append({"kind": match["kind"], "port": match["port"], "direction": ""})
-        elif line[2:] in _DIRECTIONS:
-            if media:
-                media[-1]["direction"] = line[2:]
-            else:
-                session_direction = line[2:]
-    if not media:
-        raise InvalidOffer("the SDP offer has no media line (m=)")
-    if not any(m["kind"] == "audio" for m in media):
-        raise InvalidOffer("the SDP offer has no audio: publish an audio track (m=audio)")
-    if not any(line.startswith("a=ice-ufrag:") for line in lines) or not any(
-        line.startswith("a=fingerprint:") for line in lines
-    ):
-        raise InvalidOffer("the SDP offer lacks ICE credentials or a DTLS fingerprint")
-    for line in lines:
-        if line.startswith("a=fingerprint:") and not _FINGERPRINT.match(line):
-            raise InvalidOffer(f"malformed DTLS fingerprint: {line[:80]!r}")
-    for index, m in enumerate(media):
-        direction = m["direction"] or session_direction
-        if m["kind"] == "audio" and m["port"] != "0" and direction in ("sendrecv", "sendonly"):
-            return OfferSummary(tuple(x["kind"] for x in media), index, direction)
-    raise InvalidOffer("the SDP offer sends no audio (its audio is recvonly or inactive)")
-
-
-# -- Delay ----------------------------------------------------------------------------------
-
-
-class StandingDelay:
-    """Decides when to drop a speaker's frame so that audio does not sit in the mixer queue.
-
-    The mixer takes one frame per tick and a speaker delivers one frame per 20 ms, so whatever
-    audio waits in the speaker's queue at the start (a burst when the connection came up, a
-    late tick) stays there for good: standing delay, heard by everyone. The mixer only drops
-    beyond its bound (200 ms). This watches the queue just before each push: when, over a
-    window of ``window`` pushes, it never held less than one frame plus ``keep_samples``, a
-    frame could have been missing all along without any underrun, so one incoming frame is
-    dropped. What remains is ``keep_samples`` or so of slack for network jitter.
-    """
-
-    def __init__(self, *, window: int = 50, keep_samples: int = 480) -> None:
-        self.window = window
-        self.keep_samples = keep_samples
-        self._pushes = 0
-        self._least: int | None = None
-        self.dropped = 0
-
-    def should_drop(self, queued_samples: int, frame_samples: int) -> bool:
-        """Call before pushing a frame of ``frame_samples``; True means drop that frame."""
-        if self._least is None or queued_samples < self._least:
-            self._least = queued_samples
-        self._pushes += 1
-        if self._pushes < self.window:
-            return False
-        drop = self._least >= frame_samples + self.keep_samples
-        self._pushes, self._least = 0, None
-        self.dropped += drop
-        return drop
-
-
-def release_audio_at_once(transceiver: RTCRtpTransceiver) -> None:
-    """Let aiortc hand each received audio frame on as soon as it is complete.
-
-    aiortc's audio receiver holds four frames (80 ms) in its jitter buffer before decoding
-    (``prefetch=4``), and has no setting for it. causerie does not need that: the mixer's
-    input queue already absorbs jitter, and those 80 ms would be added to what every speaker
-    hears of the others. This replaces the receiver's private jitter buffer by one without
-    prefetch (same capacity, same reordering and loss handling); it is the only place causerie
-    touches aiortc's internals, and does nothing if a newer aiortc is built differently.
-    """
-    name = "_RTCRtpReceiver__jitter_buffer"
-    current = getattr(transceiver.receiver, name, None)
-    if isinstance(current, JitterBuffer):
-        setattr(transceiver.receiver, name, JitterBuffer(capacity=current.capacity, prefetch=0))
-    else:
-        logger.debug("aiortc's receiver has no jitter buffer where expected; left as is")
 
 
 # -- Sessions -------------------------------------------------------------------------------
@@ -378,7 +186,7 @@ class Speakers:
         pc = RTCPeerConnection(self._configuration())
         return_track = ReturnTrack() if summary.wants_return else None
         try:
-            voice = await _negotiate(pc, offer_sdp, return_track)
+            voice = await negotiate(pc, offer_sdp, return_track)
         except BaseException:
             await pc.close()
             raise
@@ -586,60 +394,3 @@ class Speakers:
         """One session of a space, or None."""
         session = self._sessions.get(space_id, {}).get(session_id)
         return session.info() if session else None
-
-
-async def _negotiate(
-    pc: RTCPeerConnection,
-    offer_sdp: str,
-    return_track: ReturnTrack | None,
-) -> MediaStreamTrack:
-    """Apply the offer, keep one audio m-line, create the answer; returns the voice track."""
-    try:
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-    except Exception as exc:  # aiortc raises a variety of errors on input it cannot use
-        logger.info("unusable SDP offer: %r", exc)
-        reason = str(exc) or type(exc).__name__
-        raise InvalidOffer(f"the SDP offer cannot be used: {reason}") from exc
-    voice: RTCRtpTransceiver | None = None
-    for transceiver in pc.getTransceivers():
-        if transceiver.kind == "audio" and voice is None and transceiver.receiver.track:
-            voice = transceiver
-        else:
-            # Only the first sending audio m-line is mixed; anything else (video, a second
-            # audio track) is answered "inactive", so nothing is decoded for nothing.
-            transceiver.direction = "inactive"
-    if voice is None:
-        raise InvalidOffer("the SDP offer sends no audio")
-    release_audio_at_once(voice)
-    if return_track is not None:
-        voice.sender.replaceTrack(return_track)
-        voice.direction = "sendrecv"
-    try:
-        await pc.setLocalDescription(await pc.createAnswer())
-    except Exception as exc:
-        logger.info("cannot answer the SDP offer: %r", exc)
-        reason = str(exc) or type(exc).__name__
-        raise InvalidOffer(f"the SDP offer cannot be answered: {reason}") from exc
-    return voice.receiver.track
-
-
-def to_mono(
-    frame: av.AudioFrame, resampler: av.AudioResampler | None = None
-) -> tuple[np.ndarray, av.AudioResampler | None]:
-    """A decoded frame as mono int16 at 48 kHz; returns (pcm, the resampler to reuse).
-
-    aiortc's frames (packed s16, 48 kHz, mono or stereo) are downmixed with numpy; anything
-    else goes through a resampler, kept by the caller between frames.
-    """
-    channels = frame.layout.nb_channels
-    if frame.format.name == "s16" and frame.sample_rate == SAMPLE_RATE and channels <= 2:
-        samples = frame.to_ndarray().reshape(-1, channels)
-        if channels == 1:
-            return samples[:, 0].copy(), resampler
-        # (L + R) / 2: a mono source sent as two equal channels comes out unchanged.
-        return (samples.astype(np.int32).sum(axis=1) // 2).astype(np.int16), resampler
-    if resampler is None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    chunks = [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    return pcm.astype(np.int16, copy=False), resampler

@@ -1,20 +1,19 @@
-"""The rate limits of `ratelimit.py`, shared by every node through Redis.
+"""Rate limits shared by every node through Redis (`RateLimits` for several nodes).
 
 With several nodes behind a balancer, limits kept per node would let a client that spreads its
 requests over N nodes do N times as much. Here both of an action's buckets – the token's and the
 address's – live in Redis and are taken in one round trip by a script (the same token-bucket
 arithmetic as `RateLimiter.take`): the token's bucket first, the address's only if the token
-may act, as in `Limits.check`. Buckets expire once they would be full again.
+may act, as `LocalRateLimits` does. Buckets expire once they would be full again.
 """
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from .ratelimit import Rate
-from .redis_client import given_or_connect
-
-PREFIX = "causerie:"
+from ..cluster.keys import KEYS, RedisKeys
+from ..cluster.redis_client import given_or_connect
+from .buckets import Rate
 
 # KEYS: the two buckets. ARGV: rate and burst of each, then now (seconds). Returns the seconds
 # to wait, as text ("0": allowed).
@@ -42,10 +41,14 @@ class RedisRateLimits:
     """Token buckets in Redis for pairs of (per-token, per-address) limits."""
 
     def __init__(
-        self, url: str | None = None, *, client: aioredis.Redis | None = None, prefix: str = PREFIX
+        self,
+        url: str | None = None,
+        *,
+        client: aioredis.Redis | None = None,
+        keys: RedisKeys = KEYS,
     ) -> None:
         self._redis, self._owns_client = given_or_connect(url, client, "RedisRateLimits")
-        self._prefix = prefix
+        self._keys = keys
         self._take = self._redis.register_script(_TAKE)
 
     async def take(
@@ -54,7 +57,7 @@ class RedisRateLimits:
         """Take a token from the subject's bucket, then the address's: None if allowed, else the
         seconds to wait before trying again."""
         per_token, per_ip = rates
-        keys = [f"{self._prefix}limit:{kind}:t:{subject}", f"{self._prefix}limit:{kind}:ip:{ip}"]
+        keys = list(self._keys.limit(kind, subject, ip))
         args = [per_token.per_second, per_token.burst, per_ip.per_second, per_ip.burst, now]
         wait = float(await self._take(keys=keys, args=args))
         return wait if wait > 0 else None

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from causerie.tokens import ANY_SPACE, Claims, InvalidToken, TokenKind, TokenSigner
+from causerie.security.tokens import ANY_SPACE, Claims, InvalidToken, TokenKind, TokenSigner
 
 SECRET = b"s" * 32
 CLAIMS = Claims(sub="u-1", aud="sp1", kind=TokenKind.LISTENER, exp=1000, name="Lou")

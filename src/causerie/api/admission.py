@@ -17,38 +17,10 @@ for control-plane load, and shedding that load is what keeps their parts on time
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-async def send_json_error(
-    send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] = ()
-) -> None:
-    """Send a complete JSON error response from raw ASGI code."""
-    body = json.dumps({"error": code, "message": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
+from .asgi import ASGIApp, Message, Receive, Scope, Send, send_error
 
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 32 * 1024
@@ -88,12 +60,12 @@ class BodyLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit():
-                    await send_json_error(send, 400, "bad_request", "bad Content-Length")
+                    await send_error(send, 400, "bad Content-Length")
                     return
                 length = int(value)
         if length is not None:
             if length > self.max_bytes:
-                await send_json_error(send, 413, "too_large", too_large)
+                await send_error(send, 413, too_large)
                 return
             await self.app(scope, receive, send)
             return
@@ -109,7 +81,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await send_json_error(send, 413, "too_large", too_large)
+                await send_error(send, 413, too_large)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -240,10 +212,9 @@ class Admission:
         if self.overloaded():
             # Jitter spreads the retries so refused clients do not come back in one wave.
             wait = random.randint(*self.retry_after)
-            await send_json_error(
+            await send_error(
                 send,
                 503,
-                "unavailable",
                 f"the server is busy; please retry in {wait} s",
                 [(b"retry-after", str(wait).encode())],
             )

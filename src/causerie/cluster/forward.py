@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from ..media.ownership import Ownership
-from .limits import Scope, Send, send_json_error
+from ..api.asgi import Scope, Send, send_error
+from .ownership import Ownership
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Forwarder:
                     return True
                 self.ownership.forget(space_id)  # unreachable: dead, or restarting
             elif state != "live":
-                await send_json_error(send, 404, "not_found", "this space is not on the air")
+                await send_error(send, 404, "this space is not on the air")
                 return True
             # Live, but its owner is unknown, unreachable or just starting here: wait for one.
             if time.monotonic() + POLL_SECONDS > deadline:
@@ -237,4 +237,4 @@ def response_headers(response: httpx.Response) -> dict[str, str]:
 
 
 async def _unavailable(send: Send, message: str) -> None:
-    await send_json_error(send, 503, "unavailable", message, [(b"retry-after", b"1")])
+    await send_error(send, 503, message, [(b"retry-after", b"1")])

@@ -1,0 +1,79 @@
+"""Raw ASGI helpers for the paths that bypass the framework (media, fast joins, guards).
+
+The one way an error body is written, whether FastAPI or raw ASGI code answers:
+`{"error": code, "message": text}` with the code named after the status, compact JSON as
+Starlette's JSONResponse writes it, never cached by edges.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "not_allowed",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    431: "too_large",
+    503: "unavailable",
+}
+
+
+def error_body(status: int, message: str) -> dict[str, str]:
+    """The JSON of an error answer."""
+    return {"error": ERROR_CODES.get(status, "error"), "message": message}
+
+
+def json_bytes(content: Any) -> bytes:
+    """JSON exactly as Starlette's JSONResponse writes it."""
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+async def send_error(
+    send: Send, status: int, message: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Send a complete JSON error response from raw ASGI code."""
+    body = json_bytes(error_body(status, message))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/json"),
+                (b"cache-control", b"no-store"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (already bounded by `admission.BodyLimit`)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

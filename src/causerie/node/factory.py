@@ -1,0 +1,130 @@
+"""Builds a node from its configuration: the one place that picks local or Redis.
+
+Without `redis_url` (the embedded default, one node): SQLite and in-process events, counters,
+lines and rate limits, in the data directory. With it (several nodes): every shared thing in
+Redis through the node's one pair of Redis clients, media ownership by lease, forwarding to
+the owner. Nothing else in the project asks which it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ..bus import Bus, LocalBus
+from ..bus.redis import RedisBus
+from ..cluster.forward import Forwarder
+from ..cluster.ownership import Ownership, RedisOwnership, SoleOwner
+from ..cluster.redis_client import RedisClients
+from ..counting import LocalPresence, Presence
+from ..counting.redis_presence import RedisPresence
+from ..counting.redis_stats import RedisStats
+from ..counting.stats import AudienceStats, LocalStats
+from ..domain import NotFound
+from ..media.broadcasts import Broadcasts
+from ..media.speakers import Speakers
+from ..ratelimit import LocalRateLimits, RateLimits, RedisRateLimits, WriteLimits
+from ..security.secrets import load_secrets
+from ..security.tickets import TicketSigner
+from ..security.tokens import TokenSigner
+from ..store import SqliteStore, Store
+from ..store.redis import RedisStore
+from ..waiting import Lines, LocalLines, RedisLines, WaitingRoom
+from .config import Config
+from .metrics import Metrics
+from .services import Services
+
+
+@dataclass
+class Shared:
+    """What the nodes of a deployment share (or, embedded, what this one node keeps)."""
+
+    store: Store
+    bus: Bus
+    presence: Presence
+    stats: AudienceStats
+    lines: Lines
+    rate_limits: RateLimits
+    secrets: list[bytes]
+    redis: RedisClients | None = None
+    """The Redis clients everything above uses (None: embedded)."""
+
+
+def shared_state(config: Config) -> Shared:
+    """Where the state the nodes share lives: Redis with `redis_url`, else the data directory."""
+    secrets = load_secrets(config.data_dir, config.redis_url)
+    if config.redis_url:
+        redis = RedisClients(config.redis_url)
+        presence = RedisPresence(client=redis.text, interval=config.heartbeat_interval)
+        return Shared(
+            store=RedisStore(client=redis.text),
+            bus=RedisBus(client=redis.text),
+            presence=presence,
+            stats=RedisStats(client=redis.binary, presence=presence, interval=presence.interval),
+            lines=RedisLines(client=redis.text),
+            # The deployment's limits, not each node's (N nodes must not mean N times the rates).
+            rate_limits=RedisRateLimits(client=redis.text),
+            secrets=secrets,
+            redis=redis,
+        )
+    return Shared(
+        store=SqliteStore(config.data_dir / "causerie.sqlite3"),
+        bus=LocalBus(),
+        presence=LocalPresence(config.heartbeat_interval),
+        # Saved in the data directory, so the numbers survive a restart.
+        stats=LocalStats(path=config.data_dir / "stats.sqlite3"),
+        lines=LocalLines(),
+        rate_limits=LocalRateLimits(),
+        secrets=secrets,
+    )
+
+
+def build_services(config: Config) -> tuple[Services, Shared]:
+    """The node's parts, wired together; with what they share, for closing at the end."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    shared = shared_state(config)
+    broadcasts = Broadcasts(recordings_dir=config.data_dir / "recordings")
+    ownership: Ownership
+    if shared.redis is not None:
+        # Whose media runs where: one owner per space (a lease), the others forward to it.
+        ownership = RedisOwnership(None, broadcasts, config.node_url, client=shared.redis.text)
+    else:
+        ownership = SoleOwner(broadcasts, config.node_url)
+    svc = Services(
+        config=config,
+        store=shared.store,
+        signer=TokenSigner(shared.secrets),
+        presence=shared.presence,
+        broadcasts=broadcasts,
+        bus=shared.bus,
+        limits=WriteLimits(shared.rate_limits),
+        metrics=Metrics(),
+        speakers=Speakers(
+            broadcasts,
+            ice_servers=config.rtc_ice_servers,
+            host_addresses=config.rtc_host_addresses,
+        ),
+        stats=shared.stats,
+        ownership=ownership,
+        waiting_room=WaitingRoom(
+            shared.lines,
+            TicketSigner(shared.secrets),
+            shared.presence,
+            presence_window=2 * config.heartbeat_interval,
+        ),
+    )
+    if ownership.shared:
+        svc.forwarder = Forwarder(ownership, _space_state(svc))
+    # After every change of a space: mutes reach the mixer, demoted speakers lose their session.
+    svc.stage_listeners.append(svc.speakers.stage_changed)
+    return svc, shared
+
+
+def _space_state(svc: Services) -> Callable[[str], Awaitable[str | None]]:
+    async def state(space_id: str) -> str | None:
+        try:
+            return (await svc.cached_space(space_id)).state.value
+        except NotFound:
+            return None
+
+    return state
