@@ -8,13 +8,9 @@ import time
 import pytest
 
 from causerie.counting import HyperLogLog, LocalPresence
-from causerie.counting.stats import (
-    DEFINITIONS,
-    LocalStats,
-    SpaceStats,
-    client_key,
-    position,
-)
+from causerie.counting.definitions import DEFINITIONS
+from causerie.counting.local_stats import LocalStats
+from causerie.counting.stats import SpaceStats, client_key, position
 
 # A program that starts on a minute boundary: t=6000 is minute 100 and 15-s bucket 400.
 START = 6000.0

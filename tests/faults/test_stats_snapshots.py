@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from causerie.counting.stats import LocalStats, SpaceStats
+from causerie.counting.local_stats import LocalStats
+from causerie.counting.stats import SpaceStats
 
 START = 1_700_000_000.0
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from causerie.cli import issue_account_token, main
-from causerie.cluster.secrets import shared_secrets
 from causerie.security.secret_file import SECRET_FILE, load_or_create_secrets, rotate_secret
+from causerie.security.shared_secrets import shared_secrets
 from causerie.security.tokens import Claims, InvalidToken, TokenKind, TokenSigner
 from tests.nodes import run_node
 

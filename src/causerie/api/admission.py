@@ -20,7 +20,7 @@ import asyncio
 import random
 import time
 
-from .asgi import ASGIApp, Message, Receive, Scope, Send, send_error
+from ..asgi import ASGIApp, Message, Receive, Scope, Send, send_error
 
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 32 * 1024

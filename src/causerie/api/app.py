@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
+from ..asgi import Receive, Scope, Send, send_error
 from ..node.config import Config
 from ..node.factory import build_services
 from ..node.lifecycle import Lifecycle
@@ -24,7 +25,6 @@ from ..node.metrics import labels
 from ..node.services import Services
 from . import audience, calendar, events, levels, pages, replay, spaces, stage, stats, whip
 from .admission import Admission, BodyLimit, header_limit_error
-from .asgi import Receive, Scope, Send, send_error
 from .errors import install_error_handlers
 from .hls import HlsOrigin
 from .joins import FastJoins

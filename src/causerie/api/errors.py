@@ -11,10 +11,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..asgi import error_body
 from ..domain import Conflict, DomainError, Invalid, LimitReached, NotAllowed, NotFound
 from ..ratelimit import TooManyRequests
 from ..security.tokens import InvalidToken
-from .asgi import error_body
 
 STATUS_FOR: dict[type[DomainError], int] = {
     NotFound: 404,

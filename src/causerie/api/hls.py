@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
+from ..asgi import Receive, Scope, Send, send_error
 from ..cluster.forward import Forwarder
 from ..media.broadcasts import Broadcasts
 from ..media.packager import Packager, parse_blocking_request
-from .asgi import Receive, Scope, Send, send_error
 
 PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
 MEDIA_TYPE = b"audio/mp4"

@@ -19,12 +19,12 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from ..asgi import ASGIApp, Receive, Scope, Send, read_body, send_error
 from ..domain import DomainError
 from ..node.joins import heartbeat, join
 from ..node.schemas import JoinRequest
 from ..node.services import Services
 from ..security.tokens import InvalidToken
-from .asgi import ASGIApp, Receive, Scope, Send, read_body, send_error
 from .auth import authenticate
 from .errors import STATUS_FOR, describe_validation_errors
 

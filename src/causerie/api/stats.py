@@ -17,7 +17,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from ..counting import HEARTBEAT_INTERVAL
-from ..counting.stats import DEFINITIONS, Summary
+from ..counting.definitions import DEFINITIONS
+from ..counting.stats import Summary
 from ..domain import Space
 from ..node.services import Services
 from ..node.views import moment, summarize

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from ..api.asgi import Scope, Send, send_error
+from ..asgi import Scope, Send, send_error
 from .ownership import Ownership
 
 log = logging.getLogger(__name__)

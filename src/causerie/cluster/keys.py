@@ -21,7 +21,7 @@ line:{space}                hash         a capped space's waiting line (waiting/
 limit:{kind}:t|ip:{who}     hash         rate-limit buckets (ratelimit/redis.py)
 owner:{space}               string+TTL   the lease on the space's media (ownership.py)
 run:{space}                 string       the space's run counter (ownership.py)
-secrets                     string       the signing secrets (cluster/secrets.py)
+secrets                     string       the signing secrets (security/shared_secrets.py)
 """
 
 from __future__ import annotations

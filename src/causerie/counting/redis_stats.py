@@ -31,9 +31,10 @@ import redis.asyncio as aioredis
 
 from ..cluster.keys import KEYS, RedisKeys
 from ..cluster.redis_client import given_or_connect
+from .local_stats import LocalStats
 from .presence import HEARTBEAT_INTERVAL
 from .redis_presence import RedisPresence
-from .stats import LocalStats, SpaceStats, Summary
+from .stats import SpaceStats, Summary
 
 log = logging.getLogger(__name__)
 

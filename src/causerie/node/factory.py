@@ -17,9 +17,10 @@ from ..cluster.forward import Forwarder
 from ..cluster.ownership import Ownership, RedisOwnership, SoleOwner
 from ..cluster.redis_client import RedisClients
 from ..counting import LocalPresence, Presence
+from ..counting.audience_stats import AudienceStats
+from ..counting.local_stats import LocalStats
 from ..counting.redis_presence import RedisPresence
 from ..counting.redis_stats import RedisStats
-from ..counting.stats import AudienceStats, LocalStats
 from ..domain import NotFound
 from ..media.broadcasts import Broadcasts
 from ..media.speakers import Speakers

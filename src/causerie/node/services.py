@@ -12,7 +12,7 @@ from ..bus import Bus
 from ..cluster.forward import Forwarder
 from ..cluster.ownership import Ownership
 from ..counting import Presence
-from ..counting.stats import AudienceStats
+from ..counting.audience_stats import AudienceStats
 from ..domain import Space
 from ..media.broadcasts import Broadcasts
 from ..media.speakers import Speakers

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cluster.secrets import rotate_shared_secrets, shared_secrets
 from .secret_file import load_or_create_secrets, rotate_secret
+from .shared_secrets import rotate_shared_secrets, shared_secrets
 
 
 def load_secrets(data_dir: Path, redis_url: str | None = None) -> list[bytes]:

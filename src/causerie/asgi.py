@@ -1,4 +1,5 @@
-"""Raw ASGI helpers for the paths that bypass the framework (media, fast joins, guards).
+"""Raw ASGI helpers for the paths that bypass the framework (media, fast joins, guards,
+forwarding to the owner).
 
 The one way an error body is written, whether FastAPI or raw ASGI code answers:
 `{"error": code, "message": text}` with the code named after the status, compact JSON as

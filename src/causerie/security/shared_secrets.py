@@ -14,8 +14,8 @@ from secrets import token_bytes
 
 import redis
 
-from ..security.secret_file import load_or_create_secrets, write_secrets
-from .keys import KEYS, RedisKeys
+from ..cluster.keys import KEYS, RedisKeys
+from .secret_file import load_or_create_secrets, write_secrets
 
 log = logging.getLogger(__name__)
 
