@@ -310,11 +310,6 @@ def _uvicorn(node: Node, config: Config) -> uvicorn.Server:
     )
 
 
-def _base_url(config: Config) -> str:
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
-    return f"http://{host}:{config.port}"
-
-
 async def _serve(config: Config) -> None:
     node = create_app(config)
     await _uvicorn(node, config).serve()
@@ -332,7 +327,7 @@ async def _demo(config: Config) -> None:
             return
         await asyncio.sleep(0.05)
     space_id, host_token = await open_demo_space(node.services)
-    base = _base_url(config)
+    base = config.local_url
     print(
         f"\ncauserie demo is live.\n"
         f"  listen:   {base}/s/{space_id}\n"

@@ -75,3 +75,25 @@ def test_unreachable_target_is_a_clear_error_in_the_real_process():
     assert done.returncode == 2
     assert f"causerie rehearse: cannot reach {url}/api/spaces" in done.stderr
     assert done.stdout == ""
+
+
+def test_without_locust_the_rehearsal_says_how_to_install_it() -> None:
+    """Locust is an optional extra: a node never needs it, the rehearsal asks for it."""
+    hide_locust = (
+        "import runpy, sys; sys.modules['locust'] = None; "
+        "sys.argv = ['causerie.rehearse', '--target', 'http://127.0.0.1:9']; "
+        "runpy.run_module('causerie.rehearse', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", hide_locust], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "pip install 'causerie[rehearse]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_node_does_not_import_locust() -> None:
+    """Serving never imports Locust (it monkey-patches the standard library with gevent)."""
+    probe = "import sys, causerie.cli, causerie.api.app; print('locust' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False"

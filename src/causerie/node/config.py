@@ -54,13 +54,19 @@ class Config:
     spaces this node runs here); None: http://HOST:PORT, with 127.0.0.1 for 0.0.0.0."""
 
     @property
+    def local_url(self) -> str:
+        """How this machine reaches the node: http://HOST:PORT, with 127.0.0.1 for a wildcard
+        host and brackets around an IPv6 address (RFC 3986 §3.2.2)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    @property
     def node_url(self) -> str:
         """`advertise_url`, or the address this node listens on."""
         if self.advertise_url:
             return self.advertise_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+        return self.local_url
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

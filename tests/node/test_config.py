@@ -1,0 +1,47 @@
+"""The node's configuration: URLs it prints and advertises, and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from causerie.node.config import Config
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8080"),
+        ("0.0.0.0", "http://127.0.0.1:8080"),
+        ("::", "http://127.0.0.1:8080"),
+        ("::1", "http://[::1]:8080"),
+        ("fe80::1", "http://[fe80::1]:8080"),
+        ("node.example", "http://node.example:8080"),
+    ],
+)
+def test_local_url_brackets_ipv6(host: str, url: str) -> None:
+    config = Config(host=host)
+    assert config.local_url == url
+    assert config.node_url == url
+
+
+def test_advertised_url_wins() -> None:
+    config = Config(host="::1", advertise_url="https://node-a.example/")
+    assert config.node_url == "https://node-a.example"
+    assert config.local_url == "http://[::1]:8080"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"port": 70000},
+        {"max_inflight": 0},
+        {"max_lag": 0},
+        {"heartbeat_interval": 0.01},
+        {"advertise_url": "node-a:8080"},
+        {"trusted_proxies": ("not-an-address",)},
+        {"rtc_ice_servers": ("http://stun.example",)},
+    ],
+)
+def test_bad_settings_are_refused(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        Config(**bad)
