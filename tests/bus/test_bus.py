@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -188,3 +189,18 @@ async def test_subscribers_survive_redis_restarting_empty(tmp_path) -> None:
     finally:
         await bus.close()
         await publisher.close()
+
+
+async def test_events_carry_one_clock_in_order(buses) -> None:
+    """`at` is the publication time, the same for every subscriber and never going back, so
+    every node puts an event in the same window of the feed (node/feed.py)."""
+    bus = buses()
+    listener = bus.subscribe("sp", after=0)
+    published = [await bus.publish("sp", "n", {"i": i}) for i in range(20)]
+    received = await take(listener, 20)
+    stamps = [e.at for e in published]
+    assert stamps == sorted(stamps)
+    assert abs(stamps[0] - time.time()) < 5
+    assert [e.at for e in received] == pytest.approx(stamps, abs=1e-6)
+    replay = await take(bus.subscribe("sp", after=0), 20)  # from the backlog
+    assert [e.at for e in replay] == pytest.approx(stamps, abs=1e-6)

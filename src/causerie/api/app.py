@@ -3,6 +3,7 @@
 The request path (docs/architecture.md has the picture):
 
     header limits ─► /hls/…  ─► HlsOrigin (media: never refused for control-plane load)
+                  ├► /feed/… ─► FeedOrigin (the audience's live events, in windows)
                   └► the rest ─► ProxyHeaders (trusted edges only) ─► BodyLimit ─► Admission
                                  ─► FastJoins (joins, heartbeats) ─► FastAPI (routes)
 """
@@ -18,6 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from ..asgi import Receive, Scope, Send, send_error
+from ..domain import NotFound
 from ..node.config import Config
 from ..node.factory import build_services
 from ..node.lifecycle import Lifecycle
@@ -26,6 +28,7 @@ from ..node.services import Services
 from . import audience, calendar, events, levels, pages, replay, spaces, stage, stats, whip
 from .admission import Admission, BodyLimit, header_limit_error
 from .errors import install_error_handlers
+from .feed import FeedOrigin
 from .hls import HlsOrigin
 from .joins import FastJoins
 
@@ -107,6 +110,7 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
     m.counter("causerie_spaces_started_total", "Spaces started")
     m.counter("causerie_event_streams_total", "Live event streams opened")
     m.counter("causerie_hls_requests_total", "Requests to the LL-HLS origin, by kind and status")
+    m.counter("causerie_feed_requests_total", "Requests for event windows, by kind and status")
     m.gauge(
         "causerie_event_streams_open",
         "Live event streams (SSE) open on this node",
@@ -163,7 +167,21 @@ class Node:
             ),
             forwarder=svc.forwarder,
         )
+        self.feed = FeedOrigin(
+            svc.feeds,
+            exists=self._space_exists,
+            on_request=lambda kind, status: svc.metrics.inc(
+                "causerie_feed_requests_total", kind=kind, status=str(status)
+            ),
+        )
         _declare_metrics(svc, self.admission)
+
+    async def _space_exists(self, space_id: str) -> bool:
+        try:
+            await self.services.cached_space(space_id)
+        except NotFound:
+            return False
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (too_large := header_limit_error(scope)):
@@ -171,6 +189,8 @@ class Node:
             return
         if scope["type"] == "http" and scope["path"].startswith("/hls/"):
             await self.hls(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith("/feed/"):
+            await self.feed(scope, receive, send)
         elif scope["type"] == "lifespan":
             try:
                 await self.api(scope, receive, send)

@@ -8,8 +8,9 @@ queues that each copy every event.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .protocol import Event
@@ -32,8 +33,9 @@ class _Stream:
 class LocalBus:
     """`Bus` in this process's memory."""
 
-    def __init__(self, backlog: int = BACKLOG) -> None:
+    def __init__(self, backlog: int = BACKLOG, clock: Callable[[], float] = time.time) -> None:
         self.backlog = backlog
+        self.clock = clock
         self._streams: dict[str, _Stream] = {}
         self._closed = False
 
@@ -46,7 +48,9 @@ class LocalBus:
     async def publish(self, space_id: str, type: str, data: dict[str, Any]) -> Event:
         stream = self._stream(space_id)
         stream.last_id += 1
-        event = Event(stream.last_id, type, data)
+        # Never earlier than the event before: windows of events (node/feed.py) stay in order.
+        at = max(self.clock(), stream.events[-1].at if stream.events else 0.0)
+        event = Event(stream.last_id, type, data, at)
         stream.events.append(event)
         stream.wake()
         return event

@@ -9,11 +9,13 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened in a space. `id` increases by one per event in a space."""
+    """One thing that happened in a space. `id` increases by one per event in a space; `at`
+    is when it was published (Unix seconds, by the bus's clock: one clock for every node)."""
 
     id: int
     type: str
     data: dict[str, Any]
+    at: float = 0.0
 
 
 class Bus(Protocol):

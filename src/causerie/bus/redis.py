@@ -45,14 +45,27 @@ STUCK = 10.0
 """Seconds after which a (un)subscription Redis did not confirm is sent again."""
 
 # KEYS: sequence, stream. ARGV: type, data (JSON), backlog, channel, ttl.
-# The stream is trimmed exactly (MAXLEN =), so the backlog is what it says on every node.
+# The stream is trimmed exactly (MAXLEN =), so the backlog is what it says on every node. The
+# publication time is Redis's clock (TIME), never earlier than the event before: one clock for
+# every node, so every node puts an event in the same window (node/feed.py).
 _PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[3], seq .. '-0', 't', ARGV[1], 'd', ARGV[2])
-redis.call('PUBLISH', ARGV[4], seq .. '\\n' .. ARGV[1] .. '\\n' .. ARGV[2])
+local now = redis.call('TIME')
+local at = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if last[1] then
+  local fields = last[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'a' then at = math.max(at, tonumber(fields[i + 1])) end
+  end
+end
+local stamp = string.format('%.6f', at)
+redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[3], seq .. '-0',
+  't', ARGV[1], 'd', ARGV[2], 'a', stamp)
+redis.call('PUBLISH', ARGV[4], seq .. '\\n' .. ARGV[1] .. '\\n' .. stamp .. '\\n' .. ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-return seq
+return {seq, stamp}
 """
 
 _SUBSCRIBING, _SUBSCRIBED, _UNSUBSCRIBING = "subscribing", "subscribed", "unsubscribing"
@@ -129,11 +142,11 @@ class RedisBus:
 
     async def publish(self, space_id: str, type: str, data: dict[str, Any]) -> Event:
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        seq = await self._publish(
+        seq, stamp = await self._publish(
             keys=[self._seq_key(space_id), self._stream_key(space_id)],
             args=[type, body, self.backlog, self._channel_name(space_id), STREAM_TTL],
         )
-        return Event(int(seq), type, data)
+        return Event(int(seq), type, data, float(stamp))
 
     async def last_id(self, space_id: str) -> int:
         return int(await self._redis.get(self._seq_key(space_id)) or 0)
@@ -207,8 +220,8 @@ class RedisBus:
         if channel is None:
             return
         if kind == "message":
-            seq, type, body = message["data"].split("\n", 2)
-            channel.receive(Event(int(seq), type, json.loads(body)))
+            seq, type, stamp, body = message["data"].split("\n", 3)
+            channel.receive(Event(int(seq), type, json.loads(body), float(stamp)))
         elif kind == "subscribe":
             if channel.state == _SUBSCRIBING:
                 channel.state, channel.changed_at = _SUBSCRIBED, time.monotonic()
@@ -266,7 +279,12 @@ class RedisBus:
     async def _range(self, space_id: str, first: int, last: int) -> list[Event]:
         entries = await self._redis.xrange(self._stream_key(space_id), f"{first}-0", f"{last}-0")
         return [
-            Event(int(entry_id.split("-", 1)[0]), fields["t"], json.loads(fields["d"]))
+            Event(
+                int(entry_id.split("-", 1)[0]),
+                fields["t"],
+                json.loads(fields["d"]),
+                float(fields.get("a", 0.0)),
+            )
             for entry_id, fields in entries
         ]
 

@@ -8,6 +8,7 @@ the owner. Nothing else in the project asks which it is.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from ..store import SqliteStore, Store
 from ..store.redis import RedisStore
 from ..waiting import Lines, LocalLines, RedisLines, WaitingRoom
 from .config import Config
+from .feed import Feeds
 from .metrics import Metrics
 from .services import Services
 
@@ -113,6 +115,7 @@ def build_services(config: Config) -> tuple[Services, Shared]:
             shared.presence,
             presence_window=2 * config.heartbeat_interval,
         ),
+        feeds=Feeds(shared.bus, time.time),
     )
     if ownership.shared:
         svc.forwarder = Forwarder(ownership, _space_state(svc))

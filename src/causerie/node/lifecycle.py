@@ -14,7 +14,7 @@ Shutdown (the server has stopped accepting requests and closed its connections b
  5. let go of the spaces' leases, so another node takes them at its next tick;
  6. close the forwarder's connections;
  7. save or share the numbers, send the batched heartbeats, close the waiting room, the rate
-    limits and the bus;
+    limits, the event windows and the bus;
  8. close the store, then the Redis clients everything above used.
 Each step runs even if an earlier one failed; failures are logged, and the count said.
 """
@@ -91,6 +91,7 @@ class Lifecycle:
             ("send the batched heartbeats", svc.presence.close),
             ("close the waiting room", svc.waiting_room.close),
             ("close the rate limits", svc.limits.close),
+            ("stop following the spaces' events", svc.feeds.close),
             ("close the bus", svc.bus.close),
             ("close the store", svc.store.close),
         ]

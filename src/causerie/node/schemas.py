@@ -103,6 +103,10 @@ class SpaceView(BaseModel):
     ended_at: datetime | None
     playlist_url: str = Field(description="The LL-HLS media playlist (a path on this server).")
     listeners_now: int = Field(description="Distinct listeners seen in the last heartbeat window.")
+    events_url: str = Field(
+        description="The live events in time windows, the same for every listener (cacheable): "
+        "GET it for the window in progress, then follow `url` and each window's `next`."
+    )
     host: Host
     stage: list[Person]
     speaking: list[str] = Field(

@@ -22,6 +22,7 @@ from ..store import Store
 from ..waiting import WaitingRoom
 from .activity import Activity
 from .config import Config
+from .feed import Feeds
 from .metrics import Metrics
 
 SPACE_CACHE_SECONDS = 1.0
@@ -48,6 +49,8 @@ class Services:
     """Which node runs which space's media (cluster/ownership.py)."""
     waiting_room: WaitingRoom
     """The lines of the spaces with a capacity (waiting/)."""
+    feeds: Feeds
+    """The live events in time windows, for listeners (through edges)."""
     forwarder: Forwarder | None = None
     """With several nodes: passes media and WHIP requests to the space's owner."""
     activity: Activity = field(default_factory=Activity)

@@ -21,6 +21,11 @@ def playlist_url(space_id: str) -> str:
     return f"/hls/{space_id}/index.m3u8"
 
 
+def events_url(space_id: str) -> str:
+    """Where a space's live events start: the window in progress (api/feed.py)."""
+    return f"/feed/{space_id}/now"
+
+
 def moment(unix: float | None) -> datetime | None:
     """A Unix time as an aware datetime (None stays None)."""
     return None if unix is None else datetime.fromtimestamp(unix, UTC)
@@ -50,6 +55,7 @@ async def space_view(space: Space, svc: Services) -> SpaceView:
         started_at=space.started_at,
         ended_at=space.ended_at,
         playlist_url=playlist_url(space.id),
+        events_url=events_url(space.id),
         listeners_now=await svc.presence.listening_now(space.id, svc.clock()),
         host={"id": space.host_id, "name": space.host.name},
         stage=[

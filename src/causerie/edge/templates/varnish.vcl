@@ -66,6 +66,13 @@ sub vcl_recv {
         return (pipe);
     }
     # LL-HLS: public, the same for everyone.
+    if (req.url ~ "^/feed/") {
+        # The audience's live events in windows: the same bytes for every listener, streamed
+        # while the window is open (one origin request per window per edge), then immutable.
+        unset req.http.Authorization;
+        unset req.http.Cookie;
+        return (hash);
+    }
     if (req.url ~ "^/hls/") {
         unset req.http.Authorization;
         unset req.http.Cookie;
@@ -105,6 +112,15 @@ sub vcl_backend_fetch {
 }
 
 sub vcl_backend_response {
+    if (bereq.url ~ "^/feed/") {
+        set beresp.do_stream = true;
+        set beresp.grace = 0s;
+        if (beresp.status != 200) {
+            set beresp.ttl = 0s;
+            set beresp.uncacheable = true;
+        }
+        return (deliver);
+    }
     if (bereq.url ~ "^/hls/") {
         set beresp.do_stream = true;
         set beresp.grace = 0s;
