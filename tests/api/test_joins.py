@@ -69,6 +69,9 @@ async def test_fast_path_answers_as_the_documented_route(client, node) -> None:
         ("POST", join, b'{"surprise":1}', JSON),
         ("POST", join, b'{"ticket":"w1.nope"}', JSON),
         ("POST", join, b"x" * 70_000, JSON),  # over the body limit
+        # Nested deeper than Python's json reads (RecursionError): a 400, never a 500.
+        ("POST", join, b"[" * 5000 + b"]" * 5000, JSON),
+        ("POST", "/api/spaces/nope/join", b'{"a":' * 5000 + b"1" + b"}" * 5000, JSON),
         ("POST", join + "/", None, {}),
         ("GET", join, None, {}),
         ("PUT", join, None, {}),

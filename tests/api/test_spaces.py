@@ -177,3 +177,22 @@ async def test_health_metrics_openapi(client, node) -> None:
     schema = (await client.get("/openapi.json")).json()
     for path in ("/api/spaces", "/api/spaces/{space_id}", "/api/spaces/{space_id}/join"):
         assert path in schema["paths"]
+
+
+async def test_a_token_scoped_to_one_space_cannot_create_spaces(client, node) -> None:
+    """The demo's studio link carries a host token for one space: scope means scope."""
+    import time
+
+    from causerie.security.tokens import Claims, TokenKind
+
+    space = await create(client, node)
+    scoped = node.app.services.signer.issue(
+        Claims(sub="u-studio", aud=space["id"], kind=TokenKind.USER, exp=int(time.time()) + 600)
+    )
+    headers = {"Authorization": f"Bearer {scoped}"}
+    refused = await client.post("/api/spaces", json={"title": "Mine now"}, headers=headers)
+    assert refused.status_code == 403
+    assert "one space" in refused.json()["message"]
+    assert (
+        await client.post("/api/spaces", json={"title": "Ok"}, headers=account(node.data_dir))
+    ).status_code == 201

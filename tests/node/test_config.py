@@ -45,3 +45,15 @@ def test_advertised_url_wins() -> None:
 def test_bad_settings_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         Config(**bad)
+
+
+@pytest.mark.parametrize("proxy", ["10.0.0.1/8", "192.168.1.7/24", "fe80::1/64"])
+def test_a_trusted_network_with_host_bits_is_refused(proxy: str) -> None:
+    """Once accepted and silently ignored: every listener behind the edge shared one budget."""
+    with pytest.raises(ValueError, match="no host bits"):
+        Config(trusted_proxies=(proxy,))
+
+
+@pytest.mark.parametrize("proxy", ["10.0.0.0/8", "127.0.0.1", "::1", "fe80::/64"])
+def test_trusted_addresses_and_networks(proxy: str) -> None:
+    assert Config(trusted_proxies=(proxy,)).trusted_proxies == (proxy,)

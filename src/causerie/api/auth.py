@@ -6,7 +6,7 @@ from fastapi import Request
 
 from ..domain import NotAllowed
 from ..node.services import Services
-from ..security.tokens import Claims, InvalidToken, TokenKind
+from ..security.tokens import ANY_SPACE, Claims, InvalidToken, TokenKind
 
 
 def bearer_token(request: Request) -> str | None:
@@ -32,6 +32,9 @@ def authenticate(request: Request, services: Services, space_id: str | None = No
 
 
 def require_account(claims: Claims) -> None:
-    """Only accounts (not anonymous listeners) may create spaces."""
+    """Only accounts (not anonymous listeners) may create spaces, and only with a token for
+    every space: a token scoped to one space (a studio link) stays in that space."""
     if claims.kind is not TokenKind.USER:
         raise NotAllowed("only an account token can create spaces; listener tokens cannot")
+    if claims.aud != ANY_SPACE:
+        raise NotAllowed("this token is for one space only; it cannot create spaces")

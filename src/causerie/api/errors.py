@@ -83,6 +83,11 @@ def install_error_handlers(app: FastAPI) -> None:
             503, "the shared store is unavailable; please retry", {"Retry-After": "2"}
         )
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        # JSON nested thousands deep: the parser gives up; the body is refused, not a 500.
+        return error_response(400, "the body is nested too deeply")
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
@@ -96,4 +101,6 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404 and message == "Not Found":
             message = "there is nothing at this address"
+        if exc.status_code == 400 and message == "There was an error parsing the body":
+            message = "the body is not valid JSON"  # e.g. nested too deep: as the fast path says
         return error_response(exc.status_code, message, dict(exc.headers or {}))

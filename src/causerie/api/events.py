@@ -43,10 +43,14 @@ def format_event(event: Event) -> bytes:
 
 
 def parse_last_event_id(value: str | None) -> int | None:
-    """The Last-Event-ID header as an int; anything else means 'from now'."""
-    if value is None or not value.strip().isdigit() or len(value) > 18:
+    """The Last-Event-ID header as an int (None: absent, start from now); anything but the
+    decimal ids this server gives is a 400 (`str.isdigit` alone would take "²" or "٣")."""
+    if value is None or not value.strip():
         return None
-    return int(value)
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise ApiError(400, "Last-Event-ID must be the id of an event this server sent")
+    return int(text)
 
 
 @router.get(

@@ -97,7 +97,7 @@ class FastJoins:
             errors = exc.errors(include_url=False)
             await send_error(send, 422, describe_validation_errors(list(errors)))
             return
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond what json reads
             await send_error(send, 400, "the body is not valid JSON")
             return
         answer, headers = await join(self.svc, space_id, request)

@@ -95,10 +95,13 @@ class Config:
             raise ValueError(f"advertise_url is http://host:port, not {self.advertise_url!r}")
         for proxy in self.trusted_proxies:
             try:
-                ipaddress.ip_network(proxy, strict=False)
+                ipaddress.ip_network(proxy, strict=True)
             except ValueError:
+                # strict: 10.0.0.1/8 (host bits set) is refused, not silently ignored by the
+                # proxy-header middleware, which would then believe no edge at all.
                 raise ValueError(
-                    f"a trusted proxy is an IP address or network (10.0.0.0/8), not {proxy!r}"
+                    f"a trusted proxy is an IP address or a network with no host bits set "
+                    f"(10.0.0.0/8), not {proxy!r}"
                 ) from None
         for url in self.rtc_ice_servers:
             if not url.startswith(ICE_URL_SCHEMES):
