@@ -190,7 +190,13 @@ async def moderate(
 # -- reactions --------------------------------------------------------------------------------
 
 
-@router.post("/reactions", status_code=202, summary="React with an emoji")
+@router.post(
+    "/reactions",
+    status_code=202,
+    response_class=Response,  # an empty 202: nothing to read back (the sums come as events)
+    responses={202: {"description": "Accepted; reaches pages summed within a second"}},
+    summary="React with an emoji",
+)
 async def react(space_id: SpaceId, body: React, request: Request, svc: ServicesDep) -> Response:
     """Listeners react while the space is live; reactions reach pages summed, once a second."""
     claims = authenticate(request, svc, space_id)
