@@ -168,3 +168,50 @@ async def test_sole_owner_runs_everything_here() -> None:
         assert broadcasts.live_ids() == []
     finally:
         await broadcasts.stop_all()
+
+
+async def test_a_burst_of_look_ups_is_one_redis_read(redis_url: str, live) -> None:
+    """1 500 held listener requests for one space: one GET, not one per request (found from
+    outside: each request read Redis until the pool ran out)."""
+    owner, other = node(redis_url, "owner"), node(redis_url, "other")
+    try:
+        await make_live(live, "s1")
+        assert await owner.claim("s1") is not None
+        reads = 0
+        real_get = other._redis.get
+
+        async def counting_get(*args, **kwargs):
+            nonlocal reads
+            reads += 1
+            await asyncio.sleep(0.05)  # a slow Redis: every request arrives while it waits
+            return await real_get(*args, **kwargs)
+
+        other._redis.get = counting_get  # type: ignore[method-assign]
+        found = await asyncio.gather(*(other.owner("s1") for _ in range(1500)))
+        assert reads == 1
+        assert {o.url for o in found if o is not None} == {"http://owner.test:8080"}
+    finally:
+        await close(owner, other)
+
+
+async def test_a_redis_error_is_not_a_change_of_owner(redis_url: str, live) -> None:
+    from redis.exceptions import MaxConnectionsError
+
+    owner, other = node(redis_url, "owner"), node(redis_url, "other")
+    try:
+        await make_live(live, "s1")
+        await owner.claim("s1")
+        assert (await other.owner("s1")).url == "http://owner.test:8080"
+
+        async def exhausted(*args, **kwargs):
+            raise MaxConnectionsError("Too many connections")
+
+        other._redis.get = exhausted  # type: ignore[method-assign]
+        await asyncio.sleep(0.6)  # past the cache: a fresh look-up, which fails
+        still = await other.owner("s1")
+        assert still is not None and still.url == "http://owner.test:8080"
+        other.forget("s1")  # nothing remembered: the error is said, not hidden
+        with pytest.raises(MaxConnectionsError):
+            await other.owner("s1")
+    finally:
+        await close(owner, other)

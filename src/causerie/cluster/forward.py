@@ -74,6 +74,38 @@ def forwarded(scope: Scope) -> bool:
     return any(name == FORWARDED.encode() for name, _ in scope.get("headers", ()))
 
 
+class RepeatedErrors:
+    """Logs the first of a run of errors with its traceback, then one line with a count every
+    `every` seconds: a burst of failing requests must not write a traceback each."""
+
+    def __init__(self, what: str, every: float = 10.0) -> None:
+        self.what = what
+        self.every = every
+        self.count = 0
+        """Errors since the last line logged."""
+        self.total = 0
+        self._logged_at: float | None = None
+
+    def record(self, exc: BaseException, subject: str) -> None:
+        self.count += 1
+        self.total += 1
+        now = time.monotonic()
+        if self._logged_at is None:
+            log.error("%s (%s): %r", self.what, subject, exc, exc_info=exc)
+        elif now - self._logged_at >= self.every:
+            log.error(
+                "%s: %d more times in %.0f s (last: %r)",
+                self.what,
+                self.count,
+                now - self._logged_at,
+                exc,
+            )
+        else:
+            return
+        self._logged_at = now
+        self.count = 0
+
+
 class Forwarder:
     """Reverse-proxies requests for spaces this node does not run to their owner."""
 
@@ -86,6 +118,7 @@ class Forwarder:
         """Seconds a listener's request waits for a reachable owner before a 503."""
         self.forwarded = 0
         """Requests passed to another node (a counter for tests and metrics)."""
+        self.lookup_errors = RepeatedErrors("could not look up a space's owner")
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -135,8 +168,8 @@ class Forwarder:
             try:
                 owner = await self.ownership.owner(space_id)
                 state = "live" if owner is not None else await self.space_state(space_id)
-            except Exception:  # Redis unreachable: as if the owner were unknown, for a while
-                log.exception("space %s: could not look up its owner", space_id)
+            except Exception as exc:  # Redis unreachable: as if the owner were unknown, a while
+                self.lookup_errors.record(exc, space_id)
                 owner, state = None, "live"
             if owner is not None and not owner.here:
                 if await self._proxy_stream(scope, send, owner.url):
@@ -208,8 +241,8 @@ class Forwarder:
                 if await self.space_state(space_id) == "live":
                     return "this space is changing servers; retry in a moment"
                 return None
-        except Exception:
-            log.exception("space %s: could not look up its owner", space_id)
+        except Exception as exc:
+            self.lookup_errors.record(exc, space_id)
             return "this server cannot find the space's media right now; retry in a moment"
         if owner.here:
             return None

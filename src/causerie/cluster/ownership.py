@@ -42,6 +42,9 @@ CLAIMS_PER_TICK = 32
 """Live spaces one node claims per tick at most, so a mass failover spreads over the nodes."""
 OWNER_CACHE_SECONDS = 0.5
 """How long a non-owner remembers who owns a space (it forwards every media request there)."""
+OWNER_STALE_SECONDS = 10.0
+"""How long the owner last seen is still used while Redis cannot say (an owner that really
+died is found unreachable by the forwarder, which forgets it at once)."""
 RUN_KEPT_SECONDS = 7 * 86400
 """How long a space's run counter outlives its last claim."""
 
@@ -249,6 +252,7 @@ class RedisOwnership:
         self._tick = client.register_script(_TICK)
         self._let_go = client.register_script(_LET_GO)
         self._owners: dict[str, tuple[float, Owner | None]] = {}
+        self._lookups: dict[str, asyncio.Future[Owner | None]] = {}
         self._me = Owner(self.node_id, node_url, True)
 
     def _lease_key(self, space_id: str) -> str:
@@ -289,11 +293,30 @@ class RedisOwnership:
         return bool(done)
 
     async def owner(self, space_id: str) -> Owner | None:
-        """Who holds the space's lease, remembered for `OWNER_CACHE_SECONDS`."""
+        """Who holds the space's lease, remembered for `OWNER_CACHE_SECONDS`.
+
+        Concurrent look-ups of one space share one Redis read (a burst of listeners' requests
+        is one GET, not one per request). If Redis cannot answer (down, or the client's pool
+        exhausted), the owner last seen within `OWNER_STALE_SECONDS` is kept: an error reading
+        the lease is not a change of owner.
+        """
         now = time.monotonic()
         hit = self._owners.get(space_id)
         if hit is not None and now - hit[0] < OWNER_CACHE_SECONDS:
             return hit[1]
+        pending = self._lookups.get(space_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._look_up(space_id))
+            self._lookups[space_id] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(space_id, None))
+        try:
+            return await asyncio.shield(pending)
+        except Exception:
+            if hit is not None and hit[1] is not None and now - hit[0] < OWNER_STALE_SECONDS:
+                return hit[1]
+            raise
+
+    async def _look_up(self, space_id: str) -> Owner | None:
         value = await self._redis.get(self._lease_key(space_id))
         found: Owner | None = None
         if value:
@@ -301,7 +324,7 @@ class RedisOwnership:
             found = self._me if node == self.node_id else Owner(node, url, False)
         if len(self._owners) > 10_000:
             self._owners.clear()
-        self._owners[space_id] = (now, found)
+        self._owners[space_id] = (time.monotonic(), found)
         return found
 
     def forget(self, space_id: str) -> None:
