@@ -35,13 +35,15 @@ $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-test: install test-deps
-	$(BIN)/ruff check src tests bench
+# What CI runs: the static checks first (lint), then every test.
+test: install test-deps lint
 	$(BIN)/pytest
 
+# ruff's rules and format, and mypy on src/ (its settings are in pyproject.toml).
 lint: test-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 bench: install test-deps
 	$(BIN)/python -m bench.latency
@@ -55,4 +57,4 @@ bench: install test-deps
 	$(BIN)/python -m bench.origin
 
 clean:
-	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache .mypy_cache

@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rehearse_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _rehearse_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from .rehearse.options import DESCRIPTION, add_arguments
 
     rehearse = commands.add_parser(
@@ -201,7 +201,7 @@ def _rehearse(argv: Sequence[str] | None) -> int:
     os.execv(sys.executable, command)
 
 
-def _edge_config_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _edge_config_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     edge = commands.add_parser(
         "edge-config",
         help="print the configuration of a caching edge (nginx or Varnish) for some origins",

@@ -7,8 +7,10 @@ import time
 
 import httpx
 import pytest
+import redis
 
 from causerie.cli import issue_account_token, main
+from causerie.cluster.keys import KEYS
 from causerie.security.secret_file import SECRET_FILE, load_or_create_secrets, rotate_secret
 from causerie.security.shared_secrets import shared_secrets
 from causerie.security.tokens import Claims, InvalidToken, TokenKind, TokenSigner
@@ -115,6 +117,20 @@ def test_rotation_of_the_secret_nodes_share_in_redis(tmp_path, redis_url) -> Non
     with pytest.raises(InvalidToken, match="signature"):
         TokenSigner(shared_secrets(redis_url, node_a)).verify(old, now=0)
     assert stat.S_IMODE((node_a / SECRET_FILE).stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("stored", "error"),
+    [("not hex\n", "are damaged"), ("\n \n", "holds no secret")],
+)
+def test_damaged_shared_secrets_are_reported(tmp_path, redis_url, stored, error) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.set(KEYS.secrets, stored)
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match=f"{error}.*{KEYS.secrets}|{KEYS.secrets}.*{error}"):
+        shared_secrets(redis_url, tmp_path)
 
 
 def test_keep_must_not_be_negative(tmp_path, capsys) -> None:

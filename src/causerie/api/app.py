@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
-from ..asgi import Receive, Scope, Send, send_error
+from ..asgi import ASGIApp, Receive, Scope, Send, send_error
 from ..domain import NotFound
 from ..node.config import Config
 from ..node.factory import build_services
@@ -155,11 +155,13 @@ class Node:
             FastJoins(self.api, svc), svc.config.max_inflight, max_lag=svc.config.max_lag
         )
         self.api.state.admission = self.admission  # its refusals are in the audience numbers
-        self.control = BodyLimit(self.admission, svc.config.max_body_bytes)
+        self.control: ASGIApp = BodyLimit(self.admission, svc.config.max_body_bytes)
         if svc.config.trusted_proxies:
             # The client's address (per-IP limits) from X-Forwarded-For, believed from these
-            # peers only: the rightmost address they did not add themselves.
-            self.control = ProxyHeadersMiddleware(self.control, list(svc.config.trusted_proxies))
+            # peers only: the rightmost address they did not add themselves. (uvicorn types ASGI
+            # apps with TypedDict scopes, Starlette and this node with mappings: one interface.)
+            trusted = list(svc.config.trusted_proxies)
+            self.control = ProxyHeadersMiddleware(self.control, trusted)  # type: ignore[arg-type,assignment]
         self.hls = HlsOrigin(
             svc.broadcasts,
             on_request=lambda kind, status: svc.metrics.inc(

@@ -49,7 +49,9 @@ class Ask(BaseModel):
 class React(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    emoji: str = Field(description="One of: " + " ".join(EMOJI), json_schema_extra={"enum": EMOJI})
+    emoji: str = Field(
+        description="One of: " + " ".join(EMOJI), json_schema_extra={"enum": list(EMOJI)}
+    )
 
 
 class ReactionTotals(BaseModel):

@@ -6,7 +6,7 @@ The routes never reach the node's wiring any other way: `Services` is built by t
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 
@@ -14,7 +14,12 @@ from ..domain import check_space_id
 from ..node.schemas import Error
 from ..node.services import Services
 
-ERRORS = {status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
+Responses = dict[int | str, dict[str, Any]]
+"""A route's `responses=`: status -> an OpenAPI response object (FastAPI's own type)."""
+
+ERRORS: Responses = {
+    status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
 """The error answers every route may give, for the OpenAPI document."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,7 +47,7 @@ def error_response(
     )
 
 
-def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> str:
     """Turn pydantic's error list into one readable sentence."""
     parts = []
     for error in errors[:5]:

@@ -141,7 +141,7 @@ class HlsOrigin:
         packager = pipeline.packager if pipeline else None
         body: bytes | None = None
         kind = "init" if match["init"] else ("part" if match["part"] is not None else "segment")
-        if packager is not None and match["run"] == packager.run_id:
+        if pipeline is not None and packager is not None and match["run"] == packager.run_id:
             if match["init"]:
                 body = packager.init
             elif match["part"] is not None:

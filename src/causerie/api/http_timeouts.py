@@ -40,7 +40,7 @@ def timed_http_protocol(
         log.warning("httptools is missing: no header or body deadlines against slow clients")
         return "auto"
 
-    class TimedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
+    class TimedHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn's httptools protocol, with a deadline for the headers and for the body."""
 
         _deadline: asyncio.TimerHandle | None = None

@@ -73,7 +73,9 @@ async def list_requests(space_id: SpaceId, request: Request, svc: ServicesDep) -
 @router.post(
     "/speak-requests/{user_id}/approve", response_model=SpaceView, summary="Bring on stage"
 )
-async def approve(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep):
+async def approve(
+    space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep
+) -> SpaceView:
     """Host or co-host: the requester becomes a speaker (429 past the speaker limit)."""
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.answer_request(actor, user_id, approve=True)
@@ -82,7 +84,7 @@ async def approve(space_id: SpaceId, user_id: UserId, request: Request, svc: Ser
 
 
 @router.post("/speak-requests/{user_id}/deny", response_model=SpaceView, summary="Decline")
-async def deny(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep):
+async def deny(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep) -> SpaceView:
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.answer_request(actor, user_id, approve=False)
     )
@@ -90,7 +92,9 @@ async def deny(space_id: SpaceId, user_id: UserId, request: Request, svc: Servic
 
 
 @router.post("/invitations", response_model=SpaceView, summary="Invite someone to speak")
-async def invite(space_id: SpaceId, body: Invitation, request: Request, svc: ServicesDep):
+async def invite(
+    space_id: SpaceId, body: Invitation, request: Request, svc: ServicesDep
+) -> SpaceView:
     """Host or co-host: invite a listener on stage; they become a speaker when they accept."""
     space, _ = await change_space(
         request,
@@ -116,7 +120,7 @@ async def make_cohost(
     request: Request,
     svc: ServicesDep,
     body: Annotated[Named | None, Body()] = None,
-):
+) -> SpaceView:
     """Host only (429 past the co-host limit). The name is used if the person is not known yet."""
     name = body.name if body else ""
     space, _ = await change_space(
@@ -126,7 +130,9 @@ async def make_cohost(
 
 
 @router.delete("/cohosts/{user_id}", response_model=SpaceView, summary="Unmake a co-host")
-async def unmake_cohost(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep):
+async def unmake_cohost(
+    space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep
+) -> SpaceView:
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.unmake_cohost(actor, user_id)
     )
@@ -136,7 +142,7 @@ async def unmake_cohost(space_id: SpaceId, user_id: UserId, request: Request, sv
 @router.put("/stage/{user_id}/muted", response_model=SpaceView, summary="Mute or unmute")
 async def set_muted(
     space_id: SpaceId, user_id: UserId, body: MuteChange, request: Request, svc: ServicesDep
-):
+) -> SpaceView:
     """Speakers on themselves; host and co-hosts on anyone on stage. Takes effect within a part."""
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.set_muted(actor, user_id, body.muted)
@@ -145,7 +151,9 @@ async def set_muted(
 
 
 @router.delete("/stage/{user_id}", response_model=SpaceView, summary="Back to the audience")
-async def leave_stage(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep):
+async def leave_stage(
+    space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep
+) -> SpaceView:
     """A moderator moves someone to the audience, or a speaker leaves the stage themselves."""
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.move_to_audience(actor, user_id)
@@ -154,7 +162,7 @@ async def leave_stage(space_id: SpaceId, user_id: UserId, request: Request, svc:
 
 
 @router.post("/removals", response_model=SpaceView, summary="Remove someone and keep them out")
-async def remove(space_id: SpaceId, body: Removal, request: Request, svc: ServicesDep):
+async def remove(space_id: SpaceId, body: Removal, request: Request, svc: ServicesDep) -> SpaceView:
     space, _ = await change_space(
         request, svc, space_id, lambda s, actor: s.remove(actor, body.user_id)
     )

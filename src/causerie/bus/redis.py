@@ -25,7 +25,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -216,7 +216,9 @@ class RedisBus:
         kind = message["type"]
         name = message.get("channel")
         space_id = self._space_of(name) if isinstance(name, str) else None
-        channel = self._channels.get(space_id) if space_id is not None else None
+        if space_id is None:
+            return
+        channel = self._channels.get(space_id)
         if channel is None:
             return
         if kind == "message":
@@ -277,7 +279,12 @@ class RedisBus:
     # -- subscribing -----------------------------------------------------------------------
 
     async def _range(self, space_id: str, first: int, last: int) -> list[Event]:
-        entries = await self._redis.xrange(self._stream_key(space_id), f"{first}-0", f"{last}-0")
+        # A text client: ids and fields are str. redis-py types an entry `(bytes | str | None,
+        # dict | None)` for every command (XCLAIM may name deleted entries), XRANGE included.
+        entries = cast(
+            "list[tuple[str, dict[str, str]]]",
+            await self._redis.xrange(self._stream_key(space_id), f"{first}-0", f"{last}-0"),
+        )
         return [
             Event(
                 int(entry_id.split("-", 1)[0]),

@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 
 from ..media.broadcasts import ENDED_KEPT_SECONDS, Broadcasts
 from .keys import KEYS, RedisKeys
-from .redis_client import given_or_connect
+from .redis_client import given_or_connect, text
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ class RedisOwnership:
         value = await self._redis.get(self._lease_key(space_id))
         found: Owner | None = None
         if value:
-            node, url = parse_lease(value)
+            node, url = parse_lease(text(value))
             found = self._me if node == self.node_id else Owner(node, url, False)
         if len(self._owners) > 10_000:
             self._owners.clear()

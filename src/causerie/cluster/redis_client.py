@@ -50,6 +50,17 @@ def given_or_connect(
     return connect(url, decode_responses=decode_responses), True
 
 
+def text(reply: bytes | str) -> str:
+    """A reply of a text client (`decode_responses=True`) as the `str` it is: redis-py types
+    every reply `bytes | str`, whichever the client."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def binary(reply: bytes | str) -> bytes:
+    """A reply of a binary client (`decode_responses=False`) as the `bytes` it is."""
+    return reply.encode() if isinstance(reply, str) else reply
+
+
 class RedisClients:
     """The node's two Redis clients, shared by everything it keeps in Redis: one for text
     (most keys) and one for bytes (the audience numbers' sketches). Two pools per node."""

@@ -30,7 +30,7 @@ from dataclasses import replace
 import redis.asyncio as aioredis
 
 from ..cluster.keys import KEYS, RedisKeys
-from ..cluster.redis_client import given_or_connect
+from ..cluster.redis_client import binary, given_or_connect
 from .local_stats import LocalStats
 from .presence import HEARTBEAT_INTERVAL
 from .redis_presence import RedisPresence
@@ -170,7 +170,7 @@ class RedisStats:
             if node == self.node_id and mine is not None:
                 continue  # this node's own numbers are newer in memory
             try:
-                merged.merge(SpaceStats.from_bytes(data))
+                merged.merge(SpaceStats.from_bytes(binary(data)))
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("the shared numbers of space %s from node %s: %s", space_id, node, exc)
         if mine is not None:

@@ -403,7 +403,11 @@ class SpaceStats:
         if other._bucket is not None and other._bucket == self._bucket:
             self._current = _merge_into(self._current, other._current)
             self._previous = _merge_into(self._previous, other._previous)
-        elif other._bucket is not None and other._bucket == self._bucket - 1:
+        elif (
+            other._bucket is not None
+            and self._bucket is not None
+            and other._bucket == self._bucket - 1
+        ):
             self._previous = _merge_into(self._previous, other._current)
         self.unique = _merge_into(self.unique, other.unique)
         self.replay = _merge_into(self.replay, other.replay)

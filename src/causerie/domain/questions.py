@@ -139,7 +139,7 @@ def ordered(questions: list[Question]) -> list[Question]:
     """Pinned first, then open by votes then age, then answered, then the rest."""
     rank = {QuestionState.OPEN: 1, QuestionState.ANSWERED: 2}
 
-    def key(q: Question) -> tuple:
+    def key(q: Question) -> tuple[int, int, datetime, str]:
         return (0 if q.pinned else rank.get(q.state, 3), -q.votes, q.created_at, q.id)
 
     return sorted(questions, key=key)

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypedDict
 
 from .mixer import Mixer
 from .packager import first_msn_at
@@ -27,6 +28,13 @@ SEGMENT_SECONDS = 10 * 9 * 1024 / 48000
 """LivePipeline's segments: 9 parts of 10 AAC frames at 48 kHz (1.92 s)."""
 
 Closer = Callable[[], Awaitable[None]]
+
+
+class Continuation(TypedDict, total=False):
+    """Where a new run of a space's stream starts (`LivePipeline`'s keyword arguments)."""
+
+    first_msn: int
+    discontinuity_sequence: int
 
 
 class Broadcasts:
@@ -108,7 +116,7 @@ class Broadcasts:
                 log.info("space %s is on the air (run %s)", space_id, pipeline.packager.run_id)
             return pipeline
 
-    def _continuation(self, space_id: str) -> dict[str, int]:
+    def _continuation(self, space_id: str) -> Continuation:
         """Numbers that keep a restarted stream monotonic after a run ended on this node.
 
         Media sequence numbers come from the wall clock, so they normally keep increasing; a

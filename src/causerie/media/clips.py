@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
 
 import av
 
@@ -86,8 +85,9 @@ def _mux(recording: Recording, path: Path, start: Fraction, end: Fraction | None
                 continue
             files = [recording.init_path(present[0].run_id)]
             files.extend(recording.segment_path(s) for s in present)
-            with _Concatenation(files) as source, av.open(source, format="mp4") as container:
+            with _Concatenation(files) as source, av.open(source, "r", format="mp4") as container:
                 audio = container.streams.audio[0]
+                assert audio.time_base is not None  # an MP4 track's timescale (mdhd)
                 if stream is None:
                     stream = output.add_stream_from_template(audio)
                 first_pts: int | None = None
@@ -147,7 +147,7 @@ class _Concatenation(io.RawIOBase):
     def __init__(self, paths: Sequence[Path]) -> None:
         super().__init__()
         self._paths = list(paths)
-        self._current: BinaryIO | None = None
+        self._current: io.BufferedReader | None = None
 
     def readable(self) -> bool:
         return True

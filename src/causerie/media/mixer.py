@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -181,22 +182,24 @@ class Mixer:
         self.sample_rate = sample_rate
         self.frame_samples = frame_samples
         frame_seconds = frame_samples / sample_rate
-        self._input_options = {
-            "frame_samples": frame_samples,
-            "max_queue_samples": round(max_queue_seconds * sample_rate),
-            "active_threshold_dbfs": active_threshold_dbfs,
-            "hang_frames": max(0, round(hang_seconds / frame_seconds)),
+        self._new_input = partial(
+            MixerInput,
+            frame_samples=frame_samples,
+            max_queue_samples=round(max_queue_seconds * sample_rate),
+            active_threshold_dbfs=active_threshold_dbfs,
+            hang_frames=max(0, round(hang_seconds / frame_seconds)),
             # One-pole smoothing of the power with time constant level_seconds.
-            "level_smoothing": 1.0 - math.exp(-frame_seconds / level_seconds),
-        }
-        self._limiter_options = {
-            "sample_rate": sample_rate,
-            "threshold_dbfs": threshold_dbfs,
-            "release_seconds": release_seconds,
-        }
+            level_smoothing=1.0 - math.exp(-frame_seconds / level_seconds),
+        )
+        self._new_limiter = partial(
+            Limiter,
+            sample_rate=sample_rate,
+            threshold_dbfs=threshold_dbfs,
+            release_seconds=release_seconds,
+        )
         self._inputs: dict[str, MixerInput] = {}
         self._limiters: dict[str, Limiter] = {}  # one per mix-minus: each has its own dynamics
-        self._program_limiter = Limiter(**self._limiter_options)
+        self._program_limiter = self._new_limiter()
 
     @property
     def inputs(self) -> dict[str, MixerInput]:
@@ -212,9 +215,9 @@ class Mixer:
         """Add a speaker; raises ``ValueError`` if the id is taken."""
         if input_id in self._inputs:
             raise ValueError(f"mixer input {input_id!r} already exists")
-        mixer_input = MixerInput(input_id, **self._input_options)
+        mixer_input = self._new_input(input_id)
         self._inputs[input_id] = mixer_input
-        self._limiters[input_id] = Limiter(**self._limiter_options)
+        self._limiters[input_id] = self._new_limiter()
         return mixer_input
 
     def remove_input(self, input_id: str) -> None:

@@ -357,6 +357,8 @@ class Packager:
     def _normalize(self, msn: int, index: int) -> tuple[int, int]:
         """Section 6.2.5.2: a part index past the segment's last part is part 0 of the next."""
         segment = self._find(msn)
-        complete = segment is not None and segment.data is not None
-        parts = len(segment.parts) if complete else self.parts_per_segment
+        if segment is not None and segment.data is not None:  # complete
+            parts = len(segment.parts)
+        else:
+            parts = self.parts_per_segment
         return (msn + 1, 0) if index >= parts else (msn, index)

@@ -28,8 +28,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import av
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
@@ -236,6 +237,7 @@ class Speakers:
         try:
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, av.AudioFrame)  # an audio track's (recv is typed for any)
                 pcm, resampler = to_mono(frame, resampler)
                 session.frames_received += 1
                 session.last_frame_at = time.monotonic()
@@ -379,7 +381,7 @@ class Speakers:
         """:meth:`sync` as a stage listener of the node (``Services.stage_listeners``)."""
         self.sync(space)
 
-    def _in_background(self, coroutine) -> None:
+    def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

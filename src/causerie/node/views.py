@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from ..counting.stats import Summary
 from ..domain import Space, SpaceState
@@ -26,6 +26,10 @@ def events_url(space_id: str) -> str:
     return f"/feed/{space_id}/now"
 
 
+@overload
+def moment(unix: float) -> datetime: ...
+@overload
+def moment(unix: float | None) -> datetime | None: ...
 def moment(unix: float | None) -> datetime | None:
     """A Unix time as an aware datetime (None stays None)."""
     return None if unix is None else datetime.fromtimestamp(unix, UTC)

@@ -147,7 +147,7 @@ def window(earlier: Snapshot, later: Snapshot) -> Window:
 
 def series(snapshots: Sequence[Snapshot], step: float) -> list[Window]:
     """Windows of about `step` seconds over the run (the first snapshot is the start)."""
-    windows = []
+    windows: list[Window] = []
     if not snapshots:
         return windows
     earlier = snapshots[0]

@@ -88,7 +88,9 @@ def _attribute(attrs: str, name: str) -> str | None:
 
 def _split_attributes(attrs: str) -> list[str]:
     """Split an attribute list on the commas outside quoted strings (section 4.2)."""
-    items, current, quoted = [], [], False
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in attrs:
         if char == '"':
             quoted = not quoted

@@ -110,7 +110,7 @@ def snapshot(runner: Runner, started: float) -> f.Snapshot:
     )
 
 
-def requests_by_name(runner: Runner) -> list[tuple[str, int, int, float | None, float | None]]:
+def requests_by_name(runner: Runner) -> list[tuple[str, int, int, float, float]]:
     rows = []
     for (name, method), entry in sorted(runner.stats.entries.items()):
         if method == f.FIGURE or not entry.num_requests:
@@ -154,8 +154,9 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
     env = Environment(
         user_classes=[Listener], host=args.target, parsed_options=locust_options(args)
     )
+    runner: Runner
     if args.master:
-        runner: Runner = env.create_master_runner(args.master_bind_host, args.master_port)
+        runner = env.create_master_runner(args.master_bind_host, args.master_port)
         print(
             f"rehearsal master: waiting for {args.expect_workers} worker(s) on port "
             f"{args.master_port}",

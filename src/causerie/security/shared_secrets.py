@@ -15,6 +15,7 @@ from secrets import token_bytes
 import redis
 
 from ..cluster.keys import KEYS, RedisKeys
+from ..cluster.redis_client import text
 from .secret_file import load_or_create_secrets, write_secrets
 
 log = logging.getLogger(__name__)
@@ -32,19 +33,19 @@ def shared_secrets(url: str, data_dir: Path, keys: RedisKeys = KEYS) -> list[byt
     try:
         key = keys.secrets
         client.set(key, "\n".join(k.hex() for k in local) + "\n", nx=True)
-        stored = client.get(key) or ""
+        stored = text(client.get(key) or "")
     finally:
         client.close()
     try:
-        keys = [bytes.fromhex(line.strip()) for line in stored.splitlines() if line.strip()]
+        secrets = [bytes.fromhex(line.strip()) for line in stored.splitlines() if line.strip()]
     except ValueError as exc:
-        raise ValueError(f"the secrets in Redis ({keys.secrets}) are damaged") from exc
-    if not keys:
-        raise ValueError(f"Redis holds no secret under {keys.secrets}")
-    if keys != local:
+        raise ValueError(f"the secrets in Redis ({key}) are damaged") from exc
+    if not secrets:
+        raise ValueError(f"Redis holds no secret under {key}")
+    if secrets != local:
         log.info("using the deployment's signing secret from Redis in %s", data_dir)
-        write_secrets(data_dir, keys)  # atomically, mode 0600 like every secret file
-    return keys
+        write_secrets(data_dir, secrets)  # atomically, mode 0600 like every secret file
+    return secrets
 
 
 def rotate_shared_secrets(url: str, data_dir: Path, keep: int = 1, keys: RedisKeys = KEYS) -> int:

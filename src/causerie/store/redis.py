@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 
 from ..cluster.keys import KEYS, RedisKeys
-from ..cluster.redis_client import given_or_connect
+from ..cluster.redis_client import given_or_connect, text
 from ..domain import Conflict, NotFound, Space, SpaceState
 from ..domain.questions import Question
 
@@ -292,7 +292,7 @@ class RedisStore:
 
     async def reaction_totals(self, space_id: str) -> dict[str, int]:
         totals = await self._redis.hgetall(self._keys.reactions(space_id))
-        return {emoji: int(n) for emoji, n in totals.items()}
+        return {text(emoji): int(n) for emoji, n in totals.items()}
 
     async def close(self) -> None:
         if self._owns_client:
