@@ -158,3 +158,43 @@ async def test_body_limit_by_length_and_by_chunks() -> None:
     fine = Recorder()
     await limit(http(), small_chunks, fine)
     assert fine.status == 200 and fine.messages[1]["body"] == b"hello world"
+
+
+async def test_event_streams_are_refused_when_overloaded_but_not_counted_once_open() -> None:
+    """Opening an event stream is work (a snapshot, a subscription): a storm of opens once
+    starved the media loop because `/events` skipped admission. An open stream is not work."""
+    release = asyncio.Event()
+
+    async def stream(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await release.wait()  # a long-lived stream
+        await send({"type": "http.response.body", "body": b""})
+
+    gate = Admission(stream, limit=2)
+    opened = [Recorder() for _ in range(5)]
+    tasks = [
+        asyncio.create_task(gate(http("/api/spaces/s/events", "GET"), no_body, r)) for r in opened
+    ]
+    await asyncio.sleep(0.01)
+    assert [r.status for r in opened] == [200] * 5  # open streams hold no slot
+    assert gate.in_flight == 0
+
+    # Overloaded (the in-flight bound reached by ordinary requests): new streams are refused.
+    held = asyncio.Event()
+
+    async def slow(scope, receive, send) -> None:
+        if scope["path"].endswith("/events"):
+            await ok(scope, receive, send)
+            return
+        await held.wait()
+        await ok(scope, receive, send)
+
+    busy = Admission(slow, limit=1)
+    work = asyncio.create_task(busy(http(), no_body, Recorder()))
+    await asyncio.sleep(0)
+    refused = Recorder()
+    await busy(http("/api/spaces/s/events", "GET"), no_body, refused)
+    assert refused.status == 503 and b"retry-after" in refused.headers
+    held.set()
+    release.set()
+    await asyncio.gather(work, *tasks)

@@ -200,13 +200,8 @@ class Admission:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Event streams are long-lived and cost nothing while idle: they are not "work in
-        # flight". Health checks must answer even under overload.
-        if (
-            scope["type"] != "http"
-            or scope["path"] in ("/healthz", "/metrics")
-            or scope["path"].endswith("/events")
-        ):
+        # Health checks must answer even under overload.
+        if scope["type"] != "http" or scope["path"] in ("/healthz", "/metrics"):
             await self.app(scope, receive, send)
             return
         if self.overloaded():
@@ -218,6 +213,12 @@ class Admission:
                 f"the server is busy; please retry in {wait} s",
                 [(b"retry-after", str(wait).encode())],
             )
+            return
+        if scope["path"].endswith("/events"):
+            # An event stream is refused like any request when the node is overloaded (opening
+            # one costs a snapshot and a subscription: a storm of them once starved the media),
+            # but once open it is long-lived and costs nothing while idle: not work in flight.
+            await self.app(scope, receive, send)
             return
         self.in_flight += 1
         try:
