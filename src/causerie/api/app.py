@@ -30,7 +30,7 @@ from ..secret_file import load_or_create_secrets
 from ..store import SqliteStore, Store
 from ..store.redis import RedisStore, shared_secrets
 from ..tokens import TokenSigner
-from . import audience, events, levels, pages, replay, spaces, stage, whip
+from . import audience, events, levels, pages, replay, settings, spaces, stage, whip
 from .audience import Activity, Limits
 from .calendar import router as calendar_router
 from .errors import install_error_handlers
@@ -237,6 +237,7 @@ def create_api(svc: Services) -> FastAPI:
     api.include_router(audience.router)
     api.include_router(levels.router)
     api.include_router(replay.router)
+    api.include_router(settings.router)
     api.include_router(pages.router)
     api.mount("/static", pages.static_files(), name="static")
 
