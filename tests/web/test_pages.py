@@ -10,8 +10,9 @@ settings (short heartbeats, short-lived tokens, a restart) run a node of their o
 
 Faults the node cannot be asked for — an overloaded join, an events endpoint that fails or hangs
 up or never delivers, a stale cached copy of the details — are made at the browser's edge with
-Playwright's routing; everything else the pages see is the node's own JSON. Waits are for
-conditions; a few checks that something does *not* happen watch for it over a bounded time.
+Playwright's routing; a dropped connection by a TCP relay between the browser and the node; a
+restart by restarting the node. Everything else the pages see is the node's own JSON. Waits are
+for conditions; a few checks that something does *not* happen watch for it over a bounded time.
 """
 
 from __future__ import annotations
@@ -134,15 +135,12 @@ class Api:
         path = f"/api/spaces/{space_id}/questions/{question_id}/{action}"
         await self.call("POST", path, self.host)
 
-    def crowd(self, space_id: str, count: int) -> Callable[[], Any]:
-        """`count` listeners counted by the node's presence, as their joins would be."""
+    async def crowd(self, space_id: str, count: int) -> None:
+        """`count` listeners counted by the node's presence, as their joins would be (a
+        thousand joins over HTTP would take this test seconds)."""
         svc = self.node.app.services
-
-        async def seen() -> None:
-            for i in range(count):
-                await svc.presence.seen(space_id, f"crowd-{space_id}-{i}", svc.clock())
-
-        return seen
+        for i in range(count):
+            await svc.presence.seen(space_id, f"crowd-{space_id}-{i}", svc.clock())
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -328,7 +326,7 @@ async def test_index_lists_spaces_live_first(browser, tmp_path: Path) -> None:
         demo = await api.space(XSS_TITLE)
         busy = await api.space("The busy one")
         await api.join(demo["id"])
-        await api.crowd(busy["id"], 1234)()
+        await api.crowd(busy["id"], 1234)
         async with phone(browser) as (page, _):
             await page.goto(own.url + "/")
             items = page.locator("#spaces li")
@@ -533,6 +531,7 @@ async def test_ended_space_says_so(node, api: Api, browser) -> None:
         await page.goto(f"{node.url}/s/{space['id']}")
         await page.locator("#notice").filter(has_text="has ended").wait_for()
         assert await page.locator("#play").is_hidden()
+        assert await page.locator("#play").is_disabled()
         assert await page.locator("#stage").is_hidden()  # nobody is on the stage of a past space
 
 
@@ -857,6 +856,7 @@ async def test_space_page_follows_live_events_without_polling(browser, tmp_path:
             await page.locator("#badge").filter(has_text="Ended").wait_for(timeout=LIVE_WITHIN)
             await page.locator("#notice").filter(has_text="has ended").wait_for()
             assert await page.locator("#play").is_hidden()
+            assert await page.locator("#play").is_disabled()
 
             # Longer than the polling period: no other read, and no other stream.
             streams = seen.count("GET", f"{base}/events")
