@@ -21,11 +21,15 @@ export const NEWS = 8;
 
 const statusTimers = new WeakMap();
 
-/** A status line: `error` styles it as one; after `clearAfter` seconds (if given) it clears
- * itself, unless something else was said meanwhile. */
-export function setStatus(element, text, { error = false, clearAfter = 0 } = {}) {
+/**
+ * A status line: `error` styles it as one; after `clearAfter` seconds (if given) it clears
+ * itself, unless something else was said meanwhile. With `repeat`, the same words said again
+ * are written again (and so announced again by screen readers).
+ */
+export function setStatus(element, text, { error = false, clearAfter = 0, repeat = false } = {}) {
   clearTimeout(statusTimers.get(element));
-  setText(element, text);
+  if (repeat) element.textContent = text;
+  else setText(element, text);
   element.classList.toggle("is-error", error);
   if (clearAfter && text) {
     const timer = setTimeout(() => {

@@ -346,7 +346,7 @@ export class Questions {
 
   status(text, { error = false } = {}) {
     // Good news is said, then goes; what went wrong stays until the next try.
-    setStatus(this.ui.status, text, { error, clearAfter: error ? 0 : NEWS });
+    setStatus(this.ui.status, text, { error, clearAfter: error ? 0 : NEWS, repeat: true });
   }
 
   // ---- acting ------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ export class Reactions {
   }
 
   say(text) {
-    setStatus(this.ui.status, text, { clearAfter: SAID_FOR });
+    setStatus(this.ui.status, text, { clearAfter: SAID_FOR, repeat: true });
   }
 
   async send(emoji, button) {

@@ -10,18 +10,14 @@
 
 import { getSettings, watchSpace } from "./api.js";
 import { setText, tokenClaims } from "./page.js";
-import { setCapacityLimit, renderCapacity } from "./studio/capacity.js";
+import { renderCapacity, setCapacityLimit } from "./studio/capacity.js";
 import { drawCardsWith, renderSpace, spaceId, state, studio, ui } from "./studio/context.js";
 import { localToIso, setTextLimits, startCreate } from "./studio/create.js";
 import { setSpeaking, syncLevelPolling } from "./studio/levels.js";
 import { renderSpaceActions } from "./studio/lifecycle.js";
 import { currentAir, renderMic } from "./studio/mic.js";
 import { renderError, renderOverview, showLinks, tickWhen } from "./studio/overview.js";
-import {
-  handleQuestions,
-  loadQuestions,
-  renderQuestionsCard,
-} from "./studio/questions.js";
+import { handleQuestions, loadQuestions, renderQuestionsCard } from "./studio/questions.js";
 import { followRequests, loadRequests, renderRequests } from "./studio/requests.js";
 import { currentToken, setUpSignIn, showSignIn, takeTokenFromAddress } from "./studio/signin.js";
 import { renderStage } from "./studio/stage.js";

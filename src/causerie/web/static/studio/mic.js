@@ -11,7 +11,17 @@ import {
   openMicrophone,
   setVoiceProcessing,
 } from "../whip.js";
-import { isLive, isModerator, me, renderSpace, spaceId, spaceUrl, state, studio, ui } from "./context.js";
+import {
+  isLive,
+  isModerator,
+  me,
+  renderSpace,
+  spaceId,
+  spaceUrl,
+  state,
+  studio,
+  ui,
+} from "./context.js";
 
 let air = null; // {session, stream, meter, timer} while on air (or getting there)
 let airBusy = false;
@@ -127,7 +137,9 @@ function playReturn(stream) {
   });
 }
 
-export function stopAir({ tellServer = true, message = "You're off the air.", error = false } = {}) {
+const OFF_THE_AIR = "You're off the air.";
+
+export function stopAir({ tellServer = true, message = OFF_THE_AIR, error = false } = {}) {
   if (!air) return;
   const { session: whip, stream, meter, timer } = air;
   air = null;

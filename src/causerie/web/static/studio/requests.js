@@ -2,7 +2,15 @@
 // to screen readers as they come, and approved onto the stage or declined.
 
 import { callApi } from "../api.js";
-import { NEWS, announce, fillAvatar, fromTemplate, problemText, setStatus, setText } from "../page.js";
+import {
+  NEWS,
+  announce,
+  fillAvatar,
+  fromTemplate,
+  problemText,
+  setStatus,
+  setText,
+} from "../page.js";
 import {
   focusedRow,
   isLive,
@@ -58,8 +66,10 @@ function announceRequests() {
   const ids = new Set(state.requests.map((r) => r.user_id));
   if (requestsSeen) {
     const fresh = state.requests.filter((r) => !requestsSeen.has(r.user_id));
-    if (fresh.length === 1) announce(ui.requestsAnnounce, `${fresh[0].name} asks to speak.`);
-    else if (fresh.length > 1) announce(ui.requestsAnnounce, `${fresh.length} people ask to speak.`);
+    let news = "";
+    if (fresh.length === 1) news = `${fresh[0].name} asks to speak.`;
+    else if (fresh.length > 1) news = `${fresh.length} people ask to speak.`;
+    if (news) announce(ui.requestsAnnounce, news);
   }
   requestsSeen = ids;
 }

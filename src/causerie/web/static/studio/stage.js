@@ -2,7 +2,15 @@
 // them: mute, move back to the audience, make co-host or speaker, remove (after a confirmation).
 
 import { ApiError, callApi } from "../api.js";
-import { NEWS, fillAvatar, fromTemplate, problemText, roleLabel, setStatus, setText } from "../page.js";
+import {
+  NEWS,
+  fillAvatar,
+  fromTemplate,
+  problemText,
+  roleLabel,
+  setStatus,
+  setText,
+} from "../page.js";
 import {
   focusedRow,
   isModerator,
