@@ -293,6 +293,7 @@ ROWS: list[Row] = [
     page("/studio/{space_id}"),
     Row("GET", "/static/{path}", everyone(200), values={"path": "space.js"}),
     # Reading a space: public and cacheable.
+    Row("GET", "/api/settings", everyone(200)),
     Row("GET", "/api/spaces", everyone(200)),
     Row("GET", "/api/spaces/{space_id}", everyone(200)),
     Row("GET", "/api/spaces/{space_id}.ics", everyone(200)),

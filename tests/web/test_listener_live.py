@@ -1,8 +1,9 @@
 """The space page against the real thing: `causerie demo` in its own process, headless Chromium.
 
-Where test_pages_static.py checks the page's behaviour against a stand-in API, this checks that
-the page and the real server work together: the LL-HLS stream plays close to live through
-hls.js, the listener count includes the listener, and the host card starts and ends a space.
+Where test_pages.py checks the page's behaviour piece by piece against an in-process node, this
+checks it against `causerie demo` as shipped, in a process of its own: the LL-HLS stream plays
+close to live through hls.js, the listener count includes the listener, and the host card starts
+and ends a space.
 """
 
 from __future__ import annotations

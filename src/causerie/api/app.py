@@ -25,7 +25,19 @@ from ..node.factory import build_services
 from ..node.lifecycle import Lifecycle
 from ..node.metrics import labels
 from ..node.services import Services
-from . import audience, calendar, events, levels, pages, replay, spaces, stage, stats, whip
+from . import (
+    audience,
+    calendar,
+    events,
+    levels,
+    pages,
+    replay,
+    settings,
+    spaces,
+    stage,
+    stats,
+    whip,
+)
 from .admission import Admission, BodyLimit, header_limit_error
 from .errors import install_error_handlers
 from .feed import FeedOrigin
@@ -70,6 +82,7 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
     api.include_router(audience.router)
     api.include_router(levels.router)
     api.include_router(replay.router)
+    api.include_router(settings.router)
     api.include_router(pages.router)
     api.mount("/static", pages.static_files(), name="static")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import Conflict, NotAllowed
 from .roles import Action
-from .spaces import Space, SpaceState
+from .spaces import NAME_MAX, Space, SpaceState
 from .text import clean_text
 
 QUESTION_MAX = 280
@@ -86,7 +86,8 @@ def ask(
         id=question_id,
         space_id=space.id,
         author_id=author_id,
-        author_name=clean_text(author_name, field="name", max_length=60, required=False) or "Guest",
+        author_name=clean_text(author_name, field="name", max_length=NAME_MAX, required=False)
+        or "Guest",
         text=clean_text(text, field="question", max_length=QUESTION_MAX, multiline=True),
         created_at=now,
     )

@@ -2,3 +2,15 @@
 
 EMOJI = ("👏", "❤️", "😂", "🔥", "😮", "💯", "🙏", "👍")
 """The emoji offered on the listener page and accepted by `POST …/reactions`, in that order."""
+
+REACTION_NAMES = {
+    "👏": "Applause",
+    "❤️": "Love",
+    "😂": "Laugh",
+    "🔥": "Fire",
+    "😮": "Wow",
+    "💯": "Hundred",
+    "🙏": "Thanks",
+    "👍": "Thumbs up",
+}
+"""What each reaction is called for screen readers (its button's label on the pages)."""

@@ -11,13 +11,14 @@ import secrets
 from datetime import UTC, datetime
 
 from ..domain import Conflict, SpaceState, check_space_id
+from ..domain.spaces import NAME_MAX
 from ..domain.text import clean_text
 from ..security.tokens import Claims, TokenKind
 from .schemas import Joined, JoinRequest, Waiting, WaitingPlace
 from .services import Services
 from .views import playlist_url
 
-LISTENER_NAME_MAX = 60
+LISTENER_NAME_MAX = NAME_MAX
 """The longest display name a listener may give (longer names are cut)."""
 
 

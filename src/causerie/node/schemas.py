@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..domain import questions as q
+from ..domain.spaces import DESCRIPTION_MAX, NAME_MAX, TITLE_MAX
 from ..domain.waiting_room import MAX_CAPACITY
 
 # No control characters (Unicode category Cc), as domain/text.py checks; multiline text may hold
@@ -31,12 +32,13 @@ class CreateSpace(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(
-        description="Shown to everyone; 1–140 characters.", json_schema_extra=text_schema(140)
+        description=f"Shown to everyone; 1–{TITLE_MAX} characters.",
+        json_schema_extra=text_schema(TITLE_MAX),
     )
     description: str = Field(
         "",
-        description="Optional; up to 2000 characters.",
-        json_schema_extra=text_schema(2000, multiline=True, required=False),
+        description=f"Optional; up to {DESCRIPTION_MAX} characters.",
+        json_schema_extra=text_schema(DESCRIPTION_MAX, multiline=True, required=False),
     )
     scheduled_start: datetime | None = Field(
         None, description="ISO 8601 with a time zone, e.g. 2026-11-21T18:00:00Z."
@@ -54,9 +56,9 @@ class CreateSpace(BaseModel):
 class EditSpace(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(None, json_schema_extra=text_schema(140))
+    title: str | None = Field(None, json_schema_extra=text_schema(TITLE_MAX))
     description: str | None = Field(
-        None, json_schema_extra=text_schema(2000, multiline=True, required=False)
+        None, json_schema_extra=text_schema(DESCRIPTION_MAX, multiline=True, required=False)
     )
     scheduled_start: datetime | None = None
     capacity: int | None = Field(
@@ -150,13 +152,13 @@ class Invitation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: str = Field(min_length=1, max_length=64)
-    name: str = Field("", max_length=60)
+    name: str = Field("", max_length=NAME_MAX)
 
 
 class Named(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("", max_length=60)
+    name: str = Field("", max_length=NAME_MAX)
 
 
 class MuteChange(BaseModel):

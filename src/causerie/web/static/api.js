@@ -1,4 +1,4 @@
-// The causerie HTTP API as the listener pages use it, and polite retrying.
+// The causerie HTTP API as the pages use it, and polite retrying.
 //
 // Under load the server answers 503 or 429 with Retry-After instead of queueing work; clients
 // that retry at once, all together, would keep it overloaded. So every retry here waits: at least
@@ -94,11 +94,12 @@ export async function errorFrom(response) {
 }
 
 /** One API call, with a bearer token if given: resolves to the JSON body (null when empty);
- * rejects with an ApiError (status 0: the server could not be reached). */
-export async function callApi(method, url, { token, signal, json } = {}) {
+ * rejects with an ApiError (status 0: the server could not be reached). Answers are not taken
+ * from the browser's cache unless `cache` says otherwise (a fetch() cache mode). */
+export async function callApi(method, url, { token, signal, json, cache = "no-store" } = {}) {
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
-  const init = { method, headers, signal, cache: "no-store" };
+  const init = { method, headers, signal, cache };
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -114,6 +115,18 @@ export async function callApi(method, url, { token, signal, json } = {}) {
   // 202 and 204 may come without a body.
   const text = response.status === 204 ? "" : await response.text();
   return text ? JSON.parse(text) : null;
+}
+
+let settingsRead = null;
+
+/**
+ * The rules the server enforces and the pages show: {limits: {title, description, name,
+ * question, capacity}, reactions: [{emoji, name}]}. Read once per page, retrying while the
+ * server is busy; the browser may keep it (the server says for how long).
+ */
+export function getSettings() {
+  settingsRead ??= withRetry(() => callApi("GET", "/api/settings", { cache: "default" }));
+  return settingsRead;
 }
 
 const spaceUrl = (id) => `/api/spaces/${encodeURIComponent(id)}`;
@@ -154,14 +167,6 @@ export function waitDelaySeconds(waiting) {
   return Math.max(0.5, Math.random() * most);
 }
 
-/** "You are number 3 in line — about 40 s" (a waiting answer, said for people). */
-export function waitingText(waiting) {
-  const position = Math.max(1, Number(waiting?.position) || 1);
-  const seconds = Math.max(1, Number(waiting?.estimated_wait_seconds) || 1);
-  const about = untilText(seconds * 1000);
-  return `You are number ${position.toLocaleString()} in line — about ${about}`;
-}
-
 /** Tell the server this listener is still listening (what keeps the count honest). */
 export function sendHeartbeat(id, token, { signal } = {}) {
   return callApi("POST", `${spaceUrl(id)}/heartbeat`, { token, signal });
@@ -187,7 +192,7 @@ export function listQuestions(id, { signal } = {}) {
   return callApi("GET", `${spaceUrl(id)}/questions`, { signal });
 }
 
-/** Ask a question (1–280 characters): resolves to the new question. */
+/** Ask a question (at most the settings' `limits.question` characters): the new question. */
 export function askQuestion(id, token, text, { signal } = {}) {
   return callApi("POST", `${spaceUrl(id)}/questions`, { token, signal, json: { text } });
 }
@@ -202,19 +207,7 @@ export function withdrawQuestion(id, token, questionId, { signal } = {}) {
   return callApi("DELETE", questionUrl(id, questionId), { token, signal });
 }
 
-/** The reactions the audience may send, with what they are called for screen readers. */
-export const REACTIONS = [
-  ["👏", "Applause"],
-  ["❤️", "Love"],
-  ["😂", "Laugh"],
-  ["🔥", "Fire"],
-  ["😮", "Wow"],
-  ["💯", "Hundred"],
-  ["🙏", "Thanks"],
-  ["👍", "Thumbs up"],
-];
-
-/** React with one of REACTIONS' emoji (while the space is live). */
+/** React with one of the emoji the settings offer (while the space is live). */
 export function sendReaction(id, token, emoji, { signal } = {}) {
   return callApi("POST", `${spaceUrl(id)}/reactions`, { token, signal, json: { emoji } });
 }
@@ -450,62 +443,4 @@ export function watchSpace(id, onSpace, onError, options = {}) {
       return streamFailures || !canStream ? "polling" : "connecting";
     },
   };
-}
-
-/** The listener counts and states, said the same way on every page. */
-export function listenersText(count) {
-  const n = Number(count) || 0;
-  return `${n.toLocaleString()} listening now`;
-}
-
-/** What a role on stage is called on the pages. */
-export function roleLabel(role) {
-  return { host: "Host", cohost: "Co-host", speaker: "Speaker" }[role] || role;
-}
-
-export function stateLabel(state) {
-  return { live: "Live", scheduled: "Scheduled", ended: "Ended" }[state] || state;
-}
-
-/** A start time as the listener's locale writes it, e.g. "Tue 5 Nov, 19:00". */
-export function formatWhen(iso) {
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return "";
-  return date.toLocaleString(undefined, {
-    weekday: "short",
-    day: "numeric",
-    month: "short",
-    hour: "2-digit",
-    minute: "2-digit",
-  });
-}
-
-/**
- * How long until a start, said briefly: "3 d 4 h", "2 h 14 min", "14 min", then seconds in the
- * last minute ("45 s"). Empty once the time has come.
- */
-export function untilText(milliseconds) {
-  const total = Math.ceil(milliseconds / 1000);
-  if (!(total > 0)) return "";
-  if (total < 60) return `${total} s`;
-  const days = Math.floor(total / 86400);
-  const hours = Math.floor((total % 86400) / 3600);
-  const minutes = Math.floor((total % 3600) / 60);
-  if (days) return hours ? `${days} d ${hours} h` : `${days} d`;
-  if (hours) return minutes ? `${hours} h ${minutes} min` : `${hours} h`;
-  return `${minutes} min`;
-}
-
-/** A sentence from an API message ("the token has expired" → "The token has expired."). */
-export function sentence(text) {
-  const trimmed = String(text || "").trim();
-  if (!trimmed) return "";
-  const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
-  return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
-}
-
-/** " in 3 s" when an error says how long to wait (Retry-After), else "". */
-export function retryInText(error) {
-  const seconds = error?.retryAfter;
-  return seconds != null ? ` in ${Math.max(1, Math.ceil(seconds))} s` : "";
 }

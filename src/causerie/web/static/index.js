@@ -1,14 +1,16 @@
 // The front page (/): the live and scheduled spaces, live ones first.
 // Text from the API goes into the page as text (textContent), never as HTML.
 
-import { formatWhen, listSpaces, listenersText, retryDelaySeconds, stateLabel } from "./api.js";
+import { listSpaces, retryDelaySeconds } from "./api.js";
+import { $, formatWhen, fromTemplate, listenersText, stateLabel } from "./page.js";
 
 const REFRESH_SECONDS = 15;
+// Live first, then what is coming, then what is over.
 const ORDER = { live: 0, scheduled: 1, ended: 2 };
 
-const list = document.getElementById("spaces");
-const summary = document.getElementById("summary");
-const template = document.getElementById("space-item");
+const list = $("spaces");
+const summary = $("summary");
+const template = $("space-item");
 
 /** Live first (busiest first), then scheduled (soonest first), then ended. */
 export function sortSpaces(spaces) {
@@ -22,7 +24,7 @@ export function sortSpaces(spaces) {
 }
 
 function renderItem(space) {
-  const item = template.content.firstElementChild.cloneNode(true);
+  const item = fromTemplate(template);
   const link = item.querySelector("a");
   link.href = `/s/${encodeURIComponent(space.id)}`;
   const badge = item.querySelector(".badge");

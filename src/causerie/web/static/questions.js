@@ -8,15 +8,27 @@ import {
   askQuestion,
   listQuestions,
   retryDelaySeconds,
-  retryInText,
-  sentence,
   voteQuestion,
   withdrawQuestion,
 } from "./api.js";
+import {
+  $,
+  NEWS,
+  announce,
+  failedText,
+  fromTemplate,
+  readJson,
+  retryInText,
+  setStatus,
+  storageGet,
+  storageSet,
+  unreachableText,
+  writeJson,
+} from "./page.js";
 
 const VISIBLE = new Set(["open", "answered"]);
 const RANK = { open: 1, answered: 2 };
-const QUESTION_MAX = 280;
+const NEAR_THE_LIMIT = 20; // characters left when the counter starts to stand out
 const NAME_KEY = "causerie.name";
 const PAGE_SIZE = 50; // questions shown at first, and added by each "Show more"
 
@@ -37,30 +49,9 @@ export function orderQuestions(questions) {
 /** Characters as the server counts them (code points, not UTF-16 units). */
 const length = (text) => Array.from(text).length;
 
-function readJson(storage, key, fallback) {
-  try {
-    const value = JSON.parse(storage.getItem(key));
-    return value ?? fallback;
-  } catch {
-    return fallback;
-  }
-}
-
-function writeJson(storage, key, value) {
-  try {
-    storage.setItem(key, JSON.stringify(value));
-  } catch {
-    // Storage may be disabled or full: this is only remembered until the tab closes.
-  }
-}
-
 /** The display name the listener chose once (shared by every space), or "". */
 export function savedName() {
-  try {
-    return (localStorage.getItem(NAME_KEY) || "").trim();
-  } catch {
-    return "";
-  }
+  return (storageGet("local", NAME_KEY) || "").trim();
 }
 
 /**
@@ -70,7 +61,6 @@ export function savedName() {
  */
 export class Questions {
   constructor({ spaceId, withListener, listenerId }) {
-    const $ = (id) => document.getElementById(id);
     this.spaceId = spaceId;
     this.withListener = withListener;
     this.listenerId = listenerId;
@@ -94,8 +84,8 @@ export class Questions {
     this.items = new Map(); // id → its <li>
     this.votesKey = `causerie.votes.${spaceId}`;
     this.mineKey = `causerie.mine.${spaceId}`;
-    this.voted = new Set(readJson(sessionStorage, this.votesKey, []));
-    this.mine = readJson(sessionStorage, this.mineKey, {}); // id → the token that asked it
+    this.voted = new Set(readJson("session", this.votesKey, []));
+    this.mine = readJson("session", this.mineKey, {}); // id → the token that asked it
     this.spaceState = null;
     this.loaded = false;
     this.loadedOnce = false;
@@ -108,7 +98,7 @@ export class Questions {
     this.pinned = null; // the id of the question being answered
     this.asking = false;
     this.shown = PAGE_SIZE; // how many of the list the page shows
-    this.statusTimer = null;
+    this.limits = { question: null, name: null }; // the server's (setLimits), once known
 
     this.ui.name.value = savedName();
     this.ui.name.addEventListener("input", () => this.saveName({ tidy: false }));
@@ -132,6 +122,14 @@ export class Questions {
       // The keyboard goes on where the new ones start.
       this.ui.list.children[next]?.querySelector("button:not([hidden]):not(:disabled)")?.focus();
     });
+    this.renderCounter();
+  }
+
+  /** The server's limits (GET /api/settings): the form holds no more than it accepts. */
+  setLimits({ question, name }) {
+    this.limits = { question, name };
+    this.ui.text.maxLength = question;
+    this.ui.name.maxLength = name;
     this.renderCounter();
   }
 
@@ -234,11 +232,7 @@ export class Questions {
   }
 
   say(text) {
-    // Cleared first, so that the same words said twice are announced twice.
-    this.ui.announce.textContent = "";
-    setTimeout(() => {
-      this.ui.announce.textContent = text;
-    }, 50);
+    announce(this.ui.announce, text);
   }
 
   // ---- showing them ------------------------------------------------------------------------
@@ -286,7 +280,7 @@ export class Questions {
     ordered.forEach((question, index) => {
       let item = this.items.get(question.id);
       if (!item) {
-        item = ui.template.content.firstElementChild.cloneNode(true);
+        item = fromTemplate(ui.template);
         item.dataset.id = question.id;
         this.items.set(question.id, item);
       }
@@ -345,29 +339,23 @@ export class Questions {
 
   renderCounter() {
     const used = length(this.ui.text.value);
-    this.ui.counter.textContent = `${used}/${QUESTION_MAX}`;
-    this.ui.counter.classList.toggle("is-near", used > QUESTION_MAX - 20);
+    const most = this.limits.question;
+    this.ui.counter.textContent = most ? `${used}/${most}` : String(used);
+    this.ui.counter.classList.toggle("is-near", Boolean(most) && used > most - NEAR_THE_LIMIT);
   }
 
   status(text, { error = false } = {}) {
-    clearTimeout(this.statusTimer);
-    this.ui.status.textContent = text;
-    this.ui.status.classList.toggle("is-error", error);
     // Good news is said, then goes; what went wrong stays until the next try.
-    if (text && !error) this.statusTimer = setTimeout(() => this.status(""), 8000);
+    setStatus(this.ui.status, text, { error, clearAfter: error ? 0 : NEWS, repeat: true });
   }
 
   // ---- acting ------------------------------------------------------------------------------
 
   saveName({ tidy = true } = {}) {
-    const name = this.ui.name.value.trim().slice(0, 60);
+    const trimmed = this.ui.name.value.trim();
+    const name = this.limits.name ? trimmed.slice(0, this.limits.name) : trimmed;
     if (tidy && this.ui.name.value !== name) this.ui.name.value = name;
-    try {
-      if (name) localStorage.setItem(NAME_KEY, name);
-      else localStorage.removeItem(NAME_KEY);
-    } catch {
-      // Storage disabled: the name lasts as long as the page.
-    }
+    storageSet("local", NAME_KEY, name || null);
   }
 
   async ask() {
@@ -378,8 +366,9 @@ export class Questions {
       this.ui.text.focus();
       return;
     }
-    if (length(text) > QUESTION_MAX) {
-      this.status(`A question has at most ${QUESTION_MAX} characters.`, { error: true });
+    const most = this.limits.question;
+    if (most && length(text) > most) {
+      this.status(`A question has at most ${most} characters.`, { error: true });
       return;
     }
     this.saveName();
@@ -396,7 +385,7 @@ export class Questions {
         { rename: true },
       );
       this.mine[question.id] = used;
-      writeJson(sessionStorage, this.mineKey, this.mine);
+      writeJson("session", this.mineKey, this.mine);
       this.merge(question);
       this.render();
       this.ui.text.value = "";
@@ -449,7 +438,7 @@ export class Questions {
         this.status(this.errorText("Couldn't upvote", error), { error: true });
       }
     } finally {
-      writeJson(sessionStorage, this.votesKey, [...this.voted]);
+      writeJson("session", this.votesKey, [...this.voted]);
     }
   }
 
@@ -474,7 +463,7 @@ export class Questions {
       }
       this.questions.delete(id);
       delete this.mine[id];
-      writeJson(sessionStorage, this.mineKey, this.mine);
+      writeJson("session", this.mineKey, this.mine);
       this.render();
       this.status("Your question was withdrawn.");
       this.ui.text.focus({ preventScroll: true });
@@ -486,10 +475,10 @@ export class Questions {
 
   errorText(what, error) {
     const status = error instanceof ApiError ? error.status : -1;
-    if (status === 0) return `${what}: the server could not be reached. Try again in a moment.`;
+    if (status === 0) return unreachableText(what);
     if (status === 429 || status === 503) {
       return `${what}: that was quick. Try again${retryInText(error)}.`;
     }
-    return `${what}. ${sentence(error?.message) || "Something went wrong."}`;
+    return failedText(what, error);
   }
 }

@@ -1,4 +1,5 @@
-// Reactions on a live space's page: a tray of emoji to send, and everyone's reactions floating up.
+// Reactions on a live space's page: a tray of emoji to send (the ones the server offers, from
+// its settings), and everyone's reactions floating up.
 //
 // The server sums everyone's reactions and sends one `reactions` event a second:
 // {counts: {emoji: n}, seconds: 1}. The page floats emoji in proportion, at most MAX_PER_SECOND
@@ -6,7 +7,8 @@
 // the second. One's own reactions float at once, on the press; the event that carries them
 // later does not float them again.
 
-import { ApiError, REACTIONS, sendReaction } from "./api.js";
+import { ApiError, sendReaction } from "./api.js";
+import { $, setStatus } from "./page.js";
 
 const MAX_PER_SECOND = 30;
 const MAX_PER_SECOND_REDUCED = 6;
@@ -16,6 +18,7 @@ const OWN_ECHO_SECONDS = 5; // how long one's own reaction waits to be found in 
 // 10 at once), so that eager thumbs are slowed here rather than refused there.
 const SEND_RATE = 3;
 const SEND_BURST = 8;
+const SAID_FOR = 4; // seconds a word about one's reactions stays
 
 const reducedMotion = () => window.matchMedia?.("(prefers-reduced-motion: reduce)").matches;
 
@@ -44,7 +47,6 @@ export function floatsFor(counts, cap = MAX_PER_SECOND) {
 export class Reactions {
   /** `withListener(action)` runs `action(token)` with this page's listener token. */
   constructor({ spaceId, withListener }) {
-    const $ = (id) => document.getElementById(id);
     this.spaceId = spaceId;
     this.withListener = withListener;
     this.ui = {
@@ -57,10 +59,12 @@ export class Reactions {
     this.own = []; // [{emoji, at}]: sent from here, not yet seen in an event
     this.tokens = SEND_BURST;
     this.refilled = performance.now();
-    this.statusTimer = null;
     this.floated = 0; // how many have floated up (for tests and the curious)
+  }
 
-    for (const [emoji, name] of REACTIONS) {
+  /** The reactions on offer, [{emoji, name}] (the server's settings): one button each. */
+  setChoices(reactions) {
+    const buttons = reactions.map(({ emoji, name }) => {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "reaction";
@@ -70,8 +74,9 @@ export class Reactions {
       button.dataset.emoji = emoji;
       button.addEventListener("click", () => this.send(emoji, button));
       button.addEventListener("animationend", () => button.classList.remove("is-sent"));
-      this.ui.tray.append(button);
-    }
+      return button;
+    });
+    this.ui.tray.replaceChildren(...buttons);
   }
 
   setLive(live) {
@@ -136,9 +141,7 @@ export class Reactions {
   }
 
   say(text) {
-    clearTimeout(this.statusTimer);
-    this.ui.status.textContent = text;
-    if (text) this.statusTimer = setTimeout(() => this.say(""), 4000);
+    setStatus(this.ui.status, text, { clearAfter: SAID_FOR, repeat: true });
   }
 
   async send(emoji, button) {

@@ -5,13 +5,13 @@
 // Text that comes from the API only ever goes into the page as text (textContent), never as
 // HTML; the plot is built element by element with createElementNS.
 
-import { ApiError, callApi, formatWhen, stateLabel, withRetry } from "./api.js";
+import { ApiError, callApi, withRetry } from "./api.js";
+import { $, formatWhen, fromTemplate, setText, spaceIdFromLocation, stateLabel } from "./page.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const REFRESH_SECONDS = 10; // while live; the numbers move with 15-s heartbeats
 const TOP_QUESTIONS = 5;
 
-const $ = (id) => document.getElementById(id);
 const ui = {
   report: $("report"),
   back: $("back"),
@@ -35,14 +35,7 @@ const ui = {
   reactions: $("reactions"),
 };
 
-/** The space's id, from /s/{id}/report (or ?id= when the page is opened as a plain file). */
-function spaceIdFromLocation() {
-  const match = location.pathname.match(/^\/s\/([^/]+)\/report\/?$/);
-  if (match) return decodeURIComponent(match[1]);
-  return new URLSearchParams(location.search).get("id");
-}
-
-const spaceId = spaceIdFromLocation();
+const spaceId = spaceIdFromLocation(/^\/s\/([^/]+)\/report\/?$/);
 const base = `/api/spaces/${encodeURIComponent(spaceId || "")}`;
 
 /** What the page shows; also what tests read through window.causerie.state. */
@@ -89,10 +82,6 @@ async function optionalJson(url) {
 
 // ---- rendering -----------------------------------------------------------------------------
 
-function setText(element, text) {
-  if (element.textContent !== text) element.textContent = text;
-}
-
 function showNotice(text) {
   setText(ui.notice, text);
   ui.notice.hidden = !text;
@@ -118,7 +107,7 @@ function definition(stats, key) {
 }
 
 function numberItem(stats, key, value, extra = "") {
-  const item = ui.numberTemplate.content.firstElementChild.cloneNode(true);
+  const item = fromTemplate(ui.numberTemplate);
   const { name, text } = definition(stats, key);
   item.dataset.key = key;
   item.querySelector("dt").textContent = name;

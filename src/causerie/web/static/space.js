@@ -10,29 +10,45 @@ import {
   ApiError,
   backoffSeconds,
   endSpace,
-  formatWhen,
+  getSettings,
   joinSpace,
-  listenersText,
   lowerHand,
   raiseHand,
-  retryInText,
-  roleLabel,
-  sleep,
   sendHeartbeat,
-  sentence,
+  sleep,
   startSpace,
-  stateLabel,
-  untilText,
   waitDelaySeconds,
-  waitingText,
   watchSpace,
   withRetry,
 } from "./api.js";
+import {
+  $,
+  copyOnClick,
+  failedText,
+  formatWhen,
+  keepHostToken,
+  keepListenerSession,
+  keptHostToken,
+  listenersText,
+  olderThan,
+  personItem,
+  readListenerSession,
+  retryInText,
+  sentence,
+  setStatus as showStatus,
+  setText,
+  spaceIdFromLocation,
+  stateLabel,
+  storageGet,
+  storageSet,
+  unreachableText,
+  untilText,
+  waitingText,
+} from "./page.js";
 import { Player, playbackMethod } from "./player.js";
 import { Questions, savedName } from "./questions.js";
 import { Reactions } from "./reactions.js";
 
-const $ = (id) => document.getElementById(id);
 const ui = {
   card: $("space"),
   badge: $("badge"),
@@ -87,13 +103,7 @@ const ui = {
 };
 
 /** The space's id, from /s/{id} (or ?id= when the page is opened as a plain file). */
-function spaceIdFromLocation() {
-  const match = location.pathname.match(/^\/s\/([^/]+)\/?$/);
-  if (match) return decodeURIComponent(match[1]);
-  return new URLSearchParams(location.search).get("id");
-}
-
-const spaceId = spaceIdFromLocation();
+const spaceId = spaceIdFromLocation(/^\/s\/([^/]+)\/?$/);
 
 /** Everything the page knows; also what tests look at through window.causerie.state. */
 const state = {
@@ -127,26 +137,14 @@ let hostStatusAbout = null; // the state the host status line speaks of (null: u
 
 // ---- details ---------------------------------------------------------------------------
 
-function setText(element, text) {
-  // Only touch the DOM when the text changes, so that aria-live regions speak real changes.
-  if (element.textContent !== text) element.textContent = text;
-}
-
 function showNotice(text) {
   setText(ui.notice, text);
   ui.notice.hidden = !text;
 }
 
-// A space only moves forward: scheduled, then live, then ended.
-const STATE_ORDER = { scheduled: 0, live: 1, ended: 2 };
-
 function renderSpace(space) {
   const previous = state.space;
-  if (previous && STATE_ORDER[space.state] < STATE_ORDER[previous.state]) {
-    // Older than what the page knows (a read that left before the host's click landed, or a
-    // cache's stale copy): ignore it rather than flick back.
-    return;
-  }
+  if (olderThan(space, previous)) return;
   state.space = space;
   state.notFound = false;
   ui.card.setAttribute("aria-busy", "false");
@@ -217,7 +215,7 @@ function renderStage(space) {
   const key = JSON.stringify(people.map((p) => [p.id, p.name, p.role, Boolean(p.muted)]));
   if (key === stageKey) return;
   stageKey = key;
-  ui.stageList.replaceChildren(...people.map(personItem));
+  ui.stageList.replaceChildren(...people.map((person) => personItem(ui.personTemplate, person)));
   for (const item of ui.stageList.children) markSpeaking(item);
 }
 
@@ -231,26 +229,6 @@ function markSpeaking(item) {
   const talking = state.space?.state === "live" && state.speaking.includes(item.dataset.id);
   item.classList.toggle("is-speaking", talking);
   item.querySelector(".person-speaking").hidden = !talking;
-}
-
-function personItem(person) {
-  const item = ui.personTemplate.content.firstElementChild.cloneNode(true);
-  const name = String(person.name ?? "");
-  item.querySelector(".avatar").textContent = (Array.from(name.trim())[0] || "?").toUpperCase();
-  item.style.setProperty("--hue", String(hue(person.id || name)));
-  item.querySelector(".person-name").textContent = name;
-  item.querySelector(".person-role").textContent = roleLabel(person.role);
-  item.querySelector(".person-muted").hidden = !person.muted;
-  item.dataset.role = person.role;
-  item.dataset.id = String(person.id ?? "");
-  return item;
-}
-
-/** A stable colour for a person's initial, from their id. */
-function hue(text) {
-  let h = 0;
-  for (const char of String(text)) h = (h * 31 + char.codePointAt(0)) % 360;
-  return h;
 }
 
 function renderError(error) {
@@ -415,19 +393,9 @@ function startLatencyDisplay() {
 // when the listener presses play, or first does something that needs it. The display name
 // chosen on the page goes with the join (the token carries it, and questions show it).
 
-const sessionKey = `causerie.listener.${spaceId}`;
 const handKey = `causerie.hand.${spaceId}`;
-let session = readSession();
+let session = readListenerSession(spaceId);
 let joining = null; // the join on its way, shared by whoever needs the token meanwhile
-
-function readSession() {
-  try {
-    const value = JSON.parse(sessionStorage.getItem(sessionKey));
-    return value && typeof value.token === "string" ? value : null;
-  } catch {
-    return null;
-  }
-}
 
 /** Whether a kept token is still good for a while (a minute's margin before its expiry). */
 function sessionUsable(kept) {
@@ -445,11 +413,7 @@ function keepSession(joined, name) {
     name,
     joinedAt: Date.now(),
   };
-  try {
-    sessionStorage.setItem(sessionKey, JSON.stringify(session));
-  } catch {
-    // Storage may be disabled: the token lasts as long as the page.
-  }
+  keepListenerSession(spaceId, session);
   showSession();
   return session;
 }
@@ -458,34 +422,19 @@ function keepSession(joined, name) {
 function dropSession(refused) {
   if (!refused || session !== refused) return;
   session = null;
-  try {
-    sessionStorage.removeItem(sessionKey);
-  } catch {
-    // As above.
-  }
+  keepListenerSession(spaceId, null);
   showSession();
 }
 
 function showSession() {
   state.token = session?.token ?? null;
   state.listenerId = session?.listenerId ?? null;
-  let raisedWith = null;
-  try {
-    raisedWith = sessionStorage.getItem(handKey);
-  } catch {
-    // As above.
-  }
-  state.handRaised = Boolean(session) && raisedWith === session.token;
+  state.handRaised = Boolean(session) && storageGet("session", handKey) === session.token;
 }
 
 function setHandRaised(raised) {
   state.handRaised = raised && Boolean(session);
-  try {
-    if (state.handRaised) sessionStorage.setItem(handKey, session.token);
-    else sessionStorage.removeItem(handKey);
-  } catch {
-    // As above: the hand is remembered until the page is reloaded.
-  }
+  storageSet("session", handKey, state.handRaised ? session.token : null);
 }
 
 function startJoin({ signal, onRetry, maxAttempts }) {
@@ -601,20 +550,17 @@ function renderHand() {
   if (me || !live) setHandStatus("");
 }
 
-function setHandStatus(text, { error = false } = {}) {
-  setText(ui.handStatus, text);
-  ui.handStatus.classList.toggle("is-error", error);
-}
+const setHandStatus = (text, options) => showStatus(ui.handStatus, text, options);
 
 function handErrorText(raising, error) {
   const what = raising ? "Couldn't send your request" : "Couldn't cancel your request";
   const status = error instanceof ApiError ? error.status : -1;
-  if (status === 0) return `${what}: the server could not be reached. Try again in a moment.`;
+  if (status === 0) return unreachableText(what);
   if (status === 409) return `${what}: the space isn't live.`;
   if (status === 429 || status === 503) {
     return `${what}: too many tries. Try again${retryInText(error)}.`;
   }
-  return `${what}. ${sentence(error?.message) || "Something went wrong."}`;
+  return failedText(what, error);
 }
 
 async function toggleHand() {
@@ -769,8 +715,6 @@ function stopReplay() {
 // controls, and taken out of the address bar, so that copying the URL to share the space does
 // not share the token too.
 
-const hostKey = `causerie.host.${spaceId}`;
-
 function takeHostToken() {
   const match = location.hash.match(/^#(?:.*&)?host=([^&]*)/);
   if (match) {
@@ -789,25 +733,16 @@ function takeHostToken() {
     }
     if (token) {
       hostToken = token;
-      try {
-        sessionStorage.setItem(hostKey, token);
-      } catch {
-        // Storage may be disabled: the controls last until the tab is reloaded.
-      }
+      keepHostToken(spaceId, token);
     }
   } else if (!hostToken) {
-    try {
-      hostToken = sessionStorage.getItem(hostKey);
-    } catch {
-      // As above.
-    }
+    hostToken = keptHostToken(spaceId);
   }
   state.hosting = Boolean(spaceId && hostToken);
 }
 
 function setHostStatus(text, { error = false, about = null } = {}) {
-  setText(ui.hostStatus, text);
-  ui.hostStatus.classList.toggle("is-error", error);
+  showStatus(ui.hostStatus, text, { error });
   hostStatusAbout = about;
 }
 
@@ -836,13 +771,13 @@ function renderHost() {
 
 function hostErrorText(what, error) {
   const status = error instanceof ApiError ? error.status : -1;
-  if (status === 0) return `${what}: the server could not be reached. Try again in a moment.`;
+  if (status === 0) return unreachableText(what);
   if (status === 401) return `${what}: this host link isn't valid. ${sentence(error.message)}`;
   if (status === 403) {
     return `${what}: your host link doesn't allow it. ${sentence(error.message)}`;
   }
   if (status === 429 || status === 503) return `${what}: the server is busy. Try again soon.`;
-  return `${what}. ${sentence(error?.message) || "Something went wrong."}`;
+  return failedText(what, error);
 }
 
 async function hostAction(kind) {
@@ -896,6 +831,8 @@ window.addEventListener("hashchange", () => {
 
 // ---- controls ------------------------------------------------------------------------------
 
+const VOLUME_KEY = "causerie.volume";
+
 ui.play.addEventListener("click", () => {
   if (state.phase === "idle") startListening();
   else stopListening();
@@ -916,20 +853,11 @@ ui.audio.addEventListener("waiting", () => {
 
 ui.volume.addEventListener("input", () => {
   ui.audio.volume = Number(ui.volume.value);
-  try {
-    localStorage.setItem("causerie.volume", ui.volume.value);
-  } catch {
-    // Storage may be disabled; the volume just won't be remembered.
-  }
+  storageSet("local", VOLUME_KEY, ui.volume.value);
 });
 
 function setUpVolume() {
-  let saved = null;
-  try {
-    saved = localStorage.getItem("causerie.volume");
-  } catch {
-    // As above.
-  }
+  const saved = storageGet("local", VOLUME_KEY);
   if (saved !== null && Number.isFinite(Number(saved))) ui.volume.value = saved;
   ui.audio.volume = Number(ui.volume.value);
   // iOS ignores volume set by pages (the hardware buttons rule): hide a slider that does nothing.
@@ -939,15 +867,7 @@ function setUpVolume() {
   volumeSettable = settable;
 }
 
-ui.copy.addEventListener("click", async () => {
-  try {
-    await navigator.clipboard.writeText(ui.playlist.value);
-    setText(ui.copy, "Copied");
-  } catch {
-    ui.playlist.select(); // let the listener copy it by hand
-  }
-  setTimeout(() => setText(ui.copy, "Copy"), 2000);
-});
+copyOnClick(ui.copy, ui.playlist);
 
 // ---- start -----------------------------------------------------------------------------------
 
@@ -956,6 +876,16 @@ takeHostToken();
 showSession();
 const questions = new Questions({ spaceId, withListener, listenerId: () => state.listenerId });
 const reactions = new Reactions({ spaceId, withListener });
+// The text limits and the reactions on offer are the server's (read once, cacheable).
+getSettings().then(
+  (settings) => {
+    questions.setLimits(settings.limits);
+    reactions.setChoices(settings.reactions);
+  },
+  () => {
+    // A server without settings: no reactions to offer; it still checks what is sent.
+  },
+);
 renderControls();
 let watcher = null;
 if (spaceId) {

@@ -6,20 +6,29 @@
 //
 // Text that comes from the API (titles, names, messages) only ever goes into the page as text.
 
-import { ApiError, roleLabel, stateLabel, watchSpace } from "./api.js";
+import { ApiError, callApi, watchSpace } from "./api.js";
+import {
+  $,
+  olderThan,
+  personItem,
+  problemText,
+  readListenerSession,
+  roleLabel,
+  setStatus as showStatus,
+  setText,
+  spaceIdFromLocation,
+  stateLabel,
+} from "./page.js";
 import {
   WhipSession,
-  callApi,
   levelFraction,
   levelMeter,
   micProblemText,
   openMicrophone,
-  problemText,
   setVoiceProcessing,
   voiceProcessing,
 } from "./whip.js";
 
-const $ = (id) => document.getElementById(id);
 const ui = {
   card: $("speak"),
   back: $("back"),
@@ -47,24 +56,14 @@ const ui = {
   returnAudio: $("return-audio"),
 };
 
-function spaceIdFromLocation() {
-  const match = location.pathname.match(/^\/s\/([^/]+)\/speak\/?$/);
-  if (match) return decodeURIComponent(match[1]);
-  return new URLSearchParams(location.search).get("id");
-}
-
-const spaceId = spaceIdFromLocation();
+const spaceId = spaceIdFromLocation(/^\/s\/([^/]+)\/speak\/?$/);
 const spaceUrl = `/api/spaces/${encodeURIComponent(spaceId || "")}`;
 const listenerUrl = `/s/${encodeURIComponent(spaceId || "")}`;
 
 /** The listener token the listener page keeps for this space and tab (see space.js). */
 function readSession() {
-  try {
-    const value = JSON.parse(sessionStorage.getItem(`causerie.listener.${spaceId}`));
-    return value && typeof value.token === "string" && value.listenerId ? value : null;
-  } catch {
-    return null;
-  }
+  const session = readListenerSession(spaceId);
+  return session?.listenerId ? session : null;
 }
 
 /** Everything the page knows; also what tests look at through window.causerie.state. */
@@ -85,30 +84,17 @@ let busy = false; // a leave, mute or accept on its way
 let watcher = null;
 let stageKey = null;
 
-function setText(element, text) {
-  if (element.textContent !== text) element.textContent = text;
-}
-
-function setStatus(text, { error = false } = {}) {
-  setText(ui.status, text);
-  ui.status.classList.toggle("is-error", error);
-}
-
-function setActionStatus(text, { error = false } = {}) {
-  setText(ui.actionStatus, text);
-  ui.actionStatus.classList.toggle("is-error", error);
-}
+const setStatus = (text, options) => showStatus(ui.status, text, options);
+const setActionStatus = (text, options) => showStatus(ui.actionStatus, text, options);
 
 const myId = () => state.session?.listenerId ?? null;
 const me = () => (state.space?.stage || []).find((person) => person.id === myId()) || null;
 
 // ---- the space ------------------------------------------------------------------------------
 
-const STATE_ORDER = { scheduled: 0, live: 1, ended: 2 };
-
 function renderSpace(space) {
   const previous = state.space;
-  if (previous && STATE_ORDER[space.state] < STATE_ORDER[previous.state]) return; // stale
+  if (olderThan(space, previous)) return;
   state.space = space;
   state.notFound = false;
   ui.card.setAttribute("aria-busy", "false");
@@ -231,26 +217,9 @@ function renderStage() {
   if (key === stageKey) return;
   stageKey = key;
   ui.stageList.replaceChildren(
-    ...people.map((person) => {
-      const item = ui.personTemplate.content.firstElementChild.cloneNode(true);
-      const name = String(person.name ?? "");
-      item.querySelector(".avatar").textContent = (Array.from(name.trim())[0] || "?").toUpperCase();
-      item.style.setProperty("--hue", String(hue(person.id || name)));
-      item.querySelector(".person-name").textContent =
-        person.id === myId() ? `${name} (you)` : name;
-      item.querySelector(".person-role").textContent = roleLabel(person.role);
-      item.querySelector(".person-muted").hidden = !person.muted;
-      item.dataset.id = String(person.id ?? "");
-      return item;
-    }),
+    ...people.map((person) => personItem(ui.personTemplate, person, { you: person.id === myId() })),
   );
   markSpeaking();
-}
-
-function hue(text) {
-  let h = 0;
-  for (const char of String(text)) h = (h * 31 + char.codePointAt(0)) % 360;
-  return h;
 }
 
 function setSpeaking(ids) {

@@ -1,5 +1,5 @@
-// Speaking from the browser: the microphone, WHIP (RFC 9725) to publish it, and the few
-// authenticated API calls the host studio and the speaker view share.
+// Speaking from the browser: the microphone, and WHIP (RFC 9725) to publish it; shared by the
+// host studio and the speaker view.
 //
 // WHIP here is non-trickle: the offer is POSTed once ICE gathering is complete (the server
 // answers with all of its candidates, and refuses PATCH). The audio transceiver is `sendrecv`:
@@ -7,59 +7,11 @@
 // themselves), to be played at once, with no LL-HLS delay. DELETE on the session's Location
 // ends it.
 
-import { ApiError, callApi, errorFrom, sentence } from "./api.js";
+import { ApiError, errorFrom } from "./api.js";
+import { storageGet, storageSet } from "./page.js";
 
 const PROCESSING_KEY = "causerie.voiceProcessing";
 const GATHERING_TIMEOUT = 5000; // ms: after this, offer the candidates found so far
-
-// ---- authenticated JSON calls -------------------------------------------------------------
-
-// Shared with the pages' other calls (api.js).
-export { callApi, errorFrom };
-
-/** What a token says about its holder (its payload), without checking it: {sub, name, exp…}. */
-export function tokenClaims(token) {
-  const part = String(token || "").split(".")[1];
-  if (!part) return null;
-  try {
-    const base64 = part.replace(/-/g, "+").replace(/_/g, "/");
-    const bytes = Uint8Array.from(atob(base64 + "=".repeat(-base64.length & 3)), (c) =>
-      c.charCodeAt(0),
-    );
-    const claims = JSON.parse(new TextDecoder().decode(bytes));
-    return claims && typeof claims.sub === "string" ? claims : null;
-  } catch {
-    return null;
-  }
-}
-
-/** A polite sentence for a failed action: `what` ("Couldn't mute") and why. */
-export function problemText(what, error) {
-  if (!(error instanceof ApiError)) {
-    return `${what}. ${sentence(error?.message) || "Something went wrong."}`;
-  }
-  const why = sentence(error.message);
-  switch (error.status) {
-    case 0:
-      return `${what}: the server could not be reached. Try again in a moment.`;
-    case 401:
-      return `${what}: your sign-in isn't valid any more. ${why}`;
-    case 403:
-      return `${what}: you're not allowed to. ${why}`;
-    case 429: {
-      // The limit's own message says what the limit is ("at most 10 speakers").
-      const wait =
-        error.retryAfter != null && !/try again/i.test(why)
-          ? ` Try again in ${Math.max(1, Math.ceil(error.retryAfter))} s.`
-          : "";
-      return `${what}: ${why}${wait}`;
-    }
-    case 503:
-      return `${what}: the server is busy. Try again soon.`;
-    default:
-      return `${what}: ${why}`;
-  }
-}
 
 // ---- the microphone -----------------------------------------------------------------------
 
@@ -68,19 +20,11 @@ export function problemText(what, error) {
  * gain). On by default: without headphones, the others' voices would come back as echo.
  */
 export function voiceProcessing() {
-  try {
-    return localStorage.getItem(PROCESSING_KEY) !== "off";
-  } catch {
-    return true;
-  }
+  return storageGet("local", PROCESSING_KEY) !== "off";
 }
 
 export function setVoiceProcessing(on) {
-  try {
-    localStorage.setItem(PROCESSING_KEY, on ? "on" : "off");
-  } catch {
-    // Storage may be disabled: the choice lasts as long as the page.
-  }
+  storageSet("local", PROCESSING_KEY, on ? "on" : "off");
 }
 
 /** The microphone, as a MediaStream with one audio track. */
