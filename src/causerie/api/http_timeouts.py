@@ -1,4 +1,5 @@
-"""Time limits on reading a request, against slow clients (slowloris).
+"""Limits on reading a request: time, against slow clients (slowloris), and the size of its
+headers, against clients that send endless ones.
 
 uvicorn closes a keep-alive connection that stays idle between requests (`timeout_keep_alive`),
 but a connection that sends its request line and headers one byte at a time, or dribbles its
@@ -14,6 +15,13 @@ deadlines to uvicorn's httptools protocol (the one `uvicorn[standard]` uses):
 Past a deadline the connection is closed; the application, if it was reading the body, sees
 the client go away (`http.disconnect`). Responses are not limited: event streams and blocking
 playlist reloads stay open as long as they need.
+
+Header size: httptools keeps every byte of a header field until the field ends, and uvicorn
+sets no bound, so four connections each sending 512 MiB of one header took a node from 0.7 to
+2.4 GiB. Here the bytes of a request read before its headers end are counted as they arrive;
+past `MAX_HEADER_READ` the request gets 431 (RFC 6585 §5) and the connection is closed, so a
+request never holds more than that plus one read (256 KiB) in memory. (The number and size of
+the fields of a request whose headers did end are checked again by admission.header_limit_error.)
 """
 
 from __future__ import annotations
@@ -25,6 +33,17 @@ log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 10.0
+MAX_HEADER_READ = 64 * 1024
+"""Bytes of a request line and header fields read before they must have ended."""
+
+_TOO_LARGE = b'{"error":"too_large","message":"the request\'s header fields are too large"}'
+TOO_LARGE_RESPONSE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: application/json\r\n"
+    b"cache-control: no-store\r\n"
+    b"connection: close\r\n"
+    b"content-length: " + str(len(_TOO_LARGE)).encode() + b"\r\n\r\n" + _TOO_LARGE
+)
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -33,7 +52,9 @@ except ImportError:  # httptools missing: uvicorn falls back to h11, without the
 
 
 def timed_http_protocol(
-    header_timeout: float = HEADER_TIMEOUT, body_timeout: float = BODY_TIMEOUT
+    header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
+    max_header_read: int = MAX_HEADER_READ,
 ) -> type[asyncio.Protocol] | str:
     """The protocol class for `uvicorn.Config(http=...)`; "auto" when httptools is missing."""
     if HttpToolsProtocol is None:
@@ -44,6 +65,8 @@ def timed_http_protocol(
         """uvicorn's httptools protocol, with a deadline for the headers and for the body."""
 
         _deadline: asyncio.TimerHandle | None = None
+        _in_headers = True  # reading a request line and header fields
+        _header_read = 0  # bytes read while in them
 
         def _arm(self, seconds: float, what: str) -> None:
             self._disarm()
@@ -64,17 +87,33 @@ def timed_http_protocol(
             super().connection_made(transport)
             self._arm(header_timeout, "headers")
 
+        def data_received(self, data: bytes) -> None:
+            if self._in_headers and self._header_read > max_header_read:
+                # Refused before the parser buffers more of an endless header.
+                self._disarm()
+                if not self.transport.is_closing():
+                    log.debug("refusing oversized header fields from %s", self.client)
+                    self.transport.write(TOO_LARGE_RESPONSE)
+                    self.transport.close()
+                return
+            if self._in_headers:
+                self._header_read += len(data)
+            super().data_received(data)
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self._in_headers = True
             if self._deadline is None:
                 self._arm(header_timeout, "headers")
 
         def on_headers_complete(self) -> None:
             super().on_headers_complete()
+            self._in_headers, self._header_read = False, 0
             self._arm(body_timeout, "body")
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
+            self._in_headers, self._header_read = True, 0
             self._disarm()
 
         def connection_lost(self, exc: Exception | None) -> None:
