@@ -126,7 +126,7 @@ def _wait_live(base_url: str, process: subprocess.Popen[bytes], timeout: float) 
                 raise RuntimeError(f"causerie exited with code {process.returncode}")
             with contextlib.suppress(httpx.HTTPError, KeyError, IndexError, ValueError):
                 space = client.get("/api/spaces").json()["spaces"][0]
-                path = space["playlist_url"]
+                path = space["media_playlist_url"]
                 if "#EXT-X-PART:" in client.get(path).text:
                     return space["id"], path
             time.sleep(0.2)

@@ -211,7 +211,7 @@ async def measure_listener_delay(
     A delay: wall time the part holding the burst's onset was fully received, minus wall time
     the burst's first frame left A's track (into aiortc's encoder).
     """
-    playlist_path = (await http.get(f"/api/spaces/{space_id}")).json()["playlist_url"]
+    playlist_path = (await http.get(f"/api/spaces/{space_id}")).json()["media_playlist_url"]
     sender = ToneTrack(1000, continuous=False)
     a = await publish(http, space_id, token, sender, receive=False)
     conn = Connection(HOST, int(server.url.rsplit(":", 1)[1]))

@@ -110,7 +110,7 @@ def test_the_owner_dies_another_node_takes_over_and_listeners_keep_hearing(
         assert started.status_code == 200
         assert (live_here(one), live_here(two)) == (1, 0)  # node one owns it
 
-        playlist = space["playlist_url"]
+        playlist = space["media_playlist_url"]
         wait_for(
             lambda: httpx.get(edge.url + playlist, timeout=10).text.count("#EXTINF") >= 2,
             15,

@@ -69,7 +69,7 @@ async def test_join_storm_is_refused_politely_and_media_keeps_flowing(small_node
     url, proc = small_node
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         space = (await client.get("/api/spaces")).json()["spaces"][0]
-        playlist = space["playlist_url"]
+        playlist = space["media_playlist_url"]
         while (await client.get(playlist)).text.count("#EXTINF") < 1:
             await asyncio.sleep(0.2)
 

@@ -178,7 +178,7 @@ async def test_media_runs_on_its_owner_and_is_forwarded_from_the_other_node(
         await pipeline.wait_for(pipeline.packager.first_msn, 2, timeout=5)
 
         # LL-HLS through node two: the owner's bytes and headers, not a redirect.
-        playlist_url = space["playlist_url"]
+        playlist_url = space["media_playlist_url"]
         last_msn, last_part = pipeline.packager.last_part()
         blocking = f"{playlist_url}?_HLS_msn={last_msn}&_HLS_part={last_part + 1}"
         via_two = await http2.get(blocking)
@@ -287,7 +287,7 @@ async def test_an_unreachable_owner_means_503_and_the_space_comes_back(tmp_path,
             for node in (one, two):
                 node.app.services.forwarder.hold = 0.5
             for http in (http1, http2):
-                playlist = await http.get(space["playlist_url"])
+                playlist = await http.get(space["media_playlist_url"])
                 assert playlist.status_code == 503, playlist.text
                 assert playlist.headers["retry-after"] == "1"
                 assert playlist.json()["error"] == "unavailable"
@@ -312,4 +312,4 @@ async def test_an_unreachable_owner_means_503_and_the_space_comes_back(tmp_path,
         for node in (one, two):
             node.app.services.forwarder.hold = 5.0  # the new run's first part is on its way
         for http in (http1, http2):
-            assert (await http.get(space["playlist_url"])).status_code == 200
+            assert (await http.get(space["media_playlist_url"])).status_code == 200

@@ -332,7 +332,7 @@ async def _demo(config: Config) -> None:
         f"\ncauserie demo is live.\n"
         f"  listen:   {base}/s/{space_id}\n"
         f"  studio:   {base}/studio/{space_id}#host={host_token}\n"
-        f"  playlist: {base}/hls/{space_id}/index.m3u8  (ffplay, VLC, Safari)\n"
+        f"  playlist: {base}/hls/{space_id}/main.m3u8  (ffplay, VLC, Safari)\n"
         f"Press Ctrl+C to stop.\n",
         flush=True,
     )

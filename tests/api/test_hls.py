@@ -31,7 +31,7 @@ async def live(client, node):
 
 
 async def playlist(client, space, **params) -> m3u8.M3U8:
-    response = await client.get(space["playlist_url"], params=params)
+    response = await client.get(space["media_playlist_url"], params=params)
     assert response.status_code == 200, response.text
     return m3u8.loads(response.text)
 
@@ -48,11 +48,11 @@ async def wait_for_segments(client, space, count: int) -> m3u8.M3U8:
 
 async def test_playlist_is_low_latency_hls(client, live) -> None:
     space, _ = live
-    response = await client.get(space["playlist_url"])
+    response = await client.get(space["media_playlist_url"])
     assert response.headers["content-type"] == "application/vnd.apple.mpegurl"
     assert response.headers["cache-control"] == "public, max-age=1"
     parsed = await wait_for_segments(client, space, 2)
-    text = (await client.get(space["playlist_url"])).text
+    text = (await client.get(space["media_playlist_url"])).text
     assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" in text
     assert parsed.server_control.part_hold_back >= 3 * parsed.part_inf.part_target
     assert parsed.preload_hint is not None
@@ -70,7 +70,7 @@ async def test_blocking_reload_answers_when_the_part_is_ready(client, live) -> N
         msn, index = pipeline.packager.last_part()
         want = (msn, index + 1) if index + 1 < 9 else (msn + 1, 0)
         response = await client.get(
-            space["playlist_url"], params={"_HLS_msn": want[0], "_HLS_part": want[1]}
+            space["media_playlist_url"], params={"_HLS_msn": want[0], "_HLS_part": want[1]}
         )
         answered = time.monotonic()
         assert response.status_code == 200
@@ -84,7 +84,7 @@ async def test_blocking_reload_answers_when_the_part_is_ready(client, live) -> N
 async def test_parts_and_segments_decode_and_are_immutable(client, live) -> None:
     space, _ = live
     parsed = await wait_for_segments(client, space, 2)
-    base = space["playlist_url"].rsplit("/", 1)[0]
+    base = space["media_playlist_url"].rsplit("/", 1)[0]
     init = await client.get(f"{base}/{parsed.segment_map[0].uri}")
     assert init.headers["content-type"] == "audio/mp4"
     assert "immutable" in init.headers["cache-control"]
@@ -109,7 +109,7 @@ async def test_parts_and_segments_decode_and_are_immutable(client, live) -> None
 async def test_the_preload_hinted_part_is_held_until_ready(client, live) -> None:
     space, pipeline = live
     parsed = await wait_for_segments(client, space, 1)
-    base = space["playlist_url"].rsplit("/", 1)[0]
+    base = space["media_playlist_url"].rsplit("/", 1)[0]
     hint = parsed.preload_hint.uri
     response = await client.get(f"{base}/{hint}")
     assert response.status_code == 200
@@ -134,7 +134,7 @@ async def test_the_preload_hinted_part_is_held_until_ready(client, live) -> None
 )
 async def test_malformed_blocking_requests_are_400(client, live, params) -> None:
     space, _ = live
-    response = await client.get(space["playlist_url"], params=params)
+    response = await client.get(space["media_playlist_url"], params=params)
     assert response.status_code == 400
     assert response.json()["message"]
 
@@ -143,14 +143,14 @@ async def test_too_far_in_the_future_is_400(client, live) -> None:
     space, pipeline = live
     await wait_for_segments(client, space, 1)
     msn, _ = pipeline.packager.last_part()
-    response = await client.get(space["playlist_url"], params={"_HLS_msn": msn + 5})
+    response = await client.get(space["media_playlist_url"], params={"_HLS_msn": msn + 5})
     assert response.status_code == 400
     assert "too far" in response.json()["message"]
 
 
 async def test_unknown_things_are_404(client, live) -> None:
     space, _ = live
-    base = space["playlist_url"].rsplit("/", 1)[0]
+    base = space["media_playlist_url"].rsplit("/", 1)[0]
     for path in (
         "/hls/nope/index.m3u8",
         f"{base}/oldrun/init.mp4",
@@ -161,7 +161,7 @@ async def test_unknown_things_are_404(client, live) -> None:
         response = await client.get(path)
         assert response.status_code == 404, path
         assert response.headers["cache-control"] == "no-store"
-    assert (await client.post(space["playlist_url"])).status_code == 405
+    assert (await client.post(space["media_playlist_url"])).status_code == 405
 
 
 async def test_ended_space_playlist_ends(client, node, live) -> None:
@@ -172,14 +172,48 @@ async def test_ended_space_playlist_ends(client, node, live) -> None:
     creator = (await client.get(f"/api/spaces/{space['id']}")).json()["host"]["id"]
     host = account(node.data_dir, user=creator)
     assert (await client.post(f"/api/spaces/{space['id']}/end", headers=host)).status_code == 200
-    text = (await client.get(space["playlist_url"])).text
+    text = (await client.get(space["media_playlist_url"])).text
     assert "#EXT-X-ENDLIST" in text
     # A blocking request on an ended stream answers at once.
     started = time.monotonic()
-    response = await client.get(space["playlist_url"], params={"_HLS_msn": 10**9})
+    response = await client.get(space["media_playlist_url"], params={"_HLS_msn": 10**9})
     assert response.status_code == 200 and time.monotonic() - started < 1
 
 
 def test_decoded_voice_is_speech_not_silence() -> None:
     pcm = load_voice(demo_voices()["host"]).astype(np.float32)
     assert np.sqrt(np.mean(pcm**2)) > 100
+
+
+async def test_the_advertised_playlist_is_multivariant_with_codecs_and_bandwidth(
+    client, live
+) -> None:
+    """Apple's authoring rules want one; without CODECS Shaka Player guesses and fails."""
+    space, _ = live
+    assert space["playlist_url"] == f"/hls/{space['id']}/main.m3u8"
+    response = await client.get(space["playlist_url"])
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert response.headers["cache-control"] == "public, max-age=10"
+    assert response.headers["access-control-allow-origin"] == "*"
+    parsed = m3u8.loads(response.text)
+    assert parsed.is_variant
+    (variant,) = parsed.playlists
+    assert variant.stream_info.codecs == "mp4a.40.2"
+    assert variant.stream_info.bandwidth >= 64_000
+    assert variant.stream_info.average_bandwidth <= variant.stream_info.bandwidth
+    assert variant.uri == "index.m3u8"
+    # The variant is the media playlist, relative to the multivariant one.
+    media = await client.get(space["playlist_url"].rsplit("/", 1)[0] + "/" + variant.uri)
+    assert "#EXT-X-PART-INF" in media.text
+    head = await client.head(space["playlist_url"])
+    assert head.status_code == 200 and head.content == b""
+
+
+async def test_no_multivariant_playlist_off_the_air(client, node) -> None:
+    host = account(node.data_dir)
+    space = (await client.post("/api/spaces", json={"title": "Later"}, headers=host)).json()
+    response = await client.get(space["playlist_url"])
+    assert response.status_code == 404
+    assert response.headers["cache-control"] == "no-store"
+    assert (await client.get("/hls/x/main.m3u8?a=b")).status_code == 404

@@ -22,7 +22,8 @@ async def test_create_read_list(client, node) -> None:
     )
     assert created["state"] == "scheduled"
     assert created["title"] == "Launch night"
-    assert created["playlist_url"] == f"/hls/{created['id']}/index.m3u8"
+    assert created["playlist_url"] == f"/hls/{created['id']}/main.m3u8"
+    assert created["media_playlist_url"] == f"/hls/{created['id']}/index.m3u8"
     assert created["host"]["name"] == "Hana"
     assert created["scheduled_start"].startswith("2026-12-01T18:00:00")
 

@@ -117,8 +117,8 @@ def _wait_live(
                 raise RuntimeError(f"causerie exited: {log.read_text()}")
             with contextlib.suppress(httpx.HTTPError, KeyError, IndexError, ValueError):
                 space = client.get("/api/spaces").json()["spaces"][0]
-                if client.get(space["playlist_url"]).text.count("#EXT-X-PART:") >= 2:
-                    return space["id"], space["playlist_url"]
+                if client.get(space["media_playlist_url"]).text.count("#EXT-X-PART:") >= 2:
+                    return space["id"], space["media_playlist_url"]
             time.sleep(0.1)
     raise RuntimeError(f"the demo space did not go live in {timeout} s: {log.read_text()}")
 

@@ -176,3 +176,19 @@ def test_format_program_date_time():
 )
 def test_target_duration(duration, target):
     assert target_duration_for(duration) == target
+
+
+def test_multivariant_playlist_parses_with_codecs_and_bandwidths() -> None:
+    import m3u8
+
+    from causerie.media.playlist import render_multivariant
+
+    text = render_multivariant("index.m3u8", bandwidth=70_400, average_bandwidth=67_000)
+    parsed = m3u8.loads(text)
+    assert parsed.is_variant and parsed.is_independent_segments
+    (variant,) = parsed.playlists
+    assert variant.uri == "index.m3u8"
+    assert variant.stream_info.codecs == "mp4a.40.2"
+    assert (variant.stream_info.bandwidth, variant.stream_info.average_bandwidth) == (70400, 67000)
+    with pytest.raises(ValueError):
+        render_multivariant("index.m3u8", bandwidth=0, average_bandwidth=1)

@@ -5,6 +5,7 @@ a playlist and a part about five times a second. Everything it serves is either 
 (media, cached for a year) or a playlist that changes every part (cached for about a second,
 and served with blocking reload so edges can collapse identical requests: RFC 8216bis §6.2.5.2).
 
+    /hls/{space}/main.m3u8                                multivariant playlist (CODECS, BANDWIDTH)
     /hls/{space}/index.m3u8[?_HLS_msn=N[&_HLS_part=P]]   media playlist (blocking reload)
     /hls/{space}/{run}/init.mp4                           init section
     /hls/{space}/{run}/{msn}.{part}.m4s                   a part
@@ -21,6 +22,7 @@ from ..asgi import Receive, Scope, Send, send_error
 from ..cluster.forward import Forwarder
 from ..media.broadcasts import Broadcasts
 from ..media.packager import Packager, parse_blocking_request
+from ..media.playlist import render_multivariant
 
 PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
 MEDIA_TYPE = b"audio/mp4"
@@ -38,6 +40,11 @@ _MEDIA_PATH = re.compile(
     r"(?:(?P<init>init\.mp4)|(?P<msn>\d{1,12})(?:\.(?P<part>\d{1,4}))?\.m4s)$"
 )
 _PLAYLIST_PATH = re.compile(r"^/hls/(?P<space>[A-Za-z0-9_-]{1,32})/index\.m3u8$")
+_MULTIVARIANT_PATH = re.compile(r"^/hls/(?P<space>[A-Za-z0-9_-]{1,32})/main\.m3u8$")
+MULTIVARIANT_CACHE = b"public, max-age=10"
+"""It names the media playlist and the codec, which do not change during a run."""
+OVERHEAD = 1.1
+"""fMP4 and part framing over the encoder's bit rate, for BANDWIDTH before any segment."""
 
 
 class HlsOrigin:
@@ -66,6 +73,10 @@ class HlsOrigin:
         match = _PLAYLIST_PATH.match(path)
         if match:
             await self._playlist(scope, send, match["space"])
+            return
+        match = _MULTIVARIANT_PATH.match(path)
+        if match:
+            await self._multivariant(scope, send, match["space"])
             return
         match = _MEDIA_PATH.match(path)
         if match:
@@ -118,6 +129,25 @@ class HlsOrigin:
         body = self._rendered(space_id, pipeline.packager)
         self.on_request("playlist", 200)
         await _send(send, scope, 200, PLAYLIST_TYPE, cache, body)
+
+    async def _multivariant(self, scope: Scope, send: Send, space_id: str) -> None:
+        pipeline = self.broadcasts.get(space_id)
+        if pipeline is None and self.forwarder is not None:
+            if await self.forwarder.hls(scope, send, space_id, self._runs_here(space_id)):
+                return
+            pipeline = self.broadcasts.get(space_id)
+        if pipeline is None:
+            self.on_request("multivariant", 404)
+            await send_error(send, 404, "this space is not on the air here")
+            return
+        measured = pipeline.packager.bit_rates()
+        estimate = round(pipeline.encoder.bit_rate * OVERHEAD)
+        peak, average = measured if measured is not None else (estimate, estimate)
+        body = render_multivariant(
+            "index.m3u8", bandwidth=max(peak, estimate), average_bandwidth=average
+        ).encode()
+        self.on_request("multivariant", 200)
+        await _send(send, scope, 200, PLAYLIST_TYPE, MULTIVARIANT_CACHE, body)
 
     def _runs_here(self, space_id: str) -> Callable[[], bool]:
         return lambda: self.broadcasts.get(space_id) is not None

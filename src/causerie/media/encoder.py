@@ -86,6 +86,7 @@ class AacEncoder:
         self._codec.layout = "mono"
         self._codec.format = "fltp"  # the only sample format FFmpeg's aac encoder accepts
         self._codec.bit_rate = bit_rate
+        self.bit_rate = bit_rate
         self._codec.time_base = Fraction(1, sample_rate)
         self._codec.open()
         self._pending = np.zeros(0, dtype=np.float32)

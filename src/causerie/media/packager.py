@@ -325,6 +325,16 @@ class Packager:
             )
         )
 
+    def bit_rates(self) -> tuple[int, int] | None:
+        """(peak, average) bit rate in bits per second of the complete segments kept, as the
+        multivariant playlist's BANDWIDTH and AVERAGE-BANDWIDTH want them; None before the
+        first segment is complete."""
+        complete = [s for s in self._segments if s.data is not None and s.samples]
+        if not complete:
+            return None
+        rates = [len(s.data or b"") * 8 * self.sample_rate / s.samples for s in complete]
+        return round(max(rates)), round(sum(rates) / len(rates))
+
     def part_uri(self, msn: int, index: int) -> str:
         """URI of a part, relative to the playlist."""
         return f"{self.run_id}/{msn}.{index}.m4s"

@@ -169,6 +169,32 @@ def render_live(playlist: LivePlaylist) -> str:
     return "\n".join(lines) + "\n"
 
 
+AAC_LC = "mp4a.40.2"
+"""RFC 6381 codec string of AAC-LC in MP4, what the encoder makes (for CODECS attributes)."""
+
+
+def render_multivariant(
+    media_uri: str, *, bandwidth: int, average_bandwidth: int, codecs: str = AAC_LC
+) -> str:
+    """A multivariant playlist with one audio-only variant (RFC 8216bis section 4.4.6.2).
+
+    Apple's HLS authoring rules ask for one, with CODECS and BANDWIDTH, so that players know
+    what they will get before fetching any media: without it Shaka Player guesses the codec
+    of a bare media playlist and fails to append AAC-in-fMP4 parts. `bandwidth` is the peak
+    segment bit rate (bits per second), `average_bandwidth` the average one.
+    """
+    if bandwidth <= 0 or average_bandwidth <= 0:
+        raise ValueError("bandwidths must be positive")
+    return (
+        "#EXTM3U\n"
+        "#EXT-X-VERSION:6\n"
+        "#EXT-X-INDEPENDENT-SEGMENTS\n"
+        f"#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},AVERAGE-BANDWIDTH={average_bandwidth},"
+        f'CODECS="{codecs}"\n'
+        f"{media_uri}\n"
+    )
+
+
 def render_vod(
     *,
     map_uri: str,

@@ -103,7 +103,12 @@ class SpaceView(BaseModel):
     scheduled_start: datetime | None
     started_at: datetime | None
     ended_at: datetime | None
-    playlist_url: str = Field(description="The LL-HLS media playlist (a path on this server).")
+    playlist_url: str = Field(
+        description="The HLS multivariant playlist (CODECS, BANDWIDTH): give this to players."
+    )
+    media_playlist_url: str = Field(
+        description="The LL-HLS media playlist it names (blocking reload, parts)."
+    )
     listeners_now: int = Field(description="Distinct listeners seen in the last heartbeat window.")
     events_url: str = Field(
         description="The live events in time windows, the same for every listener (cacheable): "

@@ -17,7 +17,12 @@ from .services import Services
 
 
 def playlist_url(space_id: str) -> str:
-    """Where a space's LL-HLS playlist is, on every node."""
+    """Where a space's HLS multivariant playlist is, on every node: what players are given."""
+    return f"/hls/{space_id}/main.m3u8"
+
+
+def media_playlist_url(space_id: str) -> str:
+    """Where a space's LL-HLS media playlist is (blocking reload, parts), on every node."""
     return f"/hls/{space_id}/index.m3u8"
 
 
@@ -59,6 +64,7 @@ async def space_view(space: Space, svc: Services) -> SpaceView:
         started_at=space.started_at,
         ended_at=space.ended_at,
         playlist_url=playlist_url(space.id),
+        media_playlist_url=media_playlist_url(space.id),
         events_url=events_url(space.id),
         listeners_now=await svc.presence.listening_now(space.id, svc.clock()),
         host={"id": space.host_id, "name": space.host.name},

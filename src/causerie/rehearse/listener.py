@@ -223,7 +223,8 @@ class Visit:
                 self.token = data["token"]
                 self.listener_id = data.get("listener_id", "")
                 self.heartbeat_interval = float(data.get("heartbeat_interval") or 15.0)
-                return data.get("playlist_url") or f"/hls/{space_id}/index.m3u8"
+                # The LL-HLS media playlist the advertised multivariant one names.
+                return f"/hls/{space_id}/index.m3u8"
             if answer.status not in RETRYABLE:
                 raise VisitOver(answer.error or "join answer without a token")
             delay = retry_delay(answer.retry_after, attempt, self.rng)
