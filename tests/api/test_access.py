@@ -505,6 +505,8 @@ ROWS: list[Row] = [
 # Served beside the router by the node's raw ASGI origin (api/app.py `Node`): public media.
 RAW_ROWS: list[Row] = [
     Row("GET", "/hls/{space_id}/index.m3u8", everyone(200)),
+    Row("GET", "/hls/{space_id}/main.m3u8", everyone(200)),
+    Row("GET", "/feed/{space_id}/now", everyone(200)),
     Row("GET", "/hls/{space_id}/{media}", everyone(200)),
     Row("GET", "/hls/{space_id}/nothing-here.m4s", everyone(404)),
 ]

@@ -372,7 +372,7 @@ async def test_space_page_shows_api_text_as_text(node, api: Api, browser) -> Non
         assert await page.locator("#listeners").text_content() == "1 listening now"
         assert await page.locator("#listeners").get_attribute("aria-live") == "polite"
         playlist = await page.locator("#playlist").input_value()
-        assert playlist == f"{node.url}/hls/{space['id']}/index.m3u8"
+        assert playlist == f"{node.url}/hls/{space['id']}/main.m3u8"
         assert await page.locator("#play").is_enabled()
 
         # refresh() reads the details again, at once.
