@@ -88,6 +88,13 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "speakers' requests for the spaces whose media runs here (default http://HOST:PORT)",
     )
     parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address listeners use, typically the edge's (https://live.example): absolute "
+        "links the node writes, such as a calendar event's, start with it; never the request's "
+        "Host header (default: --advertise-url, else http://HOST:PORT)",
+    )
+    parser.add_argument(
         "--trusted-proxy",
         action="append",
         metavar="ADDRESS",
@@ -110,6 +117,7 @@ def _config(args: argparse.Namespace) -> Config:
         rtc_ice_servers=tuple(args.ice_server or ()),
         redis_url=args.redis,
         advertise_url=args.advertise_url,
+        public_url=args.public_url,
         trusted_proxies=tuple(args.trusted_proxy or ()),
     )
 
@@ -234,6 +242,12 @@ def _edge_config_command(commands: argparse._SubParsersAction[argparse.ArgumentP
         help="the origin's LL-HLS part duration: plain playlists are cached for half of it "
         "(Varnish), blocking reloads wait for it plus 90 ms in nginx's cache lock (%(default)s)",
     )
+    edge.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address listeners use (https://live.example): the only Host sent to the "
+        "origins, whatever clients send (default: the --listen address)",
+    )
     edge.add_argument("--output", "-o", type=Path, metavar="FILE", help="write it here")
     edge.add_argument("origins", nargs="+", metavar="ORIGIN", help="http://host:port of a node")
 
@@ -251,6 +265,7 @@ def _edge_config(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             cache_dir=args.cache_dir,
             listeners=args.listeners,
             part_duration=args.part_duration,
+            public_url=args.public_url,
             command=shlex.join(["causerie", *words]),
         )
         text = render(args.kind, options)

@@ -69,6 +69,9 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
         lifespan=lifespan,
         docs_url="/api/docs",
         redoc_url=None,
+        # Starlette would answer `/api/spaces/` with a redirect to an absolute URL built from
+        # the request's Host header, which the client chooses: a 404 instead (SECURITY.md).
+        redirect_slashes=False,
     )
     api.state.services = svc
     install_error_handlers(api)

@@ -5,8 +5,28 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+def check_public_url(url: str) -> None:
+    """`ValueError` unless `url` is http(s)://host[:port] with nothing after but a slash."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (a bad port raises)
+    except ValueError:
+        raise ValueError(f"bad port in public_url {url!r}") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or any(c in url for c in ' \t\r\n"<>\\')
+    ):
+        raise ValueError(f"public_url is http(s)://host[:port] and nothing else, not {url!r}")
 
 
 @dataclass(frozen=True)
@@ -52,6 +72,10 @@ class Config:
     advertise_url: str | None = None
     """The URL the other nodes reach this one at (with Redis they forward requests for the
     spaces this node runs here); None: http://HOST:PORT, with 127.0.0.1 for 0.0.0.0."""
+    public_url: str | None = None
+    """The address listeners use (typically the edge's, e.g. "https://live.example"): absolute
+    links the node writes (a calendar event's page) start with it; None: `node_url`. Never
+    taken from a request's Host header, which whoever sends the request chooses."""
 
     @property
     def local_url(self) -> str:
@@ -67,6 +91,13 @@ class Config:
         if self.advertise_url:
             return self.advertise_url.rstrip("/")
         return self.local_url
+
+    @property
+    def site_url(self) -> str:
+        """Where people reach the site: `public_url`, or `node_url`; no trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return self.node_url
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -93,6 +124,8 @@ class Config:
             ("http://", "https://")
         ):
             raise ValueError(f"advertise_url is http://host:port, not {self.advertise_url!r}")
+        if self.public_url is not None:
+            check_public_url(self.public_url)
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=True)

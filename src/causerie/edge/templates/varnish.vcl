@@ -46,6 +46,10 @@ sub vcl_init {
 }
 
 sub vcl_recv {
+    # One Host for the origins, whatever the client sent: what is cached is shared by
+    # everyone, so it must not depend on a header any client chooses (cache poisoning).
+    set req.http.Host = "{{public_host}}";
+
     if (req.url ~ "^/(hls|whip)/[A-Za-z0-9_-]+") {
         set req.backend_hint = causerie_media.backend(
             by=KEY,
