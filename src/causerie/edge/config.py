@@ -228,9 +228,7 @@ def _ms(value: int) -> str:
     return f"{value}ms" if value % 1000 else f"{value // 1000}s"
 
 
-def _nginx_headers(
-    indent: str, host: str, authorization: str | None, cookie: str | None
-) -> str:
+def _nginx_headers(indent: str, host: str, authorization: str | None, cookie: str | None) -> str:
     lines = [
         f'proxy_set_header Host "{host}";',
         'proxy_set_header Connection "";',
