@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 import time
@@ -95,6 +96,15 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "Host header (default: --advertise-url, else http://HOST:PORT)",
     )
     parser.add_argument(
+        "--metrics-token",
+        metavar="TOKEN",
+        default=os.environ.get("CAUSERIE_METRICS_TOKEN") or None,
+        help="a bearer token (16+ characters) that lets a scraper on another machine read "
+        "/metrics; prefer the CAUSERIE_METRICS_TOKEN environment variable, which `ps` does not "
+        "show (default: none, /metrics only for requests from this machine's loopback that no "
+        "proxy relayed)",
+    )
+    parser.add_argument(
         "--trusted-proxy",
         action="append",
         metavar="ADDRESS",
@@ -118,6 +128,7 @@ def _config(args: argparse.Namespace) -> Config:
         redis_url=args.redis,
         advertise_url=args.advertise_url,
         public_url=args.public_url,
+        metrics_token=args.metrics_token,
         trusted_proxies=tuple(args.trusted_proxy or ()),
     )
 
@@ -195,8 +206,6 @@ def _rehearse_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def _rehearse(argv: Sequence[str] | None) -> int:
     """Run the rehearsal in a fresh process: Locust monkey-patches the standard library with
     gevent when imported, which must happen before anything else (and never in a server)."""
-    import os
-
     words = list(sys.argv[1:] if argv is None else argv)
     words = words[words.index("rehearse") + 1 :]
     command = [sys.executable, "-m", "causerie.rehearse", *words]

@@ -40,6 +40,8 @@ def test_advertised_url_wins() -> None:
         {"advertise_url": "node-a:8080"},
         {"trusted_proxies": ("not-an-address",)},
         {"rtc_ice_servers": ("http://stun.example",)},
+        {"metrics_token": "short"},
+        {"metrics_token": "has a space in the middle"},
     ],
 )
 def test_bad_settings_are_refused(bad: dict) -> None:

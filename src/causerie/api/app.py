@@ -43,6 +43,7 @@ from .errors import install_error_handlers
 from .feed import FeedOrigin
 from .hls import HlsOrigin
 from .joins import FastJoins
+from .metrics_access import check_metrics_access
 
 DESCRIPTION = """\
 Live audio spaces for very large audiences. Speakers publish over WebRTC; listeners fetch
@@ -100,6 +101,9 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
         response_class=PlainTextResponse,
     )
     async def metrics(request: Request) -> PlainTextResponse:
+        """The node's numbers (Prometheus text): to this machine directly, or with the
+        metrics token (`--metrics-token`); see SECURITY.md."""
+        check_metrics_access(request, svc.config.metrics_token)
         now = svc.clock()
         listeners = {
             labels(space=space_id): float(await svc.presence.listening_now(space_id, now))
@@ -111,7 +115,9 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
             lambda: listeners,
         )
         return PlainTextResponse(
-            svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+            svc.metrics.render(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
         )
 
     return api

@@ -77,6 +77,10 @@ class Config:
     links the node writes (a calendar event's page) start with it; None: `node_url`. Never
     taken from a request's Host header, which whoever sends the request chooses."""
 
+    metrics_token: str | None = None
+    """A bearer token that lets anyone holding it read `/metrics` (a scraper on another
+    machine); None: only requests from this machine's loopback, not relayed by a proxy."""
+
     @property
     def local_url(self) -> str:
         """How this machine reaches the node: http://HOST:PORT, with 127.0.0.1 for a wildcard
@@ -126,6 +130,13 @@ class Config:
             raise ValueError(f"advertise_url is http://host:port, not {self.advertise_url!r}")
         if self.public_url is not None:
             check_public_url(self.public_url)
+        if self.metrics_token is not None and not (
+            16 <= len(self.metrics_token) <= 256
+            and self.metrics_token.isascii()
+            and self.metrics_token.isprintable()
+            and " " not in self.metrics_token
+        ):
+            raise ValueError("metrics_token is 16 to 256 printable ASCII characters, no spaces")
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=True)
