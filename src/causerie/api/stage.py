@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Request, Response
 
 from ..domain import Action
-from ..security.tokens import TokenKind
 from ..node.schemas import (
     Invitation,
     MuteChange,
@@ -24,6 +23,7 @@ from ..node.schemas import (
     SpeakRequestView,
 )
 from ..node.views import space_view
+from ..security.tokens import TokenKind
 from .auth import authenticate
 from .dependencies import ERRORS, ServicesDep, SpaceId
 from .spaces import change_space
