@@ -96,6 +96,29 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "Host header (default: --advertise-url, else http://HOST:PORT)",
     )
     parser.add_argument(
+        "--clips-per-space-mb",
+        type=int,
+        default=64,
+        metavar="MB",
+        help="disk the clips of one space may take on this node; beyond, new clips get 507 "
+        "(default %(default)s MiB)",
+    )
+    parser.add_argument(
+        "--clips-total-mb",
+        type=int,
+        default=2048,
+        metavar="MB",
+        help="disk all clips may take on this node (default %(default)s MiB)",
+    )
+    parser.add_argument(
+        "--min-free-disk-mb",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="free space kept for recordings: below it no clip or replay download is made "
+        "(default %(default)s MiB)",
+    )
+    parser.add_argument(
         "--metrics-token",
         metavar="TOKEN",
         default=os.environ.get("CAUSERIE_METRICS_TOKEN") or None,
@@ -129,6 +152,9 @@ def _config(args: argparse.Namespace) -> Config:
         advertise_url=args.advertise_url,
         public_url=args.public_url,
         metrics_token=args.metrics_token,
+        clip_bytes_per_space=args.clips_per_space_mb * 2**20,
+        clip_bytes_total=args.clips_total_mb * 2**20,
+        min_free_disk_bytes=args.min_free_disk_mb * 2**20,
         trusted_proxies=tuple(args.trusted_proxy or ()),
     )
 

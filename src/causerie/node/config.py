@@ -77,6 +77,13 @@ class Config:
     links the node writes (a calendar event's page) start with it; None: `node_url`. Never
     taken from a request's Host header, which whoever sends the request chooses."""
 
+    clip_bytes_per_space: int = 64 * 2**20
+    """Disk the clips of one space may take on this node (~270 clips of 30 s); beyond, 507."""
+    clip_bytes_total: int = 2 * 2**30
+    """Disk all clips together may take on this node; beyond, 507."""
+    min_free_disk_bytes: int = 2**30
+    """Free space kept for recordings on the recordings' disk: below it, no new clip or
+    replay download is made (507), so clips never make a recording fail."""
     metrics_token: str | None = None
     """A bearer token that lets anyone holding it read `/metrics` (a scraper on another
     machine); None: only requests from this machine's loopback, not relayed by a proxy."""
@@ -130,6 +137,8 @@ class Config:
             raise ValueError(f"advertise_url is http://host:port, not {self.advertise_url!r}")
         if self.public_url is not None:
             check_public_url(self.public_url)
+        if min(self.clip_bytes_per_space, self.clip_bytes_total, self.min_free_disk_bytes) < 0:
+            raise ValueError("clip and disk bounds must not be negative")
         if self.metrics_token is not None and not (
             16 <= len(self.metrics_token) <= 256
             and self.metrics_token.isascii()
