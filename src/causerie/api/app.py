@@ -68,7 +68,9 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        # /api/docs is pages.api_docs: Swagger UI from the package, not FastAPI's page,
+        # which loads it from a public CDN without integrity checks.
+        docs_url=None,
         redoc_url=None,
         # Starlette would answer `/api/spaces/` with a redirect to an absolute URL built from
         # the request's Host header, which the client chooses: a 404 instead (SECURITY.md).
