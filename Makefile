@@ -6,7 +6,9 @@ VENDOR := src/causerie/web/static/vendor
 
 .PHONY: install demo serve test test-deps lint bench clean
 
-install: $(VENV)/.installed $(VENDOR)/hls.min.js
+VENDORED := $(VENDOR)/hls.min.js $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css
+
+install: $(VENV)/.installed $(VENDORED)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# The player's JavaScript comes from npm at install time (never from a CDN at run time).
-$(VENDOR)/hls.min.js: package.json package-lock.json
+# The pages' JavaScript comes from npm at install time (never from a CDN at run time): the
+# player (hls.js) and the API documentation (Swagger UI). No install scripts run: these
+# packages need none, and swagger-ui-dist's dependency would report the install to a tracker.
+$(VENDORED) &: package.json package-lock.json
 	command -v npm >/dev/null || scripts/apt-install.sh npm
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
-	cp node_modules/hls.js/dist/hls.min.js $@
+	cp node_modules/hls.js/dist/hls.min.js $(VENDOR)/
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/
 
 demo: install
 	$(BIN)/causerie demo

@@ -32,6 +32,7 @@ ERROR_CODES = {
     429: "too_many_requests",
     431: "too_large",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 import time
@@ -88,6 +89,45 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "speakers' requests for the spaces whose media runs here (default http://HOST:PORT)",
     )
     parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address listeners use, typically the edge's (https://live.example): absolute "
+        "links the node writes, such as a calendar event's, start with it; never the request's "
+        "Host header (default: --advertise-url, else http://HOST:PORT)",
+    )
+    parser.add_argument(
+        "--clips-per-space-mb",
+        type=int,
+        default=64,
+        metavar="MB",
+        help="disk the clips of one space may take on this node; beyond, new clips get 507 "
+        "(default %(default)s MiB)",
+    )
+    parser.add_argument(
+        "--clips-total-mb",
+        type=int,
+        default=2048,
+        metavar="MB",
+        help="disk all clips may take on this node (default %(default)s MiB)",
+    )
+    parser.add_argument(
+        "--min-free-disk-mb",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="free space kept for recordings: below it no clip or replay download is made "
+        "(default %(default)s MiB)",
+    )
+    parser.add_argument(
+        "--metrics-token",
+        metavar="TOKEN",
+        default=os.environ.get("CAUSERIE_METRICS_TOKEN") or None,
+        help="a bearer token (16+ characters) that lets a scraper on another machine read "
+        "/metrics; prefer the CAUSERIE_METRICS_TOKEN environment variable, which `ps` does not "
+        "show (default: none, /metrics only for requests from this machine's loopback that no "
+        "proxy relayed)",
+    )
+    parser.add_argument(
         "--trusted-proxy",
         action="append",
         metavar="ADDRESS",
@@ -110,6 +150,11 @@ def _config(args: argparse.Namespace) -> Config:
         rtc_ice_servers=tuple(args.ice_server or ()),
         redis_url=args.redis,
         advertise_url=args.advertise_url,
+        public_url=args.public_url,
+        metrics_token=args.metrics_token,
+        clip_bytes_per_space=args.clips_per_space_mb * 2**20,
+        clip_bytes_total=args.clips_total_mb * 2**20,
+        min_free_disk_bytes=args.min_free_disk_mb * 2**20,
         trusted_proxies=tuple(args.trusted_proxy or ()),
     )
 
@@ -187,8 +232,6 @@ def _rehearse_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def _rehearse(argv: Sequence[str] | None) -> int:
     """Run the rehearsal in a fresh process: Locust monkey-patches the standard library with
     gevent when imported, which must happen before anything else (and never in a server)."""
-    import os
-
     words = list(sys.argv[1:] if argv is None else argv)
     words = words[words.index("rehearse") + 1 :]
     command = [sys.executable, "-m", "causerie.rehearse", *words]
@@ -234,6 +277,12 @@ def _edge_config_command(commands: argparse._SubParsersAction[argparse.ArgumentP
         help="the origin's LL-HLS part duration: plain playlists are cached for half of it "
         "(Varnish), blocking reloads wait for it plus 90 ms in nginx's cache lock (%(default)s)",
     )
+    edge.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address listeners use (https://live.example): the only Host sent to the "
+        "origins, whatever clients send (default: the --listen address)",
+    )
     edge.add_argument("--output", "-o", type=Path, metavar="FILE", help="write it here")
     edge.add_argument("origins", nargs="+", metavar="ORIGIN", help="http://host:port of a node")
 
@@ -251,6 +300,7 @@ def _edge_config(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             cache_dir=args.cache_dir,
             listeners=args.listeners,
             part_duration=args.part_duration,
+            public_url=args.public_url,
             command=shlex.join(["causerie", *words]),
         )
         text = render(args.kind, options)

@@ -282,8 +282,6 @@ ROWS: list[Row] = [
     Row("HEAD", "/openapi.json", everyone(200)),
     Row("GET", "/api/docs", everyone(200)),
     Row("HEAD", "/api/docs", everyone(200)),
-    Row("GET", "/docs/oauth2-redirect", everyone(200)),
-    Row("HEAD", "/docs/oauth2-redirect", everyone(200)),
     # Pages and their files: public.
     page("/"),
     page("/s/{space_id}"),

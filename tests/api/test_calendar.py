@@ -129,7 +129,7 @@ async def test_ics_of_a_scheduled_space(client, node, title: str) -> None:
     assert str(event["UID"]) == f"{space['id']}@causerie"
     assert str(event["SUMMARY"]) == title
     assert str(event["DESCRIPTION"]).startswith(description)
-    page = f"{node.url}/s/{space['id']}"
+    page = f"{node.app.services.config.site_url}/s/{space['id']}"  # configured, never the Host
     assert str(event["URL"]) == page
     assert page in str(event["DESCRIPTION"])
     assert event.decoded("DTSTART") == datetime(2026, 11, 21, 18, 0, tzinfo=UTC)

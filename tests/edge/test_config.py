@@ -302,3 +302,19 @@ def test_the_command_refuses_bad_origins(capsys: pytest.CaptureFixture[str]) -> 
     assert "origin" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["edge-config", "--kind", "squid", "http://127.0.0.1:8080"])
+
+
+def test_the_origins_get_one_host_whatever_the_client_sent() -> None:
+    """Both edges send the public host (default: the listen address), never `$host`."""
+    default = options(listen="127.0.0.1:8081")
+    assert 'proxy_set_header Host "127.0.0.1:8081";' in render_nginx(default)
+    assert "$host" not in render_nginx(default)
+    assert 'set req.http.Host = "127.0.0.1:8081";' in render_varnish(default)
+    public = options(public_url="https://live.example/")
+    assert public.public_host == "live.example"
+    nginx = render_nginx(public)
+    assert nginx.count('proxy_set_header Host "live.example";') == nginx.count("proxy_pass ")
+    assert 'set req.http.Host = "live.example";' in render_varnish(public)
+    for bad in ("live.example", "https://live.example/x", 'https://a";b', "https://a$b", "ftp://a"):
+        with pytest.raises(ValueError, match="public-url"):
+            options(public_url=bad)

@@ -40,6 +40,8 @@ def test_advertised_url_wins() -> None:
         {"advertise_url": "node-a:8080"},
         {"trusted_proxies": ("not-an-address",)},
         {"rtc_ice_servers": ("http://stun.example",)},
+        {"metrics_token": "short"},
+        {"metrics_token": "has a space in the middle"},
     ],
 )
 def test_bad_settings_are_refused(bad: dict) -> None:
@@ -57,3 +59,29 @@ def test_a_trusted_network_with_host_bits_is_refused(proxy: str) -> None:
 @pytest.mark.parametrize("proxy", ["10.0.0.0/8", "127.0.0.1", "::1", "fe80::/64"])
 def test_trusted_addresses_and_networks(proxy: str) -> None:
     assert Config(trusted_proxies=(proxy,)).trusted_proxies == (proxy,)
+
+
+def test_the_public_url_is_the_site_url() -> None:
+    assert Config().site_url == "http://127.0.0.1:8080"
+    assert Config(advertise_url="http://10.0.0.5:8080").site_url == "http://10.0.0.5:8080"
+    config = Config(advertise_url="http://10.0.0.5:8080", public_url="https://live.example/")
+    assert config.site_url == "https://live.example"
+    assert config.node_url == "http://10.0.0.5:8080"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "live.example",
+        "ftp://live.example",
+        "https://",
+        "https://live.example/listen",
+        "https://live.example/?x=1",
+        "https://user@live.example",
+        "https://live.example:99999",
+        'https://live.example"',
+    ],
+)
+def test_bad_public_urls_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="public_url"):
+        Config(public_url=bad)

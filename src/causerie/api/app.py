@@ -43,6 +43,7 @@ from .errors import install_error_handlers
 from .feed import FeedOrigin
 from .hls import HlsOrigin
 from .joins import FastJoins
+from .metrics_access import check_metrics_access
 
 DESCRIPTION = """\
 Live audio spaces for very large audiences. Speakers publish over WebRTC; listeners fetch
@@ -67,8 +68,13 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        # /api/docs is pages.api_docs: Swagger UI from the package, not FastAPI's page,
+        # which loads it from a public CDN without integrity checks.
+        docs_url=None,
         redoc_url=None,
+        # Starlette would answer `/api/spaces/` with a redirect to an absolute URL built from
+        # the request's Host header, which the client chooses: a 404 instead (SECURITY.md).
+        redirect_slashes=False,
     )
     api.state.services = svc
     install_error_handlers(api)
@@ -97,6 +103,9 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
         response_class=PlainTextResponse,
     )
     async def metrics(request: Request) -> PlainTextResponse:
+        """The node's numbers (Prometheus text): to this machine directly, or with the
+        metrics token (`--metrics-token`); see SECURITY.md."""
+        check_metrics_access(request, svc.config.metrics_token)
         now = svc.clock()
         listeners = {
             labels(space=space_id): float(await svc.presence.listening_now(space_id, now))
@@ -108,7 +117,9 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
             lambda: listeners,
         )
         return PlainTextResponse(
-            svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+            svc.metrics.render(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
         )
 
     return api

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from .. import __version__
 from ..domain import Conflict, Space, SpaceState
@@ -130,11 +130,13 @@ def space_calendar(space: Space, page_url: str, now: datetime) -> str:
     response_class=Response,
     responses={200: {"content": {"text/calendar": {}}}},
 )
-async def space_ics(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
+async def space_ics(space_id: SpaceId, svc: ServicesDep) -> Response:
     """An iCalendar file with one event: the space's title, description, start time and a
     link to its page. Calendar programs import it ("Add to calendar")."""
     space = await svc.cached_space(space_id)
-    page_url = f"{str(request.base_url).rstrip('/')}/s/{space.id}"
+    # From the configuration, never from the request's Host: the file is cached by edges for
+    # everyone, so a Host chosen by one client would send every later reader elsewhere.
+    page_url = f"{svc.config.site_url}/s/{space.id}"
     body = space_calendar(space, page_url, svc.now())
     return Response(
         body,

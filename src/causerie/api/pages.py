@@ -56,5 +56,26 @@ async def studio_page(space_id: str) -> FileResponse:
     return _page("studio.html")
 
 
+# The API documentation runs a large third-party bundle on the origin where the studio keeps
+# tokens: its files come from the package (never a CDN), and the page may load nothing from
+# anywhere else (Swagger UI sets a few inline styles; its icons are data: images).
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@router.get("/api/docs")
+@router.head("/api/docs")
+async def api_docs() -> FileResponse:
+    """Swagger UI over /openapi.json, served from the package."""
+    return FileResponse(
+        STATIC_DIR / "api-docs.html",
+        media_type="text/html",
+        headers={"Cache-Control": PAGE_CACHE, "Content-Security-Policy": DOCS_POLICY},
+    )
+
+
 def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC_DIR)

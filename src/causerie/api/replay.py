@@ -11,6 +11,11 @@ Everything is read from what the recorder wrote (media/recorder.py); the M4A fil
 first request by copying AAC packets (media/clips.py) and kept on disk. Making them is the only
 real work here, so it is bounded: at most ``MAX_JOBS`` at once per node (503 + Retry-After
 beyond), and a file already made, or being made, is never made again.
+
+Clips take disk, and anyone may ask for one, so a new clip (an existing one costs nothing and
+is answered at once) must pass, in this order: the clip rate limits per address and per space
+(429 + Retry-After, ratelimit/writes.py), then the clips' disk bounds per space and per node
+and the free space kept for recordings (507, media/clip_budget.py). SECURITY.md has the figures.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..counting.stats import client_key
 from ..domain import Conflict, Invalid, NotFound, Space, SpaceState
+from ..media.clip_budget import CLIPS_DIR, ClipBudget, OverBudget
 from ..media.clips import Cut, EmptyCut, cut
 from ..media.recorder import SAFE_ID, Recording
 from ..node.schemas import Error
@@ -61,7 +67,7 @@ _END_SLACK_MS = 50
 
 router = APIRouter(
     tags=["replay"],
-    responses={status: {"model": Error} for status in (400, 404, 409, 413, 422, 503)},
+    responses={status: {"model": Error} for status in (400, 404, 409, 413, 422, 429, 503, 507)},
 )
 
 
@@ -115,6 +121,37 @@ async def jobs(request: Request) -> Jobs:
 
 
 JobsDep = Annotated[Jobs, Depends(jobs)]
+
+
+async def budget(request: Request) -> ClipBudget | None:
+    """The node's clip budget (None without recordings), kept on the app like `jobs`."""
+    state = request.app.state
+    if not hasattr(state, "clip_budget"):
+        svc: Services = state.services
+        root = svc.broadcasts.recordings_dir
+        config = svc.config
+        state.clip_budget = (
+            None
+            if root is None
+            else ClipBudget(
+                root,
+                per_space=config.clip_bytes_per_space,
+                total=config.clip_bytes_total,
+                min_free=config.min_free_disk_bytes,
+            )
+        )
+    return state.clip_budget
+
+
+BudgetDep = Annotated[ClipBudget | None, Depends(budget)]
+
+
+async def _admit(check: Callable[[], None]) -> None:
+    """Run a `ClipBudget` check (it touches the disk) in a thread: 507 if it refuses."""
+    try:
+        await asyncio.to_thread(check)
+    except OverBudget as exc:
+        raise ApiError(507, str(exc)) from None
 
 
 # Details of a space
@@ -206,10 +243,14 @@ async def replay_media(space_id: str, run_id: str, name: str, svc: ServicesDep) 
     response_class=FileResponse,
 )
 @router.head("/replay/{space_id}.m4a", include_in_schema=False)
-async def replay_download(space_id: str, svc: ServicesDep, work: JobsDep) -> FileResponse:
+async def replay_download(
+    space_id: str, svc: ServicesDep, work: JobsDep, clip_budget: BudgetDep
+) -> FileResponse:
     """The recording as one ordinary M4A file (made on first request, then kept)."""
     space, recording = await _ended_recording(svc, space_id)
     path = recording.directory / "replay.m4a"
+    if clip_budget is not None and not await asyncio.to_thread(path.is_file):
+        await _admit(clip_budget.require_free_disk)  # never at the recordings' expense
     try:
         await work.make(path, lambda: cut(recording, path))
     except EmptyCut:  # only if the recorded files went missing from the disk
@@ -291,15 +332,21 @@ def clip_range(start: float | None, end: float | None, length: Fraction) -> tupl
 )
 async def make_clip(
     space_id: str,
+    request: Request,
     svc: ServicesDep,
     work: JobsDep,
+    clip_budget: BudgetDep,
     body: Annotated[ClipRequest | None, Body()] = None,
 ) -> JSONResponse:
     """Anyone: cut up to 30 s of the recording (of a live space: of what is recorded so far).
 
     Offsets are seconds from the start of the recording; without them, the last 30 s (or the
     whole recording if it is shorter). Precision: one AAC frame (21.3 ms). The same range of the
-    same space gives the same clip, cut once.
+    same space gives the same clip, cut once, and asking for it again costs nothing.
+
+    A new clip is rate-limited per address and per space (429 + Retry-After), and refused with
+    507 when the space's clips, or all clips, take their share of disk, or the disk is short of
+    the space kept for recordings.
     """
     body = body or ClipRequest()
     recording = await _recording(svc, space_id)
@@ -312,11 +359,19 @@ async def make_clip(
         raise Conflict("nothing of this space has been recorded yet")
     start_ms, end_ms = clip_range(body.start, body.end, recording.duration)
     clip_id = f"{space_id}.{start_ms}-{end_ms}"
-    path = recording.directory / "clips" / f"{clip_id}.m4a"
+    path = recording.directory / CLIPS_DIR / f"{clip_id}.m4a"
 
     def work_clip() -> Cut:
-        return cut(recording, path, Fraction(start_ms, 1000), Fraction(end_ms, 1000))
+        made = cut(recording, path, Fraction(start_ms, 1000), Fraction(end_ms, 1000))
+        if clip_budget is not None:
+            clip_budget.add(space_id, path.stat().st_size)
+        return made
 
+    if not await asyncio.to_thread(path.is_file):  # an existing clip is free to share again
+        ip = request.client.host if request.client else "unknown"
+        await svc.limits.check_clip(space_id, ip, svc.clock())
+        if clip_budget is not None:
+            await _admit(lambda: clip_budget.admit(space_id))
     try:
         await work.make(path, work_clip)
     except EmptyCut as exc:  # only if segment files went missing from the disk
@@ -340,7 +395,7 @@ async def get_clip(clip_id: str, svc: ServicesDep) -> FileResponse:
     root = svc.broadcasts.recordings_dir
     if match is None or root is None:
         raise NotFound("there is no such clip")
-    path = root / match["space"] / "clips" / f"{clip_id}.m4a"
+    path = root / match["space"] / CLIPS_DIR / f"{clip_id}.m4a"
     if not path.is_file():
         raise NotFound("there is no such clip")
     headers = _media_headers(IMMUTABLE)

@@ -23,6 +23,7 @@ from ..node.schemas import (
     SpeakRequestView,
 )
 from ..node.views import space_view
+from ..security.tokens import TokenKind
 from .auth import authenticate
 from .dependencies import ERRORS, ServicesDep, SpaceId
 from .spaces import change_space
@@ -44,8 +45,17 @@ async def raise_hand(
     ip = request.client.host if request.client else "unknown"
     await svc.limits.check("speak_request", claims.sub, ip, svc.clock())
     name = body.name if body and body.name is not None else claims.name
+    # The address is kept only as a keyed pseudonym: enough to bound and order hands per
+    # address (docs/roles.md), not to tell anyone which address it was.
+    address = svc.signer.pseudonym(ip)
+    account = claims.kind is TokenKind.USER
     space, _ = await change_space(
-        request, svc, space_id, lambda s, actor: s.request_to_speak(actor, name, svc.now())
+        request,
+        svc,
+        space_id,
+        lambda s, actor: s.request_to_speak(
+            actor, name, svc.now(), address=address, account=account
+        ),
     )
     return await space_view(space, svc)
 
@@ -58,14 +68,16 @@ async def lower_hand(space_id: SpaceId, request: Request, svc: ServicesDep) -> R
 
 @router.get("/speak-requests", response_model=SpeakRequests, summary="Raised hands (moderators)")
 async def list_requests(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpeakRequests:
-    """Host and co-hosts: who waits to speak, oldest first."""
+    """Host and co-hosts: who waits to speak, account holders first, then hands from the
+    addresses with the fewest raised, then oldest first (docs/roles.md). Hands nobody
+    answered are lowered after 10 minutes."""
     claims = authenticate(request, svc, space_id)
     space = await svc.store.get_space(space_id)
     space.check(claims.sub, Action.ANSWER_SPEAK_REQUEST)
     return SpeakRequests(
         requests=[
-            SpeakRequestView(user_id=r.user_id, name=r.name, at=r.at)
-            for r in sorted(space.speak_requests.values(), key=lambda r: r.at)
+            SpeakRequestView(user_id=r.user_id, name=r.name, at=r.at, account=r.account)
+            for r in space.raised_hands(svc.now())
         ]
     )
 
@@ -78,7 +90,10 @@ async def approve(
 ) -> SpaceView:
     """Host or co-host: the requester becomes a speaker (429 past the speaker limit)."""
     space, _ = await change_space(
-        request, svc, space_id, lambda s, actor: s.answer_request(actor, user_id, approve=True)
+        request,
+        svc,
+        space_id,
+        lambda s, actor: s.answer_request(actor, user_id, approve=True, now=svc.now()),
     )
     return await space_view(space, svc)
 
@@ -86,7 +101,10 @@ async def approve(
 @router.post("/speak-requests/{user_id}/deny", response_model=SpaceView, summary="Decline")
 async def deny(space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep) -> SpaceView:
     space, _ = await change_space(
-        request, svc, space_id, lambda s, actor: s.answer_request(actor, user_id, approve=False)
+        request,
+        svc,
+        space_id,
+        lambda s, actor: s.answer_request(actor, user_id, approve=False, now=svc.now()),
     )
     return await space_view(space, svc)
 

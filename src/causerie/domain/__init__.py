@@ -11,6 +11,7 @@ from .spaces import (
     SpeakRequest,
     check_space_id,
     clean_name,
+    hand_order,
     new_space_id,
 )
 from .text import clean_text
@@ -36,6 +37,7 @@ __all__ = [
     "check_space_id",
     "clean_name",
     "clean_text",
+    "hand_order",
     "new_space_id",
     "require",
 ]

@@ -65,10 +65,19 @@ class SpaceLimits:
     max_cohosts: int = 2
     max_speakers: int = 10
     max_speak_requests: int = 1000
+    hand_ttl_seconds: int = 600
+    """A raised hand nobody answered is lowered after this long (the listener may raise it
+    again): a queue of hands from people long gone is no queue."""
+    max_hands_per_address: int = 5
+    """Raised hands open at once from one client address: one machine minting listener
+    tokens (they are free) cannot fill the queue. Generous for a shared address (a campus,
+    a carrier's NAT): raising a hand is rare."""
 
     def __post_init__(self) -> None:
-        if self.max_cohosts < 0 or self.max_speakers < 0 or self.max_speak_requests < 0:
+        if min(self.max_cohosts, self.max_speakers, self.max_speak_requests) < 0:
             raise Invalid("limits must not be negative")
+        if self.hand_ttl_seconds < 1 or self.max_hands_per_address < 1:
+            raise Invalid("hand_ttl_seconds and max_hands_per_address must be at least 1")
 
 
 @dataclass
@@ -88,6 +97,27 @@ class SpeakRequest:
     user_id: str
     name: str
     at: datetime
+    address: str = ""
+    """An opaque name for the client address it came from (never the address itself)."""
+    account: bool = False
+    """Raised by an account holder (a token the operator issued), not an anonymous listener."""
+
+
+def hand_order(hands: list[SpeakRequest]) -> list[SpeakRequest]:
+    """The order moderators see raised hands in (docs/roles.md):
+
+    1. account holders before anonymous listeners (listener tokens are free to mint);
+    2. then hands from addresses with fewer open hands first, so one machine's many hands
+       come after everyone else's;
+    3. then oldest first.
+    """
+    per_address: dict[str, int] = {}
+    for hand in hands:
+        per_address[hand.address] = per_address.get(hand.address, 0) + 1
+    return sorted(
+        hands,
+        key=lambda h: (not h.account, per_address[h.address] if h.address else 1, h.at),
+    )
 
 
 def clean_name(name: str) -> str:
@@ -236,28 +266,66 @@ class Space:
 
     # -- the stage --------------------------------------------------------------------------
 
-    def request_to_speak(self, actor: str, name: str, now: datetime) -> None:
-        """A listener raises their hand."""
+    def request_to_speak(
+        self,
+        actor: str,
+        name: str,
+        now: datetime,
+        *,
+        address: str = "",
+        account: bool = False,
+    ) -> None:
+        """A listener raises their hand; `address` names (opaquely) where the request came
+        from, at most `max_hands_per_address` open hands each; `account`: an account holder."""
         self._require_not_removed(actor)
         self._require(actor, Action.REQUEST_TO_SPEAK)
         self._require_live()
+        self.lower_expired_hands(now)
         if actor in self.speak_requests:
             return  # asking twice is asking once
         if len(self.speak_requests) >= self.limits.max_speak_requests:
             raise LimitReached("too many people are waiting to speak; try again later")
-        self.speak_requests[actor] = SpeakRequest(actor, clean_name(name), now)
+        if address:
+            same = sum(1 for r in self.speak_requests.values() if r.address == address)
+            if same >= self.limits.max_hands_per_address:
+                raise LimitReached(
+                    f"{same} hands are already raised from your network address; "
+                    "try again once one of them has been answered"
+                )
+        self.speak_requests[actor] = SpeakRequest(actor, clean_name(name), now, address, account)
+
+    def lower_expired_hands(self, now: datetime) -> None:
+        """Drop the hands raised `hand_ttl_seconds` or more before `now`."""
+        for hand in [h for h in self.speak_requests.values() if self._expired(h, now)]:
+            del self.speak_requests[hand.user_id]
+
+    def raised_hands(self, now: datetime) -> list[SpeakRequest]:
+        """The hands still raised at `now`, in the order moderators see them (`hand_order`)."""
+        return hand_order([h for h in self.speak_requests.values() if not self._expired(h, now)])
+
+    def hands_waiting(self, now: datetime) -> int:
+        """How many hands are still raised at `now`."""
+        return sum(1 for h in self.speak_requests.values() if not self._expired(h, now))
+
+    def _expired(self, hand: SpeakRequest, now: datetime) -> bool:
+        return (now - hand.at).total_seconds() >= self.limits.hand_ttl_seconds
 
     def withdraw_request(self, actor: str) -> None:
         """A listener lowers their hand (a no-op if it was not raised)."""
         self.speak_requests.pop(actor, None)
 
-    def answer_request(self, actor: str, user_id: str, *, approve: bool) -> None:
-        """Approve (the requester becomes a speaker) or deny a raised hand."""
+    def answer_request(
+        self, actor: str, user_id: str, *, approve: bool, now: datetime | None = None
+    ) -> None:
+        """Approve (the requester becomes a speaker) or deny a raised hand; given `now`, a
+        hand that has expired by then is gone (404)."""
         self._require(actor, Action.ANSWER_SPEAK_REQUEST)
         self._require_live()
+        if now is not None:
+            self.lower_expired_hands(now)
         request = self.speak_requests.get(user_id)
         if request is None:
-            raise NotFound("no such request to speak")
+            raise NotFound("no such request to speak (hands are lowered after a while)")
         if approve:
             self._add_to_stage(user_id, request.name, Role.SPEAKER)
         del self.speak_requests[user_id]
@@ -410,13 +478,21 @@ class Space:
                 "max_cohosts": self.limits.max_cohosts,
                 "max_speakers": self.limits.max_speakers,
                 "max_speak_requests": self.limits.max_speak_requests,
+                "hand_ttl_seconds": self.limits.hand_ttl_seconds,
+                "max_hands_per_address": self.limits.max_hands_per_address,
             },
             "members": [
                 {"user_id": m.user_id, "name": m.name, "role": m.role.value, "muted": m.muted}
                 for m in self.members.values()
             ],
             "speak_requests": [
-                {"user_id": r.user_id, "name": r.name, "at": r.at.isoformat()}
+                {
+                    "user_id": r.user_id,
+                    "name": r.name,
+                    "at": r.at.isoformat(),
+                    "address": r.address,
+                    "account": r.account,
+                }
                 for r in self.speak_requests.values()
             ],
             "invited": dict(self.invited),
@@ -445,7 +521,13 @@ class Space:
                 for m in data["members"]
             },
             speak_requests={
-                r["user_id"]: SpeakRequest(r["user_id"], r["name"], datetime.fromisoformat(r["at"]))
+                r["user_id"]: SpeakRequest(
+                    r["user_id"],
+                    r["name"],
+                    datetime.fromisoformat(r["at"]),
+                    r.get("address", ""),  # spaces stored before hands had one
+                    r.get("account", False),
+                )
                 for r in data["speak_requests"]
             },
             invited=dict(data["invited"]),
@@ -484,5 +566,6 @@ __all__ = [
     "Unchanged",
     "check_space_id",
     "clean_name",
+    "hand_order",
     "new_space_id",
 ]

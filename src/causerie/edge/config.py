@@ -85,6 +85,26 @@ class Origin:
         return f"http://{self.address}"
 
 
+def _check_public_url(url: str) -> None:
+    """http(s)://host[:port], nothing more, and nothing that could end a quoted string in
+    nginx or VCL (the host is written into both)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (a bad port raises)
+    except ValueError:
+        raise ValueError(f"bad port in --public-url {url!r}") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or any(c in url for c in ' \t\r\n";{}#\\$')
+    ):
+        raise ValueError(f"--public-url is http(s)://host[:port] and nothing else, not {url!r}")
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     """`host:port` (or `[v6]:port`, or a bare port: 127.0.0.1) → (host, port)."""
     text = listen.strip()
@@ -137,6 +157,9 @@ class EdgeOptions:
     """Varnish: the most listeners one edge should serve at once (sizes its thread pools)."""
     command: str = "causerie edge-config"
     """The command line that produced the configuration, written in its header."""
+    public_url: str | None = None
+    """The address listeners use (https://live.example): its host is the only Host the origins
+    are sent, whatever a client sent. None: the `listen` address."""
 
     def __post_init__(self) -> None:
         if not self.origins:
@@ -160,6 +183,20 @@ class EdgeOptions:
             raise ValueError("open_files must be at least 1024")
         if self.listeners < 1:
             raise ValueError("listeners must be at least 1")
+        if self.public_url is not None:
+            _check_public_url(self.public_url)
+
+    @property
+    def public_host(self) -> str:
+        """The Host header sent to the origins: the public URL's host[:port], else `listen`.
+
+        One value, never the client's: a response cached for everyone must not depend on a
+        header any client chooses (cache poisoning through Host).
+        """
+        if self.public_url is not None:
+            return urlsplit(self.public_url).netloc
+        host, port = parse_listen(self.listen)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @property
     def playlist_lock_timeout(self) -> int:
@@ -191,9 +228,9 @@ def _ms(value: int) -> str:
     return f"{value}ms" if value % 1000 else f"{value // 1000}s"
 
 
-def _nginx_headers(indent: str, authorization: str | None, cookie: str | None) -> str:
+def _nginx_headers(indent: str, host: str, authorization: str | None, cookie: str | None) -> str:
     lines = [
-        "proxy_set_header Host $host;",
+        f'proxy_set_header Host "{host}";',
         'proxy_set_header Connection "";',
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
@@ -236,11 +273,14 @@ def render_nginx(options: EdgeOptions) -> str:
             "media_lock_timeout": _ms(options.media_lock_timeout_ms),
             "playlist_lock_timeout": _ms(options.playlist_lock_timeout),
             "lock_age": lock_age,
-            "public_headers": _nginx_headers(" " * 12, '""', '""'),
-            "public_headers_nested": _nginx_headers(" " * 16, '""', '""'),
-            "private_headers": _nginx_headers(" " * 12, None, None),
+            "public_headers": _nginx_headers(" " * 12, options.public_host, '""', '""'),
+            "public_headers_nested": _nginx_headers(" " * 16, options.public_host, '""', '""'),
+            "private_headers": _nginx_headers(" " * 12, options.public_host, None, None),
             "details_headers": _nginx_headers(
-                " " * 12, "$causerie_write_authorization", "$causerie_write_cookie"
+                " " * 12,
+                options.public_host,
+                "$causerie_write_authorization",
+                "$causerie_write_cookie",
             ),
         },
     )
@@ -283,6 +323,7 @@ def render_varnish(options: EdgeOptions) -> str:
             "origins": " ".join(o.url for o in options.origins),
             "varnishd": command,
             "playlist_ttl": options.playlist_ttl,
+            "public_host": options.public_host,
             "backends": "\n".join(backends),
             "api_adds": "".join(api_adds),
             "media_adds": "".join(media_adds),

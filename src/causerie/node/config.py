@@ -5,8 +5,28 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+def check_public_url(url: str) -> None:
+    """`ValueError` unless `url` is http(s)://host[:port] with nothing after but a slash."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (a bad port raises)
+    except ValueError:
+        raise ValueError(f"bad port in public_url {url!r}") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or any(c in url for c in ' \t\r\n"<>\\')
+    ):
+        raise ValueError(f"public_url is http(s)://host[:port] and nothing else, not {url!r}")
 
 
 @dataclass(frozen=True)
@@ -52,6 +72,21 @@ class Config:
     advertise_url: str | None = None
     """The URL the other nodes reach this one at (with Redis they forward requests for the
     spaces this node runs here); None: http://HOST:PORT, with 127.0.0.1 for 0.0.0.0."""
+    public_url: str | None = None
+    """The address listeners use (typically the edge's, e.g. "https://live.example"): absolute
+    links the node writes (a calendar event's page) start with it; None: `node_url`. Never
+    taken from a request's Host header, which whoever sends the request chooses."""
+
+    clip_bytes_per_space: int = 64 * 2**20
+    """Disk the clips of one space may take on this node (~270 clips of 30 s); beyond, 507."""
+    clip_bytes_total: int = 2 * 2**30
+    """Disk all clips together may take on this node; beyond, 507."""
+    min_free_disk_bytes: int = 2**30
+    """Free space kept for recordings on the recordings' disk: below it, no new clip or
+    replay download is made (507), so clips never make a recording fail."""
+    metrics_token: str | None = None
+    """A bearer token that lets anyone holding it read `/metrics` (a scraper on another
+    machine); None: only requests from this machine's loopback, not relayed by a proxy."""
 
     @property
     def local_url(self) -> str:
@@ -67,6 +102,13 @@ class Config:
         if self.advertise_url:
             return self.advertise_url.rstrip("/")
         return self.local_url
+
+    @property
+    def site_url(self) -> str:
+        """Where people reach the site: `public_url`, or `node_url`; no trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return self.node_url
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -93,6 +135,17 @@ class Config:
             ("http://", "https://")
         ):
             raise ValueError(f"advertise_url is http://host:port, not {self.advertise_url!r}")
+        if self.public_url is not None:
+            check_public_url(self.public_url)
+        if min(self.clip_bytes_per_space, self.clip_bytes_total, self.min_free_disk_bytes) < 0:
+            raise ValueError("clip and disk bounds must not be negative")
+        if self.metrics_token is not None and not (
+            16 <= len(self.metrics_token) <= 256
+            and self.metrics_token.isascii()
+            and self.metrics_token.isprintable()
+            and " " not in self.metrics_token
+        ):
+            raise ValueError("metrics_token is 16 to 256 printable ASCII characters, no spaces")
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=True)

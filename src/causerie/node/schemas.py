@@ -120,7 +120,8 @@ class SpaceView(BaseModel):
         default_factory=list, description="Ids of the people on stage talking right now."
     )
     requests_waiting: int = Field(
-        description="Listeners who asked to speak and wait for an answer."
+        description="Listeners who asked to speak and wait for an answer (hands nobody "
+        "answered are lowered after 10 minutes)."
     )
     recording: bool
     capacity: int | None = Field(
@@ -141,6 +142,9 @@ class SpeakRequestView(BaseModel):
     user_id: str
     name: str
     at: datetime
+    account: bool = Field(
+        False, description="Raised by an account holder rather than an anonymous listener."
+    )
 
 
 class SpeakRequests(BaseModel):

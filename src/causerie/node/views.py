@@ -73,7 +73,7 @@ async def space_view(space: Space, svc: Services) -> SpaceView:
             for m in space.on_stage()
         ],
         speaking=speaking_now(svc, space.id),
-        requests_waiting=len(space.speak_requests),
+        requests_waiting=space.hands_waiting(svc.now()),
         recording=space.recording,
         capacity=space.capacity,
         **replay_links(space, svc),

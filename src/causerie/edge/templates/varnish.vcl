@@ -46,6 +46,17 @@ sub vcl_init {
 }
 
 sub vcl_recv {
+    # One Host for the origins, whatever the client sent: what is cached is shared by
+    # everyone, so it must not depend on a header any client chooses (cache poisoning).
+    set req.http.Host = "{{public_host}}";
+
+    # A percent-encoded unreserved character (RFC 3986 §2.3, §6.2.2.2: A-Z a-z 0-9 - . _ ~)
+    # means the character itself, so the origin reads /%6detrics as /metrics, while the rules
+    # below match the raw text: no client needs to send one in a path, so it is refused.
+    if (req.url ~ "^[^?]*%(2[DEde]|3[0-9]|4[1-9A-Fa-f]|5[0-9AFaf]|6[1-9A-Fa-f]|7[0-9AEae])") {
+        return (synth(400, "Bad Request"));
+    }
+
     if (req.url ~ "^/(hls|whip)/[A-Za-z0-9_-]+") {
         set req.backend_hint = causerie_media.backend(
             by=KEY,
