@@ -5,19 +5,34 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import numpy as np
+
+
+def media_playlist(playlist: str) -> str:
+    """The media playlist `playlist` is, or the first variant it names (RFC 8216bis §4.4.6.2)."""
+    text = httpx.get(playlist, timeout=5).text
+    if "#EXT-X-STREAM-INF" not in text:
+        return playlist
+    lines = text.splitlines()
+    variant = next(
+        lines[i + 1] for i, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF")
+    )
+    return urljoin(playlist, variant)
 
 
 def record_live(ffmpeg: str, playlist: str, seconds: float, folder: Path) -> np.ndarray:
     """Record `seconds` of the live playlist and return it as mono 48 kHz int16 samples.
 
     ffmpeg plays LL-HLS as classic HLS (it ignores parts), so this first waits until two whole
-    segments are listed.
+    segments are listed. `playlist` may be the multivariant playlist players are given: ffmpeg
+    then follows its variant, and the wait reads the media playlist it names.
     """
+    media = media_playlist(playlist)
     deadline = time.monotonic() + 15
-    while httpx.get(playlist, timeout=5).text.count("#EXTINF") < 2:
+    while httpx.get(media, timeout=5).text.count("#EXTINF") < 2:
         assert time.monotonic() < deadline, "no segments after 15 s"
         time.sleep(0.2)
     recording = folder / "recording.m4a"
