@@ -33,6 +33,7 @@ from ..tokens import TokenSigner
 from . import audience, events, levels, pages, replay, spaces, stage, whip
 from .audience import Activity, Limits
 from .calendar import router as calendar_router
+from .dash import DashOrigin
 from .errors import install_error_handlers
 from .forward import Forwarder
 from .hls import HlsOrigin
@@ -277,6 +278,7 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
     m.counter("causerie_spaces_started_total", "Spaces started")
     m.counter("causerie_event_streams_total", "Live event streams opened")
     m.counter("causerie_hls_requests_total", "Requests to the LL-HLS origin, by kind and status")
+    m.counter("causerie_dash_requests_total", "Requests to the LL-DASH origin, by kind and status")
     m.gauge(
         "causerie_event_streams_open",
         "Live event streams (SSE) open on this node",
@@ -332,7 +334,19 @@ class Node:
             ),
             forwarder=svc.forwarder,
         )
+        self.dash = DashOrigin(
+            svc.broadcasts,
+            on_request=lambda kind, status: svc.metrics.inc(
+                "causerie_dash_requests_total", kind=kind, status=str(status)
+            ),
+            forwarder=svc.forwarder,
+        )
         _declare_metrics(svc, self.admission)
+        svc.metrics.gauge(
+            "causerie_dash_streams_open",
+            "LL-DASH segments being streamed to listeners or edges now",
+            lambda: float(self.dash.streams_open),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (too_large := header_limit_error(scope)):
@@ -340,6 +354,10 @@ class Node:
             return
         if scope["type"] == "http" and scope["path"].startswith("/hls/"):
             await self.hls(scope, receive, send)
+        elif scope["type"] == "http" and (
+            scope["path"].startswith("/dash/") or scope["path"] == "/time"
+        ):
+            await self.dash(scope, receive, send)  # media: never refused for control-plane load
         elif scope["type"] == "lifespan":
             try:
                 await self.api(scope, receive, send)
