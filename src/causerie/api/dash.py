@@ -71,14 +71,14 @@ class DashOrigin:
         broadcasts: Broadcasts,
         on_request: Callable[[str, int], None] | None = None,
         forwarder: Forwarder | None = None,
-        segment_seconds: float = SEGMENT_SECONDS,
+        segment_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.broadcasts = broadcasts
         self.forwarder = forwarder
         """Set with several nodes: where requests for spaces running elsewhere go."""
         self.on_request = on_request or (lambda kind, status: None)
-        self.segment_seconds = segment_seconds
+        self.segment_seconds = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
         """DASH segment length; a whole number of HLS segments (1.92 s each)."""
         self.clock = clock
         self.streams_open = 0
