@@ -9,9 +9,10 @@ a. Player (`--part player`). dash.js in headless Chromium plays the demo space's
    project's install yet: `--dashjs` names its `dash.all.min.js` (npm `dashjs`, 5.x).
 
 c. End (`--part end`). The same page plays for 10 s; then the host ends the space. Measured:
-   how long until dash.js stops (the element's `ended` event), and its errors, with the
-   manifest reloaded by dash.js itself (at `minimumUpdatePeriod`) and with the page calling
-   `refreshManifest()` at once (what the listener page can do on the space's "ended" event).
+   how long until dash.js stops (the element's `ended` event), whether it played all it had,
+   and its errors; with the manifest reloaded by dash.js itself (the run's last chunk carries
+   an MPD expiry event) and with the page also calling `refreshManifest()` at once (what the
+   listener page can do on the space's "ended" event).
 
 b. Edges (`--part edges`). `--listeners` (200) clients ask for each new segment the moment the
    manifest says it may be asked for (its first chunk is due), through an edge, for `--segments`
@@ -139,13 +140,19 @@ PAGE = """<!doctype html>
       state.waitingSince = null;
     }
   });
-  player.on(dashjs.MediaPlayer.events.ERROR, (e) => state.errors.push(JSON.stringify(e.error)));
+  player.on(dashjs.MediaPlayer.events.ERROR,
+            (e) => state.errors.push(`${e.error.code}: ${String(e.error.message).slice(0, 200)}`));
   player.initialize(audio, new URLSearchParams(location.search).get("mpd"), true);
   window.bench = {player, audio, state};
 </script>
 """
 
 _PLAYING = "() => window.bench && window.bench.state.started !== null"
+_END_STATE = """() => {
+  const {audio, state} = window.bench;
+  const end = audio.buffered.length ? audio.buffered.end(audio.buffered.length - 1) : NaN;
+  return {errors: state.errors, played_to_buffer_end: Math.abs(end - audio.currentTime) < 0.05};
+}"""
 _SAMPLE = """() => {
   const {player, audio, state} = window.bench;
   const stalled = state.stalledMs + (state.waitingSince === null ? 0
@@ -307,9 +314,7 @@ async def end_run(node: Causerie, page_url: str, refresh: bool) -> dict[str, Any
                     "() => window.bench.state.ended !== null", timeout=90_000, polling=100
                 )
                 stopped = time.monotonic() - at
-            state = await page.evaluate(
-                "() => ({errors: window.bench.state.errors, paused: window.bench.audio.paused})"
-            )
+            state = await page.evaluate(_END_STATE)
         finally:
             await browser.close()
     return {"refresh": refresh, "stopped_after_s": stopped, **state}
@@ -326,9 +331,9 @@ def end_part(args: argparse.Namespace) -> list[dict[str, Any]]:
                 results.append(asyncio.run(end_run(node, page_url, refresh)))
     print()
     print_table(
-        ["manifest reloaded", "stopped after (s)", "errors"],
-        [["at once (page)" if r["refresh"] else "by dash.js (minimumUpdatePeriod)",
-          r["stopped_after_s"], len(r["errors"])] for r in results],
+        ["manifest reloaded", "ended after (s)", "played all it had", "errors"],
+        [["at once (page)" if r["refresh"] else "by dash.js (the last chunk's event)",
+          r["stopped_after_s"], r["played_to_buffer_end"], len(r["errors"])] for r in results],
     )  # fmt: skip
     return results
 

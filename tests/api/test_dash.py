@@ -336,8 +336,13 @@ async def test_the_end_completes_the_segment_in_progress(client, node, live) -> 
     assert 3 < len(received.chunks) < timeline.chunks_per_segment  # the short final segment
     final = dash.segment_chunks(live.packager, timeline, number)
     assert final.complete and received.body == b"".join(final.data)
+    # The final manifest: the Period ends where the run did, nothing more to reload.
     manifest = MPEGDASHParser.parse((await client.get(f"/dash/{live.space_id}/manifest.mpd")).text)
-    assert manifest.type == "static"
+    assert manifest.minimum_update_period is None
+    (period,) = manifest.periods
+    assert float(period.duration[2:-1]) == pytest.approx(live.packager.samples / 48000, abs=1e-5)
+    # The last chunk came with the event that tells players to reload it.
+    assert b"emsg" in received.chunks[-1][1][:8]
     # Nothing comes after the end: asked for, refused at once.
     started = time.monotonic()
     assert (await client.get(live.segment_path(number + 1))).status_code == 404

@@ -4,6 +4,7 @@ manifest's availability arithmetic checked against when the packager really made
 from __future__ import annotations
 
 import re
+import struct
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from fractions import Fraction
@@ -113,6 +114,7 @@ def test_live_manifest_parses_as_low_latency_dash(frames):
     # What mpegdash does not read (or reads wrong: it takes any boolean text as true).
     element = root.find(f"{NS}Period/{NS}AdaptationSet/{NS}SegmentTemplate")
     assert element.get("availabilityTimeComplete") == "false"
+    assert root.find(f"{NS}Period").get("duration") is None  # open-ended while live
     service = root.find(f"{NS}ServiceDescription")
     assert service.get("schemeIdUri") is None  # applied by every client (dash.js: only so)
     assert service.find(f"{NS}Latency").get("target") == "1000"
@@ -208,31 +210,81 @@ def test_first_half_complete_second_not_begun(frames):
     assert chunks is not None and not chunks.complete and len(chunks.data) == 9
 
 
-def test_ended_manifest_is_static_over_the_segments_held(frames):
+def test_the_final_manifest_keeps_the_timeline_and_ends_the_period(frames):
+    live, _ = packager_fed(frames, 20.5)
+    live_text = mpd_of(live)[0]
     packager, _ = packager_fed(frames, 20.5)
     packager.end()
     text, mpd, root, timeline = mpd_of(packager)
-    assert mpd.type == "static"
+    # 23009-1 §5.4: no minimumUpdatePeriod, the Period's duration known: the presentation is
+    # complete. Same Period, same start, same numbers: a player carries on to the end.
+    assert mpd.type == "dynamic"
     assert mpd.minimum_update_period is None
-    assert root.find(f"{NS}UTCTiming") is None
+    assert mpd.availability_start_time == "1970-01-01T00:00:00Z"
     (period,) = mpd.periods
-    (template,) = period.adaptation_sets[0].segment_templates
-    oldest = packager.oldest_msn()
-    first = template.start_number
-    assert timeline.msns(first)[0] >= oldest  # every listed segment is still held whole
-    assert timeline.msns(first - 1)[0] < oldest
-    assert template.presentation_time_offset == (first - timeline.start_number) * 184320
-    total = seconds_of(mpd.media_presentation_duration)
-    assert total == pytest.approx(
-        (packager.samples - template.presentation_time_offset) / 48000, abs=1e-6
+    assert period.id == "run1"
+    assert period.start == MPEGDASHParser.parse(live_text).periods[0].start
+    assert seconds_of(period.duration) == pytest.approx(packager.samples / 48000, abs=1e-6)
+    assert unix_of(mpd.publish_time) == pytest.approx(
+        T0 - FRAME + packager.samples / 48000, abs=0.001
     )
-    count = -(-round(total * 48000) // template.duration)  # the last one is short
-    for number in range(first, first + count):
-        chunks = dash.segment_chunks(packager, timeline, number)
-        assert chunks is not None and chunks.complete, number
-    assert dash.segment_chunks(packager, timeline, first + count) is None
+    assert unix_of(mpd.publish_time) > unix_of(MPEGDASHParser.parse(live_text).publish_time)
+    template = period.adaptation_sets[0].segment_templates[0]
+    assert template.start_number == timeline.start_number
+    assert root.find(f"{NS}UTCTiming") is not None
     # Rendering it again gives the same bytes (the manifest is cached as one object).
     assert dash.render_mpd(packager, timeline) == text
+
+
+def parse_emsg(data: bytes) -> tuple[dict, bytes]:
+    """An emsg box (version 1, 23009-1 §5.10.3.3) at the start of `data`; the rest."""
+    size, kind, version = struct.unpack(">I4sB", data[:9])
+    assert kind == b"emsg" and version == 1
+    timescale, presentation_time, duration, event_id = struct.unpack(">IQII", data[12:32])
+    scheme, value, message = data[32:size].split(b"\0", 2)
+    fields = dict(
+        timescale=timescale,
+        presentation_time=presentation_time,
+        duration=duration,
+        id=event_id,
+        scheme=scheme.decode(),
+        value=value.decode(),
+        message=message.decode(),
+    )
+    return fields, data[size:]
+
+
+def test_the_last_chunk_tells_players_to_reload_the_manifest(frames, decode_mp4):
+    packager, _ = packager_fed(frames, 9.0)
+    packager.end()
+    _, mpd, root, timeline = mpd_of(packager)
+    stream = root.find(f"{NS}Period/{NS}AdaptationSet/{NS}InbandEventStream")
+    assert stream.get("schemeIdUri") == "urn:mpeg:dash:event:2012"
+    assert stream.get("value") == "1"
+    last = timeline.number_of(packager.last_part()[0])
+    for number in range(timeline.start_number, last):
+        chunks = dash.segment_chunks(packager, timeline, number)
+        assert all(chunk[4:8] == b"moof" for chunk in chunks.data)
+    final = dash.segment_chunks(packager, timeline, last)
+    assert final.complete
+    assert all(chunk[4:8] == b"moof" for chunk in final.data[:-1])
+    event, rest = parse_emsg(final.data[-1])
+    msn, index = packager.last_part()
+    assert rest == packager.part(msn, index)  # the chunk itself follows, unchanged
+    start = (last - timeline.start_number) * 184320
+    assert event == {
+        "timescale": 48000,
+        "presentation_time": start,  # the manifest expires with this segment ...
+        "duration": packager.samples - start,  # ... which is where the run ends
+        "id": 1,
+        "scheme": "urn:mpeg:dash:event:2012",
+        "value": "1",
+        "message": mpd.publish_time,  # the final manifest's
+    }
+    # Decoders skip the event box.
+    samples, _ = decode_mp4(packager.init + b"".join(final.data))
+    assert samples.size == packager.samples - start
+    assert dash.segment_chunks(packager, timeline, last + 1) is None
 
 
 def test_the_short_final_segment_is_complete(frames, decode_mp4):

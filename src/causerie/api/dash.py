@@ -83,7 +83,7 @@ class DashOrigin:
         self.clock = clock
         self.streams_open = 0
         """Segment responses being streamed now."""
-        self._manifests: dict[str, tuple[object, bool, bytes | None]] = {}
+        self._manifests: dict[str, tuple[object, bool, bytes]] = {}
 
     def hls_segments(self, pipeline: LivePipeline) -> int:
         """HLS segments per DASH segment for this pipeline's packager."""
@@ -141,7 +141,7 @@ class DashOrigin:
         body = self._rendered(space_id, pipeline)
         if body is None:
             self.on_request("manifest", 404)
-            await _error(send, 404, "not_found", "this space's stream has no segments any more")
+            await _error(send, 404, "not_found", "this space's stream has not started")
             return
         self.on_request("manifest", 200)
         await _send(send, scope, MANIFEST_TYPE, MANIFEST_CACHE, body)
@@ -153,10 +153,10 @@ class DashOrigin:
         if cached is not None and cached[0] is packager and cached[1] == packager.ended:
             return cached[2]
         timeline = dash.Timeline.of(packager, self.hls_segments(pipeline))
-        text = None if timeline is None else dash.render_mpd(packager, timeline)
-        body = None if text is None else text.encode()
-        if timeline is not None:
-            self._manifests[space_id] = (packager, packager.ended, body)
+        if timeline is None:
+            return None  # no frame yet (or a run that ended before its first)
+        body = dash.render_mpd(packager, timeline).encode()
+        self._manifests[space_id] = (packager, packager.ended, body)
         return body
 
     async def _media(self, scope: Scope, send: Send, space_id: str, run: str, name: str) -> None:

@@ -34,12 +34,14 @@ Pure: no I/O, no clock; callers pass the time where it matters.
 
 from __future__ import annotations
 
+import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 
+from causerie.media import fmp4
 from causerie.media.encoder import FRAME_SAMPLES
 from causerie.media.packager import Packager
 
@@ -50,6 +52,7 @@ __all__ = [
     "Timeline",
     "format_duration",
     "format_time",
+    "mpd_expiry",
     "render_mpd",
     "segment_chunks",
 ]
@@ -61,6 +64,8 @@ UTC_TIMING_SCHEME = "urn:mpeg:dash:utc:http-iso:2014"
 CHANNEL_CONFIGURATION_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
 CODECS = "mp4a.40.2"  # AAC-LC (RFC 6381), as the encoder makes it
 EPOCH = "1970-01-01T00:00:00Z"
+MPD_EVENT_SCHEME = "urn:mpeg:dash:event:2012"
+MPD_EXPIRY_VALUE = "1"  # §5.10.4: MPD validity expiration
 
 LATENCY_TARGET = 1.0
 """Seconds behind live players aim for (ServiceDescription Latency@target)."""
@@ -178,34 +183,52 @@ class Chunks:
 
 def segment_chunks(packager: Packager, timeline: Timeline, number: int) -> Chunks | None:
     """The chunks of segment ``number`` so far; None if it has not begun, has expired (or
-    partly: its first HLS segment is gone), or lies beyond the end of an ended run."""
+    partly: its first HLS segment is gone), or lies beyond the end of an ended run.
+
+    The run's very last chunk carries an MPD validity expiration event in front of it
+    (``mpd_expiry``): a player reloads the manifest at once and learns that the run ended.
+    """
     if number < timeline.start_number:
         return None
     chunks: list[bytes] = []
+    complete = True
     for msn in timeline.msns(number):
         parts = packager.parts(msn)
         if parts is None:
-            break  # not begun (or the run ended before it)
+            complete = packager.ended  # not begun (and never will be, once the run ended)
+            break
         chunks.extend(parts)
         if packager.segment(msn) is None:
             return Chunks(tuple(chunks), complete=False)  # in progress
-    else:
-        return Chunks(tuple(chunks), complete=True)
     if not chunks:
         return None
-    return Chunks(tuple(chunks), complete=packager.ended)
+    last = packager.last_part()
+    if packager.ended and last is not None and timeline.number_of(last[0]) == number:
+        chunks[-1] = mpd_expiry(packager, timeline, number) + chunks[-1]
+    return Chunks(tuple(chunks), complete=complete)
 
 
-def _held_range(packager: Packager, timeline: Timeline) -> tuple[int, int] | None:
-    """(first, last) segment numbers whose chunks are all still held by an ended run."""
-    oldest, last = packager.oldest_msn(), packager.last_part()
-    if oldest is None or last is None:
-        return None
-    first = timeline.number_of(oldest)
-    if timeline.msns(first)[0] < oldest:
-        first += 1  # its first HLS segment is gone
-    last_number = timeline.number_of(last[0])
-    return (first, last_number) if first <= last_number else None
+def mpd_expiry(packager: Packager, timeline: Timeline, number: int) -> bytes:
+    """An ``emsg`` saying that the live manifest expires at segment ``number``, the run's last
+    (23009-1 §5.10.4: scheme ``urn:mpeg:dash:event:2012``, value 1, the new manifest's
+    publishTime as message). Players reload the manifest when they reach it instead of asking
+    for segments that will never come; the final manifest says where the Period ends."""
+    presentation_time = (number - timeline.start_number) * timeline.segment_samples
+    remaining = packager.samples - presentation_time  # never 0: dash.js would not reload
+    payload = b"".join(
+        (
+            struct.pack(">IQII", timeline.sample_rate, presentation_time, remaining, 1),
+            MPD_EVENT_SCHEME.encode() + b"\0",
+            MPD_EXPIRY_VALUE.encode() + b"\0",
+            format_time(_end_time(packager, timeline)).encode(),
+        )
+    )
+    return fmp4.full_box(b"emsg", 1, 0, payload)
+
+
+def _end_time(packager: Packager, timeline: Timeline) -> float:
+    """Wall time of the end of the run's last sample (the final manifest's publishTime)."""
+    return timeline.start_time + packager.samples / timeline.sample_rate
 
 
 # Rendering
@@ -241,43 +264,34 @@ def render_mpd(
     *,
     bandwidth: int = 64000,
     update_period: float = UPDATE_PERIOD,
-) -> str | None:
-    """The manifest of the packager's run: dynamic while it is live, static once it ended.
-
-    None when an ended run holds no segment any more. The text depends only on the run and
-    on whether it ended, so every listener (and every edge) gets the same bytes.
-    """
-    if packager.ended:
-        held = _held_range(packager, timeline)
-        if held is None:
-            return None
-        return _render_ended(packager, timeline, held, bandwidth)
-    return _render_live(packager, timeline, bandwidth, update_period)
-
-
-def _mpd(**attributes: str) -> ET.Element:
-    return ET.Element(
-        "MPD",
-        {"xmlns": NAMESPACE, "profiles": PROFILE, **attributes, "minBufferTime": "PT1S"},
-    )
-
-
-def _render_live(
-    packager: Packager, timeline: Timeline, bandwidth: int, update_period: float
 ) -> str:
+    """The manifest of the packager's run: live, then final once the run ended.
+
+    The final manifest keeps the timeline and says where the Period ends, with no
+    ``minimumUpdatePeriod`` (23009-1 §5.4: the presentation is complete; DASH-IF IOP 4.6.4):
+    players play what they have to the end and stop. The text depends only on the run and on
+    whether it ended, so every listener (and every edge) gets the same bytes.
+    """
+    ended = packager.ended
     # Players may reach back as far as segments are held: the packager keeps window + 2 HLS
     # segments; the first HLS segment of a DASH segment goes first.
     held_hls = packager.window_segments + 1 - timeline.hls_segments
     depth = held_hls * Fraction(packager.parts_per_segment * timeline.part_samples)
-    mpd = _mpd(
+    duration = Fraction(packager.samples, timeline.sample_rate)
+    mpd = ET.Element(
+        "MPD",
+        xmlns=NAMESPACE,
+        profiles=PROFILE,
         type="dynamic",
         availabilityStartTime=EPOCH,
-        publishTime=format_time(timeline.start_time),
-        minimumUpdatePeriod=format_duration(Fraction(update_period)),
-        timeShiftBufferDepth=format_duration(depth / timeline.sample_rate),
-        maxSegmentDuration=format_duration(timeline.segment_duration),
-        suggestedPresentationDelay=format_duration(Fraction(LATENCY_TARGET)),
+        publishTime=format_time(_end_time(packager, timeline) if ended else timeline.start_time),
     )
+    if not ended:
+        mpd.set("minimumUpdatePeriod", format_duration(Fraction(update_period)))
+    mpd.set("timeShiftBufferDepth", format_duration(depth / timeline.sample_rate))
+    mpd.set("maxSegmentDuration", format_duration(timeline.segment_duration))
+    mpd.set("suggestedPresentationDelay", format_duration(Fraction(LATENCY_TARGET)))
+    mpd.set("minBufferTime", "PT1S")
     # Annex K: no schemeIdUri, so that every client applies it (dash.js applies only these
     # and the DVB low-latency scheme).
     service = ET.SubElement(mpd, "ServiceDescription", id="0")
@@ -296,6 +310,8 @@ def _render_live(
     period = ET.SubElement(
         mpd, "Period", id=timeline.run_id, start=format_duration(timeline.start_time)
     )
+    if ended:
+        period.set("duration", format_duration(duration))
     _adaptation_set(
         period,
         timeline,
@@ -306,30 +322,6 @@ def _render_live(
         availabilityTimeComplete="false",
     )
     ET.SubElement(mpd, "UTCTiming", schemeIdUri=UTC_TIMING_SCHEME, value=UTC_TIMING_URL)
-    return _text(mpd)
-
-
-def _render_ended(
-    packager: Packager, timeline: Timeline, held: tuple[int, int], bandwidth: int
-) -> str:
-    first, _last = held
-    offset = (first - timeline.start_number) * timeline.segment_samples
-    duration = Fraction(packager.samples - offset, timeline.sample_rate)
-    end_time = timeline.start_time + packager.samples / timeline.sample_rate
-    mpd = _mpd(
-        type="static",
-        publishTime=format_time(end_time),
-        mediaPresentationDuration=format_duration(duration),
-    )
-    period = ET.SubElement(mpd, "Period", id=timeline.run_id, start="PT0S")
-    # What is still held, as a short on-demand presentation starting at its first segment.
-    _adaptation_set(
-        period,
-        timeline,
-        bandwidth,
-        startNumber=str(first),
-        presentationTimeOffset=str(offset),
-    )
     return _text(mpd)
 
 
@@ -349,6 +341,11 @@ def _adaptation_set(
     )
     ET.SubElement(
         adaptation, "AudioChannelConfiguration", schemeIdUri=CHANNEL_CONFIGURATION_SCHEME, value="1"
+    )
+    # The run's last chunk says that the manifest expires (segment_chunks): clients only act
+    # on event schemes the manifest names.
+    ET.SubElement(
+        adaptation, "InbandEventStream", schemeIdUri=MPD_EVENT_SCHEME, value=MPD_EXPIRY_VALUE
     )
     ET.SubElement(
         adaptation,

@@ -265,10 +265,6 @@ class Packager:
             return None
         return tuple(segment.parts)
 
-    def oldest_msn(self) -> int | None:
-        """The oldest segment whose bytes are still held (complete), None if there is none."""
-        return self._segments[0].msn if self._segments else None
-
     def part(self, msn: int, index: int) -> bytes | None:
         """The fragment of part ``index`` of segment ``msn``, or None if absent or expired."""
         segment = self._find(msn)
