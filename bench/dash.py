@@ -21,10 +21,13 @@ b. Edges (`--part edges`). `--listeners` (200) clients ask for each new segment 
    the origin), i.e. what the edge adds; and the origin's segment requests per segment
    (`causerie_dash_requests_total`). Kinds: `varnish` (as `causerie edge-config` writes it);
    `nginx` (as written: segments passed through, streamed, uncached); `nginx-lock` (segments
-   cached with nginx's cache lock, as for HLS parts: what nginx ticket 237 costs).
+   cached with nginx's cache lock, as for HLS parts: what nginx ticket 237 costs); `ats` and
+   `ats:BYTES` (Apache Traffic Server with read-while-writer, cache fragments of 1 MiB or
+   BYTES: not written by `causerie edge-config`).
 
     .venv/bin/python -m bench.dash [--part player,end,edges] [--dashjs PATH] [--seconds 60]
-                                   [--lengths 1.92,3.84] [--kinds varnish,nginx,nginx-lock]
+                                   [--lengths 1.92,3.84] [--runs 1] [--players 1]
+                                   [--via origin|varnish|nginx] [--kinds varnish,nginx,nginx-lock]
                                    [--listeners 200] [--segments 4]
 """
 
@@ -36,13 +39,14 @@ import contextlib
 import http.server
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -208,35 +212,44 @@ def _kind(url: str) -> str:
     return "other"
 
 
-async def play(node: Causerie, page_url: str, seconds: float) -> dict[str, Any]:
-    """One fresh Chromium playing the node's manifest for `seconds` after playback began."""
+async def play(
+    node: Causerie, base_url: str, page_url: str, seconds: float, players: int = 1
+) -> dict[str, Any]:
+    """`players` fresh pages in one Chromium playing the manifest at `base_url` (the node, or
+    an edge in front of it) for `seconds` after playback began. Requests are those of the
+    first page; stalls and errors those of all."""
     from playwright.async_api import async_playwright
 
-    mpd = f"{node.base_url}/dash/{node.space_id}/manifest.mpd"
+    mpd = f"{base_url}/dash/{node.space_id}/manifest.mpd"
     requests: list[tuple[float, str]] = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page()
-            page.on(
+            pages = [await browser.new_page() for _ in range(players)]
+            pages[0].on(
                 "request",
                 lambda r: (
                     requests.append((time.monotonic(), r.url))
-                    if r.url.startswith(node.base_url)
+                    if r.url.startswith(base_url)
                     else None
                 ),
             )
-            await page.goto(f"{page_url}/?mpd={mpd}")
             opened = time.monotonic()
-            await page.wait_for_function(_PLAYING, timeout=20_000, polling=50)
+            for page in pages:
+                await page.goto(f"{page_url}/?mpd={mpd}")
+            for page in pages:
+                await page.wait_for_function(_PLAYING, timeout=20_000, polling=50)
             started = time.monotonic()
+            origin_before = segment_count(node)
             samples = []
             deadline = started
             while deadline < started + seconds:
-                samples.append(await page.evaluate(_SAMPLE))
+                samples.append(await pages[0].evaluate(_SAMPLE))
                 deadline += 0.5
                 await asyncio.sleep(max(0.0, deadline - time.monotonic()))
             ended = time.monotonic()
+            origin_segments = segment_count(node) - origin_before
+            finals = [await page.evaluate(_SAMPLE) for page in pages]
         finally:
             await browser.close()
     window = [url for at, url in requests if started <= at <= ended]
@@ -246,18 +259,20 @@ async def play(node: Causerie, page_url: str, seconds: float) -> dict[str, Any]:
     settled = [s["latency"] for s in samples[len(samples) // 2 :]]  # after catching up
     latency = [s["latency"] for s in samples]
     return {
+        "players": players,
         "open_to_playing_s": started - opened,
         "seconds": ended - started,
         "latency_p50": percentile(latency, 50),
         "latency_p99": percentile(latency, 99),
         "latency_second_half_p50": median(settled),
         "rates_seen": sorted({round(s["rate"], 3) for s in samples}),
-        "stalls": samples[-1]["stalls"],
-        "stalled_s": samples[-1]["stalled_s"],
-        "errors": samples[-1]["errors"],
+        "stalls": sum(f["stalls"] for f in finals),
+        "stalled_s": sum(f["stalled_s"] for f in finals),
+        "errors": sum(f["errors"] for f in finals),
         "requests_per_s": len(window) / (ended - started),
         "requests_by_kind": counts,
         "requests_before_playing": len([1 for at, _ in requests if at < started]),
+        "origin_segment_requests_per_s": origin_segments / (ended - started),
     }
 
 
@@ -267,29 +282,36 @@ def player_part(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise SystemExit(f"dash.js not found at {dashjs}: pass --dashjs PATH/dash.all.min.js")
     results = []
     with serve_page(dashjs) as page_url:
-        for length in args.lengths:
-            with run_node(length) as node:
-                run = asyncio.run(play(node, page_url, args.seconds))
-            results.append({"segment_seconds": length, **run})
+        for _ in range(args.runs):
+            for length in args.lengths:
+                with run_node(length) as node, contextlib.ExitStack() as stack:
+                    base = node.base_url
+                    if args.via != "origin":
+                        port = stack.enter_context(run_edge(args.via, node, 100))
+                        base = f"http://{HOST}:{port}"
+                    run = asyncio.run(play(node, base, page_url, args.seconds, args.players))
+                results.append({"segment_seconds": length, "via": args.via, **run})
     print()
     print_table(
-        ["segment", "latency p50", "p99", "2nd half p50", "stalls", "stalled s",
-         "requests/s", "segments/s", "errors"],
-        [[r["segment_seconds"], r["latency_p50"], r["latency_p99"], r["latency_second_half_p50"],
-          r["stalls"], r["stalled_s"], r["requests_per_s"],
-          r["requests_by_kind"].get("segment", 0) / r["seconds"], r["errors"]]
+        ["segment", "via", "players", "latency p50", "p99", "2nd half p50", "stalls",
+         "stalled s", "requests/s", "segments/s", "origin seg/s", "errors"],
+        [[r["segment_seconds"], r["via"], r["players"], r["latency_p50"], r["latency_p99"],
+          r["latency_second_half_p50"], r["stalls"], r["stalled_s"], r["requests_per_s"],
+          r["requests_by_kind"].get("segment", 0) / r["seconds"],
+          r["origin_segment_requests_per_s"], r["errors"]]
          for r in results],
     )  # fmt: skip
     return results
 
 
-async def end_run(node: Causerie, page_url: str, refresh: bool) -> dict[str, Any]:
-    """Play 10 s, end the space, wait (up to 90 s) for dash.js to stop."""
+async def end_run(node: Causerie, base_url: str, page_url: str, refresh: bool) -> dict[str, Any]:
+    """Play 10 s (from `base_url`: the node or an edge), end the space, wait (up to 90 s) for
+    dash.js to stop."""
     from playwright.async_api import async_playwright
 
     from causerie.cli import issue_account_token
 
-    mpd = f"{node.base_url}/dash/{node.space_id}/manifest.mpd"
+    mpd = f"{base_url}/dash/{node.space_id}/manifest.mpd"
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -326,13 +348,19 @@ def end_part(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise SystemExit(f"dash.js not found at {dashjs}: pass --dashjs PATH/dash.all.min.js")
     results = []
     with serve_page(dashjs) as page_url:
-        for refresh in (False, True):
-            with run_node(3.84) as node:
-                results.append(asyncio.run(end_run(node, page_url, refresh)))
+        for _ in range(args.runs):
+            for refresh in (False, True):
+                with run_node(3.84) as node, contextlib.ExitStack() as stack:
+                    base = node.base_url
+                    if args.via != "origin":
+                        port = stack.enter_context(run_edge(args.via, node, 100))
+                        base = f"http://{HOST}:{port}"
+                    run = asyncio.run(end_run(node, base, page_url, refresh))
+                results.append({"via": args.via, **run})
     print()
     print_table(
-        ["manifest reloaded", "ended after (s)", "played all it had", "errors"],
-        [["at once (page)" if r["refresh"] else "by dash.js (the last chunk's event)",
+        ["via", "manifest reloaded", "ended after (s)", "played all it had", "errors"],
+        [[r["via"], "at once (page)" if r["refresh"] else "by dash.js (the last chunk's event)",
           r["stopped_after_s"], r["played_to_buffer_end"], len(r["errors"])] for r in results],
     )  # fmt: skip
     return results
@@ -342,37 +370,61 @@ def end_part(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 @dataclass
-class Chunked:
-    """One segment response, chunk arrival times (monotonic) and bytes."""
+class Received:
+    """One segment response: after each read from the socket, the time (monotonic) and the
+    body bytes received so far (chunked transfer decoded)."""
 
     status: int = 0
-    arrivals: list[float] | None = None
-    size: int = 0
+    progress: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return self.progress[-1][1] if self.progress else 0
+
+    def reached(self, size: int) -> float | None:
+        """When the body had `size` bytes."""
+        return next((at for at, total in self.progress if total >= size), None)
 
 
-async def get_chunked(port: int, path: str) -> Chunked:
-    """GET over a fresh connection; each chunk's arrival time (chunked transfer), or one
-    arrival for a body with a length."""
+async def get_segment(port: int, path: str) -> Received:
+    """GET over a fresh connection, noting how the body arrived, read by read (whatever an
+    edge does with the chunk boundaries, this is when a player could have used the bytes)."""
     reader, writer = await asyncio.open_connection(HOST, port)
-    result = Chunked(arrivals=[])
+    result = Received()
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+        request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
+        writer.write(request.encode())
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
         result.status = int(head.split()[1])
         chunked = re.search(r"(?im)^transfer-encoding:\s*chunked", head) is not None
-        if not chunked:
-            length = re.search(r"(?im)^content-length:\s*(\d+)", head)
-            data = await reader.readexactly(int(length[1])) if length else await reader.read()
-            result.arrivals.append(time.monotonic())
-            result.size = len(data)
-            return result
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                return result
-            await reader.readexactly(size + 2)
-            result.arrivals.append(time.monotonic())
-            result.size += size
+        buffer, total, remaining, done = b"", 0, 0, False
+        while not done:
+            data = await reader.read(65536)
+            if not data:
+                break
+            if not chunked:
+                total += len(data)
+                result.progress.append((time.monotonic(), total))
+                continue
+            buffer += data
+            while True:  # RFC 9112 §7.1: size CRLF data CRLF ... 0 CRLF CRLF
+                if remaining:
+                    taken = min(remaining, len(buffer))
+                    total, remaining, buffer = total + taken, remaining - taken, buffer[taken:]
+                    if remaining:
+                        break
+                    buffer = buffer[2:] if len(buffer) >= 2 else buffer  # the chunk's CRLF
+                line_end = buffer.find(b"\r\n")
+                if line_end < 0:
+                    break
+                size = int(buffer[:line_end].split(b";")[0], 16)
+                buffer = buffer[line_end + 2 :]
+                if size == 0:
+                    done = True
+                    break
+                remaining = size
+            result.progress.append((time.monotonic(), total))
+        return result
     finally:
         writer.close()
 
@@ -384,6 +436,53 @@ def segment_count(origin: Causerie) -> float:
         if line.startswith('causerie_dash_requests_total{kind="segment"'):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+# Apache Traffic Server (Debian `trafficserver`, 9.2) as a reverse proxy with read-while-writer:
+# not written by `causerie edge-config`, only measured here beside Varnish and nginx.
+ATS_RECORDS = """
+CONFIG proxy.config.http.server_ports STRING {port}
+CONFIG proxy.config.admin.user_id STRING #-1
+CONFIG proxy.config.reverse_proxy.enabled INT 1
+CONFIG proxy.config.url_remap.remap_required INT 1
+CONFIG proxy.config.cache.enable_read_while_writer INT 1
+CONFIG proxy.config.http.background_fill_active_timeout INT 0
+CONFIG proxy.config.http.background_fill_completed_threshold FLOAT 0.000000
+CONFIG proxy.config.http.cache.max_open_read_retries INT 100
+CONFIG proxy.config.http.cache.open_read_retry_time INT 10
+CONFIG proxy.config.cache.target_fragment_size INT {fragment}
+CONFIG proxy.config.log.logging_enabled INT 0
+"""
+
+
+def ats_command(folder: Path, origin: Causerie, port: int, fragment: int) -> list[str]:
+    """A runroot for traffic_server under `folder` (configuration copied from Debian's, with
+    read-while-writer on and `fragment`-byte cache fragments: readers of an object still
+    being written get it a fragment at a time, 1 MiB by default)."""
+    etc = folder / "etc"
+    shutil.copytree("/etc/trafficserver", etc)
+    for name in ("run", "log", "cache", "var"):
+        (folder / name).mkdir()
+    records = etc / "records.config"
+    text = re.sub(r"(?m)^CONFIG proxy.config.http.server_ports .*$", "", records.read_text())
+    records.write_text(text + ATS_RECORDS.format(port=port, fragment=fragment))
+    (etc / "remap.config").write_text(f"map http://{HOST}:{port}/ {origin.base_url}/\n")
+    (etc / "storage.config").write_text(f"{folder / 'cache'} 256M\n")
+    runroot = folder / "runroot.yaml"
+    runroot.write_text(
+        "".join(
+            f"{key}: {value}\n"
+            for key, value in {
+                "prefix": folder, "exec_prefix": folder, "bindir": "/usr/bin",
+                "sbindir": "/usr/sbin", "sysconfdir": etc, "datadir": folder / "cache",
+                "includedir": "/usr/include", "libdir": "/usr/lib/trafficserver",
+                "libexecdir": "/usr/lib/trafficserver/modules", "localstatedir": folder / "var",
+                "runtimedir": folder / "run", "logdir": folder / "log",
+                "cachedir": folder / "cache",
+            }.items()
+        )
+    )  # fmt: skip
+    return ["traffic_server", f"--run-root={runroot}"]
 
 
 @contextlib.contextmanager
@@ -403,7 +502,10 @@ def run_edge(kind: str, origin: Causerie, listeners: int) -> Iterator[int]:
             live_max_size="256m",
             api_max_size="256m",
         )
-        if kind == "varnish":
+        if kind.startswith("ats"):
+            fragment = int(kind.partition(":")[2] or 1048576)
+            command = ats_command(folder, origin, port, fragment)
+        elif kind == "varnish":
             config = folder / "edge.vcl"
             config.write_text(render("varnish", options))
             command = varnishd_command(
@@ -465,9 +567,9 @@ async def crowd(origin: Causerie, edge_port: int, listeners: int, segments: int)
         due = start + (number - first + 1) * duration - offset
         await asyncio.sleep(max(0.0, due - time.time()))
         path = f"/dash/{origin.space_id}/{run}/{number}.m4s"
-        reference = asyncio.create_task(get_chunked(origin.port, path))
+        reference = asyncio.create_task(get_segment(origin.port, path))
         results = await asyncio.gather(
-            reference, *(get_chunked(edge_port, path) for _ in range(listeners)),
+            reference, *(get_segment(edge_port, path) for _ in range(listeners)),
             return_exceptions=True,
         )  # fmt: skip
         ref = results[0]
@@ -477,14 +579,13 @@ async def crowd(origin: Causerie, edge_port: int, listeners: int, segments: int)
             if isinstance(result, BaseException) or result.status != 200:
                 errors += 1
                 continue
-            if result.size != ref.size or len(result.arrivals) == 0:
+            if result.size != ref.size:
                 incomplete += 1
                 continue
-            # Chunk boundaries may differ through an edge: compare by bytes received, i.e.
-            # when the listener had everything the reference had at each of its chunks.
-            # Here: first chunk and last byte, the two a player waits for.
-            first_chunk.append(result.arrivals[0] - ref.arrivals[0])
-            delays.append(result.arrivals[-1] - ref.arrivals[-1])
+            # Each time the reference (straight from the origin) got bytes: how much later
+            # this listener had as many.
+            first_chunk.append(result.reached(ref.progress[0][1]) - ref.progress[0][0])
+            delays += [result.reached(size) - at for at, size in ref.progress]
     origin_requests = segment_count(origin) - before - segments  # minus the reference's
     return {
         "segments": segments,
@@ -492,8 +593,8 @@ async def crowd(origin: Causerie, edge_port: int, listeners: int, segments: int)
         "origin_requests_per_segment": origin_requests / segments,
         "first_chunk_delay_p50": percentile(first_chunk, 50),
         "first_chunk_delay_p99": percentile(first_chunk, 99),
-        "last_byte_delay_p50": percentile(delays, 50),
-        "last_byte_delay_p99": percentile(delays, 99),
+        "bytes_delay_p50": percentile(delays, 50),
+        "bytes_delay_p99": percentile(delays, 99),
         "incomplete": incomplete,
         "errors": errors,
     }
@@ -510,10 +611,10 @@ def edges_part(args: argparse.Namespace) -> list[dict[str, Any]]:
     print()
     print_table(
         ["edge", "listeners", "origin req/segment", "1st chunk +p50", "p99",
-         "last byte +p50", "p99", "incomplete", "errors"],
+         "every chunk +p50", "p99", "incomplete", "errors"],
         [[r["kind"], r["listeners"], r["origin_requests_per_segment"],
-          r["first_chunk_delay_p50"], r["first_chunk_delay_p99"], r["last_byte_delay_p50"],
-          r["last_byte_delay_p99"], r["incomplete"], r["errors"]] for r in results],
+          r["first_chunk_delay_p50"], r["first_chunk_delay_p99"], r["bytes_delay_p50"],
+          r["bytes_delay_p99"], r["incomplete"], r["errors"]] for r in results],
     )  # fmt: skip
     return results
 
@@ -524,6 +625,9 @@ def main() -> None:
     parser.add_argument("--dashjs", default=str(DEFAULT_DASHJS))
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--lengths", default="1.92,3.84")
+    parser.add_argument("--runs", type=int, default=1, help="player runs per segment length")
+    parser.add_argument("--players", type=int, default=1, help="dash.js pages at once")
+    parser.add_argument("--via", default="origin", help="origin, varnish or nginx")
     parser.add_argument("--kinds", default="varnish,nginx,nginx-lock")
     parser.add_argument("--listeners", type=int, default=200)
     parser.add_argument("--segments", type=int, default=4)

@@ -137,7 +137,7 @@ async def test_manifest_time_and_init(client, node, live) -> None:
     response = await client.get(f"/dash/{live.space_id}/manifest.mpd")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/dash+xml"
-    assert response.headers["cache-control"] == "public, max-age=2"
+    assert response.headers["cache-control"] == "public, max-age=1"
     assert response.headers["access-control-allow-origin"] == "*"
     mpd = MPEGDASHParser.parse(response.text)
     assert mpd.type == "dynamic"

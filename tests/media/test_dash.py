@@ -272,10 +272,11 @@ def test_the_last_chunk_tells_players_to_reload_the_manifest(frames, decode_mp4)
     msn, index = packager.last_part()
     assert rest == packager.part(msn, index)  # the chunk itself follows, unchanged
     start = (last - timeline.start_number) * 184320
+    final_chunk = start + (len(final.data) - 1) * 10240
     assert event == {
         "timescale": 48000,
-        "presentation_time": start,  # the manifest expires with this segment ...
-        "duration": packager.samples - start,  # ... which is where the run ends
+        "presentation_time": final_chunk,  # the manifest expires with this chunk ...
+        "duration": packager.samples - final_chunk,  # ... which is where the run ends
         "id": 1,
         "scheme": "urn:mpeg:dash:event:2012",
         "value": "1",

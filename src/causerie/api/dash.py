@@ -34,9 +34,10 @@ from .limits import Receive, Scope, Send, send_json_error
 MANIFEST_TYPE = b"application/dash+xml"
 MEDIA_TYPE = b"audio/mp4"
 IMMUTABLE = b"public, max-age=31536000, immutable"
-MANIFEST_CACHE = b"public, max-age=2"
-"""The manifest only changes when the run changes or the space ends: edges may keep it a
-little, so a join storm costs the origin about one manifest request per edge per 2 s."""
+MANIFEST_CACHE = b"public, max-age=1"
+"""The manifest only changes when the run changes or the space ends, but players reload it
+about a second after the end (the last chunk's event): edges keep it a second at most, and a
+join storm costs the origin about one manifest request per edge per second."""
 CORS = (b"access-control-allow-origin", b"*")
 """Players on other origins (dash.js on another site) fetch all of this."""
 
@@ -59,7 +60,7 @@ _RUN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,11})")  # canonical: one URL per segment
 
 
-class Streaming(Exception):
+class CutOff(Exception):
     """A streamed response had to be cut off (internal: ends the request)."""
 
 
@@ -120,7 +121,10 @@ class DashOrigin:
         the space's owner, another node, to which it was forwarded)."""
         pipeline = self.broadcasts.get(space_id)
         if pipeline is None and self.forwarder is not None:
-            runs_here = lambda: self.broadcasts.get(space_id) is not None  # noqa: E731
+
+            def runs_here() -> bool:
+                return self.broadcasts.get(space_id) is not None
+
             if await self.forwarder.hls(scope, send, space_id, runs_here):
                 return None, True
             pipeline = self.broadcasts.get(space_id)  # taken over while the request waited
@@ -213,7 +217,7 @@ class DashOrigin:
         self.streams_open += 1
         try:
             await self._stream(scope, send, pipeline, timeline, number, chunks)
-        except Streaming:
+        except CutOff:
             pass  # cut off: the server closes the connection, no cache keeps a part of it
         finally:
             self.streams_open -= 1
@@ -265,7 +269,7 @@ class DashOrigin:
             await pipeline.wait_for(msn, index, timeout=PART_TIMEOUT)
             later = dash.segment_chunks(pipeline.packager, timeline, number)
             if later is None or (len(later.data) == sent and not later.complete):
-                raise Streaming("no new part in time")
+                raise CutOff("no new part in time")
             chunks = later
         await _bounded(send, {"type": "http.response.body", "body": b""})
 
@@ -277,7 +281,7 @@ async def _bounded(send: Send, message: dict[str, object]) -> None:
         async with asyncio.timeout(SEND_TIMEOUT):
             await send(message)
     except TimeoutError:
-        raise Streaming("the listener stopped reading") from None
+        raise CutOff("the listener stopped reading") from None
 
 
 async def _send(send: Send, scope: Scope, content_type: bytes, cache: bytes, body: bytes) -> None:

@@ -204,16 +204,19 @@ def segment_chunks(packager: Packager, timeline: Timeline, number: int) -> Chunk
         return None
     last = packager.last_part()
     if packager.ended and last is not None and timeline.number_of(last[0]) == number:
-        chunks[-1] = mpd_expiry(packager, timeline, number) + chunks[-1]
+        chunks[-1] = mpd_expiry(packager, timeline, number, len(chunks) - 1) + chunks[-1]
     return Chunks(tuple(chunks), complete=complete)
 
 
-def mpd_expiry(packager: Packager, timeline: Timeline, number: int) -> bytes:
-    """An ``emsg`` saying that the live manifest expires at segment ``number``, the run's last
-    (23009-1 §5.10.4: scheme ``urn:mpeg:dash:event:2012``, value 1, the new manifest's
-    publishTime as message). Players reload the manifest when they reach it instead of asking
-    for segments that will never come; the final manifest says where the Period ends."""
+def mpd_expiry(packager: Packager, timeline: Timeline, number: int, chunk: int) -> bytes:
+    """An ``emsg`` saying that the live manifest expires at chunk ``chunk`` of segment
+    ``number``, the run's last (23009-1 §5.10.4: scheme ``urn:mpeg:dash:event:2012``, value
+    1, the new manifest's publishTime as message). Players reload the manifest when they play
+    that chunk, instead of asking for segments that will never come; the final manifest says
+    where the Period ends. Not sooner: an edge may still hold the live manifest for a moment
+    after the end (the origin allows a second; the Varnish edge keeps it half a second)."""
     presentation_time = (number - timeline.start_number) * timeline.segment_samples
+    presentation_time += chunk * timeline.part_samples  # every chunk but the last is whole
     remaining = packager.samples - presentation_time  # never 0: dash.js would not reload
     payload = b"".join(
         (

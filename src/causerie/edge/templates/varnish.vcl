@@ -11,7 +11,7 @@ vcl 4.1;
 #   blocking playlist reloads (?_HLS_msn=N&_HLS_part=P) are cached under their full URL, query
 #   string included (sorted), for the origin's max-age (6 s); the plain playlist for
 #   {{playlist_ttl}}, about half a part, whatever the origin says.
-# - LL-DASH: the manifest for the origin's max-age (2 s); init sections and segments as the
+# - LL-DASH: the manifest for half a second; init sections and segments as the
 #   origin says (immutable). A segment is asked for while it is being made: the origin sends
 #   it chunk by chunk (chunked transfer) and this edge streams it, as it comes, to every
 #   listener that asks meanwhile: one origin request per segment, however many listeners.
@@ -130,8 +130,12 @@ sub vcl_backend_response {
             # The plain playlist changes every part: about half a part.
             set beresp.ttl = {{playlist_ttl}};
         }
-        # Everything else as the origin says: blocking reloads max-age=6, DASH manifests
-        # max-age=2, media immutable.
+        if (bereq.url ~ "^/dash/[^/]+/manifest\.mpd$") {
+            # The DASH manifest changes when the run does or ends; players reload it about a
+            # second after the end (told so by the last chunk): keep it half of that.
+            set beresp.ttl = 0.5s;
+        }
+        # Everything else as the origin says: blocking reloads max-age=6, media immutable.
         return (deliver);
     }
     if (bereq.url ~ "^/api/spaces(/[A-Za-z0-9_-]+)?$") {
