@@ -15,13 +15,14 @@ the run's first sample (decode time 0). Segment ``n`` of a run covers media time
 ``[i D, (i + 1) D)`` with ``i = n - startNumber`` and ``D`` the segment duration; with
 ``availabilityTimeOffset = D - chunk`` it may be requested from ``start + i D + chunk`` on, when
 its first chunk is due, and ``availabilityTimeComplete="false"`` says it is still being written
-then (§5.3.9.5.3, DASH-IF IOP 9.X.4 low-latency).
+then (§5.3.9.5.3; the DASH-IF low-latency guidelines).
 
 Manifests change only when the run changes or the space ends, so players are told to reload
 them rarely (``minimumUpdatePeriod``): every reload is a request per listener. Once the run
-ended the manifest turns ``static`` (23009-1 §5.4; DASH-IF IOP 4.6.4 "transition to
-on-demand"): a player that reloads it stops at the end of what it has, and one that opens it
-then plays the segments still held.
+ended, the manifest keeps its timeline, loses ``minimumUpdatePeriod`` and gives the Period its
+duration (23009-1 §5.4: the presentation is complete): a player plays what it has and stops.
+The run's last chunk carries an MPD expiry event (``mpd_expiry``) so that players reload the
+manifest then, not a minute later (docs/dash.md has what dash.js did with and without it).
 
 URLs are relative to the manifest at ``/dash/{space}/manifest.mpd`` and contain the run id, as
 the HLS ones do, so the bytes behind a URL never change (immutable, even across a failover)::
@@ -185,8 +186,8 @@ def segment_chunks(packager: Packager, timeline: Timeline, number: int) -> Chunk
     """The chunks of segment ``number`` so far; None if it has not begun, has expired (or
     partly: its first HLS segment is gone), or lies beyond the end of an ended run.
 
-    The run's very last chunk carries an MPD validity expiration event in front of it
-    (``mpd_expiry``): a player reloads the manifest at once and learns that the run ended.
+    Once the run ended, its very last chunk carries an MPD validity expiration event in front
+    of it (``mpd_expiry``): a player playing it reloads the manifest and learns of the end.
     """
     if number < timeline.start_number:
         return None
@@ -271,7 +272,7 @@ def render_mpd(
     """The manifest of the packager's run: live, then final once the run ended.
 
     The final manifest keeps the timeline and says where the Period ends, with no
-    ``minimumUpdatePeriod`` (23009-1 §5.4: the presentation is complete; DASH-IF IOP 4.6.4):
+    ``minimumUpdatePeriod`` (23009-1 §5.4: the presentation is complete):
     players play what they have to the end and stop. The text depends only on the run and on
     whether it ended, so every listener (and every edge) gets the same bytes.
     """
