@@ -507,6 +507,9 @@ RAW_ROWS: list[Row] = [
     Row("GET", "/feed/{space_id}/now", everyone(200)),
     Row("GET", "/hls/{space_id}/{media}", everyone(200)),
     Row("GET", "/hls/{space_id}/nothing-here.m4s", everyone(404)),
+    Row("GET", "/dash/{space_id}/manifest.mpd", everyone(200)),
+    Row("GET", "/dash/{space_id}/nothing-here/1.m4s", everyone(404)),
+    Row("GET", "/time", everyone(200)),
 ]
 
 OWN_WORLD = {"POST /api/spaces/{space_id}/end"}

@@ -3,6 +3,7 @@
 The request path (docs/architecture.md has the picture):
 
     header limits ─► /hls/…  ─► HlsOrigin (media: never refused for control-plane load)
+                  ├► /dash/…, /time ─► DashOrigin (media: chunked CMAF segments, the MPD)
                   ├► /feed/… ─► FeedOrigin (the audience's live events, in windows)
                   └► the rest ─► ProxyHeaders (trusted edges only) ─► BodyLimit ─► Admission
                                  ─► FastJoins (joins, heartbeats) ─► FastAPI (routes)
@@ -39,6 +40,7 @@ from . import (
     whip,
 )
 from .admission import Admission, BodyLimit, header_limit_error
+from .dash import DashOrigin
 from .errors import install_error_handlers
 from .feed import FeedOrigin
 from .hls import HlsOrigin
@@ -134,6 +136,7 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
     m.counter("causerie_spaces_started_total", "Spaces started")
     m.counter("causerie_event_streams_total", "Live event streams opened")
     m.counter("causerie_hls_requests_total", "Requests to the LL-HLS origin, by kind and status")
+    m.counter("causerie_dash_requests_total", "Requests to the LL-DASH origin, by kind and status")
     m.counter("causerie_feed_requests_total", "Requests for event windows, by kind and status")
     m.gauge(
         "causerie_event_streams_open",
@@ -193,6 +196,13 @@ class Node:
             ),
             forwarder=svc.forwarder,
         )
+        self.dash = DashOrigin(
+            svc.broadcasts,
+            on_request=lambda kind, status: svc.metrics.inc(
+                "causerie_dash_requests_total", kind=kind, status=str(status)
+            ),
+            forwarder=svc.forwarder,
+        )
         self.feed = FeedOrigin(
             svc.feeds,
             exists=self._space_exists,
@@ -201,6 +211,11 @@ class Node:
             ),
         )
         _declare_metrics(svc, self.admission)
+        svc.metrics.gauge(
+            "causerie_dash_streams_open",
+            "LL-DASH segments being streamed to listeners or edges now",
+            lambda: float(self.dash.streams_open),
+        )
 
     async def _space_exists(self, space_id: str) -> bool:
         try:
@@ -215,6 +230,10 @@ class Node:
             return
         if scope["type"] == "http" and scope["path"].startswith("/hls/"):
             await self.hls(scope, receive, send)
+        elif scope["type"] == "http" and (
+            scope["path"].startswith("/dash/") or scope["path"] == "/time"
+        ):
+            await self.dash(scope, receive, send)  # media: never refused for control-plane load
         elif scope["type"] == "http" and scope["path"].startswith("/feed/"):
             await self.feed(scope, receive, send)
         elif scope["type"] == "lifespan":

@@ -11,6 +11,12 @@ The policy, the same for both kinds (docs/edges.md explains it and gives the mea
   string included, for the origin's max-age; concurrent identical requests are collapsed into
   one origin request (the origin holds it until the part exists).
 - The plain playlist is cached for about half a part (Varnish; nginx counts whole seconds).
+- LL-DASH manifests (Varnish: half a second; nginx: a second) and init sections are cached
+  like the rest; a DASH segment is asked for while the origin is still making it and comes
+  chunk by chunk: Varnish streams it to every listener asking meanwhile with one origin
+  request; nginx cannot (ticket 237: its cache lock holds the others until the segment is
+  complete), so it passes segments through, uncached (docs/dash.md: the measurements, and
+  why Varnish is the edge for LL-DASH).
 - Space details are cached, served stale while revalidating and while the origin is down.
 - Writes (joins included), WHIP and live events (SSE) go to the origin, never cached; a request
   with credentials is never cached, except the public objects above, which are the same for

@@ -163,6 +163,7 @@ class Packager:
         self._current = _Segment(first_msn, 0.0)  # the segment in progress
         self._frames: list[bytes] = []  # frames of the part in progress
         self._next_decode_time = 0  # tfdt of the next frame: samples since the run began
+        self._start_time: float | None = None  # wall time of the run's first sample
         self._ended = False
 
     # Writing
@@ -174,6 +175,8 @@ class Packager:
         """
         if self._ended:
             raise RuntimeError("packager has ended")
+        if self._start_time is None:
+            self._start_time = wall_time
         if not self._frames and not self._current.parts:
             # First frame of a segment: EXT-X-PROGRAM-DATE-TIME is the wall time of its first
             # sample (section 4.4.4.6 maps the segment's first sample to that date).
@@ -243,6 +246,24 @@ class Packager:
     def ended(self) -> bool:
         """True once ``end()`` was called: the playlist has EXT-X-ENDLIST."""
         return self._ended
+
+    @property
+    def start_time(self) -> float | None:
+        """Wall time of the run's first sample (decode time 0), None before the first frame."""
+        return self._start_time
+
+    @property
+    def samples(self) -> int:
+        """Samples in the parts made so far: the decode time (tfdt) of the next part."""
+        return self._next_decode_time
+
+    def parts(self, msn: int) -> tuple[bytes, ...] | None:
+        """The fragments of segment ``msn`` made so far (complete or in progress), oldest
+        first; None if it has not begun or has expired."""
+        segment = self._find(msn)
+        if segment is None or not segment.parts:
+            return None
+        return tuple(segment.parts)
 
     def part(self, msn: int, index: int) -> bytes | None:
         """The fragment of part ``index`` of segment ``msn``, or None if absent or expired."""

@@ -11,9 +11,14 @@ vcl 4.1;
 #   blocking playlist reloads (?_HLS_msn=N&_HLS_part=P) are cached under their full URL, query
 #   string included (sorted), for the origin's max-age (6 s); the plain playlist for
 #   {{playlist_ttl}}, about half a part, whatever the origin says.
+# - LL-DASH: the manifest for half a second; init sections and segments as the
+#   origin says (immutable). A segment is asked for while it is being made: the origin sends
+#   it chunk by chunk (chunked transfer) and this edge streams it, as it comes, to every
+#   listener that asks meanwhile: one origin request per segment, however many listeners.
 # - Concurrent misses for one object wait for a single origin request (Varnish's waiting list)
 #   and are released as soon as its headers arrive; the body is streamed to all of them as it
-#   comes (do_stream). -p thread_pool_max x thread_pools must exceed the listeners.
+#   comes (do_stream). Each listener being streamed to holds a worker thread:
+#   -p thread_pool_max x thread_pools must exceed the listeners.
 # - Space details (GET /api/spaces/{id}) are cached, served stale for 30 s while revalidating,
 #   and for up to a day while the origin is down (health probes) or failing (grace, restart).
 # - Joins and every other POST/PUT/PATCH/DELETE and WHIP are passed to the origin, live events
@@ -57,10 +62,10 @@ sub vcl_recv {
         return (synth(400, "Bad Request"));
     }
 
-    if (req.url ~ "^/(hls|whip)/[A-Za-z0-9_-]+") {
+    if (req.url ~ "^/(hls|dash|whip)/[A-Za-z0-9_-]+") {
         set req.backend_hint = causerie_media.backend(
             by=KEY,
-            key=causerie_media.key(regsub(req.url, "^/(?:hls|whip)/([A-Za-z0-9_-]+).*$", "\1")));
+            key=causerie_media.key(regsub(req.url, "^/(?:hls|dash|whip)/([A-Za-z0-9_-]+).*$", "\1")));
     } else {
         set req.backend_hint = causerie_api.backend();
     }
@@ -76,7 +81,6 @@ sub vcl_recv {
     if (req.url ~ "^/api/spaces/[A-Za-z0-9_-]+/events(\?|$)") {
         return (pipe);
     }
-    # LL-HLS: public, the same for everyone.
     if (req.url ~ "^/feed/") {
         # The audience's live events in windows: the same bytes for every listener, streamed
         # while the window is open (one origin request per window per edge), then immutable.
@@ -84,7 +88,12 @@ sub vcl_recv {
         unset req.http.Cookie;
         return (hash);
     }
-    if (req.url ~ "^/hls/") {
+    # The node's clock, for players (UTCTiming): never cached.
+    if (req.url ~ "^/time(\?|$)") {
+        return (pass);
+    }
+    # LL-HLS and LL-DASH: public, the same for everyone.
+    if (req.url ~ "^/(hls|dash)/") {
         unset req.http.Authorization;
         unset req.http.Cookie;
         set req.url = std.querysort(req.url);
@@ -113,17 +122,18 @@ sub vcl_hash {
 }
 
 sub vcl_backend_fetch {
-    if (bereq.retries > 0 && bereq.url ~ "^/(hls|whip)/[A-Za-z0-9_-]+") {
+    if (bereq.retries > 0 && bereq.url ~ "^/(hls|dash|whip)/[A-Za-z0-9_-]+") {
         # The space's usual origin failed (e.g. killed, not yet marked sick): the next one.
         set bereq.backend = causerie_media.backend(
             by=KEY,
-            key=causerie_media.key(regsub(bereq.url, "^/(?:hls|whip)/([A-Za-z0-9_-]+).*$", "\1")),
+            key=causerie_media.key(regsub(bereq.url, "^/(?:hls|dash|whip)/([A-Za-z0-9_-]+).*$", "\1")),
             alt=bereq.retries);
     }
 }
 
 sub vcl_backend_response {
     if (bereq.url ~ "^/feed/") {
+        # A window of live events in progress streams for seconds, like a DASH segment.
         set beresp.do_stream = true;
         set beresp.grace = 0s;
         if (beresp.status != 200) {
@@ -132,7 +142,9 @@ sub vcl_backend_response {
         }
         return (deliver);
     }
-    if (bereq.url ~ "^/hls/") {
+    if (bereq.url ~ "^/(hls|dash)/") {
+        # A DASH segment in progress comes chunk by chunk for seconds: every listener waiting
+        # for it gets each chunk as it arrives (and so do those asking meanwhile).
         set beresp.do_stream = true;
         set beresp.grace = 0s;
         if (beresp.status != 200) {
@@ -145,6 +157,11 @@ sub vcl_backend_response {
         if (bereq.url ~ "^/hls/[^/]+/index\.m3u8$") {
             # The plain playlist changes every part: about half a part.
             set beresp.ttl = {{playlist_ttl}};
+        }
+        if (bereq.url ~ "^/dash/[^/]+/manifest\.mpd$") {
+            # The DASH manifest changes when the run does or ends; players reload it about a
+            # second after the end (told so by the last chunk): keep it half of that.
+            set beresp.ttl = 0.5s;
         }
         # Everything else as the origin says: blocking reloads max-age=6, media immutable.
         return (deliver);
@@ -164,7 +181,7 @@ sub vcl_backend_response {
 }
 
 sub vcl_backend_error {
-    if (bereq.url ~ "^/hls/" && bereq.retries == 0) {
+    if (bereq.url ~ "^/(hls|dash)/" && bereq.retries == 0) {
         # The origin did not answer at all (connection refused, reset): try the next origin.
         return (retry);
     }
