@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+
+from tests.harness.polling import wait_until
 
 
 def record_live(ffmpeg: str, playlist: str, seconds: float, folder: Path) -> np.ndarray:
@@ -16,10 +17,9 @@ def record_live(ffmpeg: str, playlist: str, seconds: float, folder: Path) -> np.
     ffmpeg plays LL-HLS as classic HLS (it ignores parts), so this first waits until two whole
     segments are listed.
     """
-    deadline = time.monotonic() + 15
-    while httpx.get(playlist, timeout=5).text.count("#EXTINF") < 2:
-        assert time.monotonic() < deadline, "no segments after 15 s"
-        time.sleep(0.2)
+    wait_until(
+        lambda: httpx.get(playlist, timeout=5).text.count("#EXTINF") >= 2, 15, "two segments", 0.2
+    )
     recording = folder / "recording.m4a"
     subprocess.run(
         [
