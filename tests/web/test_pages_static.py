@@ -18,7 +18,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 import causerie
 from causerie.media.demo import demo_voices
+from tests.harness.polling import eventually, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -424,10 +425,7 @@ def server(stream_folder: Path) -> Iterator[Site]:
     port = sock.getsockname()[1]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "test server did not start"
-        time.sleep(0.02)
+    wait_until(lambda: server.started, 10, "the test server starting", every=0.02)
     yield Site(f"http://127.0.0.1:{port}", api)
     server.should_exit = True
     thread.join(timeout=10)
@@ -761,14 +759,6 @@ async def test_no_host_controls_without_a_host_link(site: Site, page) -> None:
 # ---- live events -------------------------------------------------------------------------------
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until `condition()` holds (the server runs in its own thread: just look again)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def test_space_page_follows_live_events_without_polling(site: Site, page) -> None:
     await page.goto(site.url + "/s/demo")
     await page.locator("#listeners").filter(has_text="42 listening now").wait_for()
@@ -792,7 +782,7 @@ async def test_space_page_follows_live_events_without_polling(site: Site, page) 
 
     # The connection drops: the browser comes back by itself, from the last event it saw.
     site.api.hang_up("demo")
-    await until(lambda: len(site.api.event_streams) == 2)
+    await eventually(lambda: len(site.api.event_streams) == 2, 10)
     assert site.api.event_streams[1] == ("demo", str(site.api.last_event_id))
     site.api.push("demo", "listeners", {"listeners_now": 59})
     await page.locator("#listeners").filter(has_text="59 listening now").wait_for()
@@ -855,7 +845,7 @@ async def test_watch_space_falls_back_to_polling_and_back(site: Site, page) -> N
     # A stream that hangs up at once, again and again: after three tries, polling.
     await page.wait_for_function(f"{mode} === 'polling'")
     assert site.api.streams_of("busy") == 3
-    await until(lambda: reads() >= 3)
+    await eventually(lambda: reads() >= 3, 10)
 
     # The stream works again: the next try (after a second or so) takes over from polling.
     site.api.events_mode = "live"
@@ -871,7 +861,7 @@ async def test_watch_space_falls_back_to_polling_and_back(site: Site, page) -> N
     # Nothing to say for a while (keep-alive comments are invisible to EventSource): after
     # `silence`, a fresh stream, whose snapshot shows all is well. No polling meanwhile.
     streams, delivered = site.api.streams_of("busy"), await page.evaluate("window.seen.length")
-    await until(lambda: site.api.streams_of("busy") > streams, timeout=5)
+    await eventually(lambda: site.api.streams_of("busy") > streams, 5)
     await page.wait_for_function(f"window.seen.length > {delivered}")
     assert await page.evaluate(mode) == "events"
     assert reads() == polled
@@ -879,7 +869,7 @@ async def test_watch_space_falls_back_to_polling_and_back(site: Site, page) -> N
     # A stream that opens but never delivers (a proxy that buffers it): polling meanwhile, and
     # after `silence` it counts as failed.
     site.api.events_mode = "silent"
-    await until(lambda: reads() > polled, timeout=6)
+    await eventually(lambda: reads() > polled, 6)
     assert await page.evaluate(mode) == "connecting"
     await page.wait_for_function(f"{mode} === 'polling'", timeout=6000)
 
@@ -1002,7 +992,7 @@ async def test_questions_are_text_follow_events_and_take_votes(site: Site, page)
     await page.reload()
     await older.get_by_role("button", name=re.compile("^Upvoted"), pressed=True).wait_for()
     await page.locator("#play:enabled").click()
-    await until(lambda: len(site.api.heartbeats) >= 1)
+    await eventually(lambda: len(site.api.heartbeats) >= 1, 10)
     assert site.api.heartbeats[0][1] == "Bearer tok-1"
     assert len(site.api.joins) == 1
 
@@ -1010,7 +1000,7 @@ async def test_questions_are_text_follow_events_and_take_votes(site: Site, page)
 async def test_page_works_without_questions(site: Site, page) -> None:
     site.api.questions_status = 404  # a server without the questions API
     await page.goto(site.url + "/s/demo")
-    await until(lambda: any(method == "GET" for method, *_ in site.api.audience))
+    await eventually(lambda: any(method == "GET" for method, *_ in site.api.audience), 10)
     await page.locator("#play:enabled").wait_for()
     await asyncio.sleep(0.3)
     assert await page.locator("#questions").is_hidden()
@@ -1034,7 +1024,9 @@ async def test_reactions_float_capped_and_gently(site: Site, page) -> None:
     # Sending: one join, then the emoji; one's own floats at once.
     floated = await page.evaluate("window.causerie.reactions.floated")
     await tray.get_by_role("button", name="Fire").click()
-    await until(lambda: any(path.endswith("/reactions") for _, path, *_ in site.api.audience))
+    await eventually(
+        lambda: any(path.endswith("/reactions") for _, path, *_ in site.api.audience), 10
+    )
     assert site.api.audience[-1] == ("POST", "/api/spaces/demo/reactions", "Bearer tok-1",
                                      {"emoji": "🔥"})  # fmt: skip
     assert await page.evaluate("window.causerie.reactions.floated") == floated + 1
