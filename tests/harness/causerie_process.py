@@ -39,10 +39,10 @@ class CauserieProcess:
     launcher: Sequence[str] = PYTHON_M_CAUSERIE
     """What runs the CLI; a benchmark may use `python -c CODE` to run it another way."""
     preexec: Callable[[], None] | None = None
-    space_id: str = ""
+    space_id: str = field(default="", init=False)
     """The live space `wait_live()` found (the demo's), and its playlist's path."""
-    playlist_path: str = ""
-    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    playlist_path: str = field(default="", init=False)
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def data_dir(self) -> Path:

@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
+
 from causerie.api.app import Node, create_app
 from causerie.cli import build_server
 from causerie.node.config import Config
@@ -25,6 +27,7 @@ class RunningNode:
     url: str
     data_dir: Path
     app: Node
+    server: uvicorn.Server
 
 
 @asynccontextmanager
@@ -49,7 +52,7 @@ async def run_node(data_dir: Path, port: int = 0, **options: object) -> AsyncIte
         raise RuntimeError("the node did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield RunningNode(f"http://{HOST}:{port}", data_dir, app)
+        yield RunningNode(f"http://{HOST}:{port}", data_dir, app, server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)
