@@ -1,4 +1,7 @@
-"""What every benchmark needs: servers on free ports, CPU time, percentiles, output."""
+"""What every benchmark needs: a pinned causerie, CPU time, percentiles, output.
+
+Starting servers (ports, processes, Redis, edges) is the harness's (tests/harness), shared with
+the tests."""
 
 from __future__ import annotations
 
@@ -10,30 +13,19 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from tests.harness.causerie_process import PYTHON_M_CAUSERIE, CauserieProcess, causerie_process
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-VENV_BIN = REPO / ".venv" / "bin"
-HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PR_SET_PDEATHSIG = 1
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def raise_fd_limit() -> int:
@@ -76,15 +68,6 @@ def run_queue_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def children(pid: int) -> list[int]:
-    """Direct children of a process."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found.extend(int(child) for child in text)
-    return found
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) by linear interpolation; NaN for no values."""
     if not values:
@@ -101,38 +84,6 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 50)
 
 
-@dataclass
-class Causerie:
-    """A running `causerie demo` process and its live demo space."""
-
-    process: subprocess.Popen[bytes]
-    base_url: str
-    port: int
-    space_id: str
-    playlist_path: str
-    data_dir: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-def _wait_live(base_url: str, process: subprocess.Popen[bytes], timeout: float) -> tuple[str, str]:
-    """Wait until the demo space is live and its playlist lists a part: (space id, path)."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=base_url, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"causerie exited with code {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError, KeyError, IndexError, ValueError):
-                space = client.get("/api/spaces").json()["spaces"][0]
-                path = space["media_playlist_url"]
-                if "#EXT-X-PART:" in client.get(path).text:
-                    return space["id"], path
-            time.sleep(0.2)
-    raise RuntimeError(f"causerie's demo space did not go live within {timeout} s")
-
-
 # An experiment, not the product: the CLI under uvloop, to measure what switching would give.
 UVLOOP_LAUNCHER = (
     "import sys, uvloop; uvloop.install(); from causerie.cli import main; sys.exit(main())"
@@ -143,76 +94,34 @@ UVLOOP_LAUNCHER = (
 def run_causerie(
     cpus: set[int] | None = None,
     timeout: float = 30.0,
-    uvloop: bool = False,
+    launcher: str | None = None,
     command: str = "demo",
     redis: str | None = None,
     extra: Sequence[str] = (),
-) -> Iterator[Causerie]:
-    """Start `causerie demo` on a free port with a temporary data dir; kill it at the end.
+) -> Iterator[CauserieProcess]:
+    """`causerie demo` on a free port with a temporary data dir, pinned to `cpus`, until its
+    (demo) space is live; stopped at the end.
 
-    With `uvloop`, the same CLI runs with uvloop's event loop policy installed first. With
-    `redis` (a URL), the node shares that Redis; `command="serve"` then starts a plain node
-    that sees (and serves) the live space another node's `demo` started there. `extra`: more
-    command-line flags.
+    `launcher`: Python code that runs the CLI instead of `python -m causerie` (an experiment,
+    e.g. UVLOOP_LAUNCHER). With `redis` (a URL), the node shares that Redis; `command="serve"`
+    then starts a plain node that sees (and serves) the live space another node's `demo`
+    started there. `extra`: more command-line flags.
     """
-    port = free_port()
-    launcher = [str(VENV_BIN / "python"), "-c", UVLOOP_LAUNCHER] if uvloop else []
-    with tempfile.TemporaryDirectory(prefix="causerie-bench-") as tmp:
-        data_dir = Path(tmp)
-        log = (data_dir / "server.log").open("wb")
-        process = subprocess.Popen(
-            [
-                *(launcher or [str(VENV_BIN / "causerie")]),
-                command,
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--log-level",
-                "warning",
-                *(["--redis", redis] if redis else []),
-                *extra,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=pin(cpus),
-        )
-        try:
-            base_url = f"http://{HOST}:{port}"
-            space_id, path = _wait_live(base_url, process, timeout)
-            yield Causerie(process, base_url, port, space_id, path, data_dir)
-        finally:
-            stop_process(process)
-            log.close()
-
-
-@contextlib.contextmanager
-def run_redis(folder: Path, cpus: set[int] | None = None) -> Iterator[tuple[str, int]]:
-    """redis-server on a free port of 127.0.0.1 (no persistence); yields (its URL, its pid)."""
-    port = free_port()
-    log = (folder / "redis.log").open("wb")
-    process = subprocess.Popen(
-        ["redis-server", "--bind", HOST, "--port", str(port), "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=pin(cpus),
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log_text = (folder / "redis.log").read_text()
-                raise RuntimeError(f"redis-server did not start: {log_text}")
-            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    break
-            time.sleep(0.05)
-        yield f"redis://{HOST}:{port}/0", process.pid
-    finally:
-        stop_process(process)
-        log.close()
+    flags = ["--log-level", "warning", *(["--redis", redis] if redis else []), *extra]
+    python = (sys.executable, "-c", launcher) if launcher else PYTHON_M_CAUSERIE
+    with (
+        tempfile.TemporaryDirectory(prefix="causerie-bench-") as folder,
+        causerie_process(
+            Path(folder),
+            command,
+            *flags,
+            parts=1,
+            launcher=python,
+            preexec=pin(cpus),
+            timeout=timeout,
+        ) as node,
+    ):
+        yield node
 
 
 def ensure_program(program: str, package: str) -> None:
@@ -225,17 +134,6 @@ def ensure_program(program: str, package: str) -> None:
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages, as /proc/loadavg gives them."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop a child we started: signal, wait a little, then kill."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=8)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

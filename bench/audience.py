@@ -61,7 +61,6 @@ import argparse
 import asyncio
 import bisect
 import contextlib
-import functools
 import itertools
 import json
 import os
@@ -71,27 +70,23 @@ import subprocess
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import uvloop
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.ports import HOST
 
 from bench._common import (
-    HOST,
-    VENV_BIN,
-    Causerie,
-    _wait_live,
     command_line,
     cpu_seconds,
-    free_port,
     percentile,
     pin,
     print_table,
     raise_fd_limit,
     run_causerie,
-    stop_process,
     write_result,
 )
 
@@ -641,7 +636,7 @@ def _median_try(tries: list[Step]) -> Step:
 
 
 async def capacities(
-    loads: list[Load], server: Causerie, args: argparse.Namespace, cpus: set[int] | None
+    loads: list[Load], server: CauserieProcess, args: argparse.Namespace, cpus: set[int] | None
 ) -> list[Capacity]:
     """wrk runs of every load, interleaved; then paced levels, interleaved across loads.
 
@@ -808,7 +803,7 @@ async def open_clients(port: int, path: str, count: int, parallel: int = 100) ->
 
 
 async def fan_out_level(
-    server: Causerie,
+    server: CauserieProcess,
     clients: list[SseClient],
     level: int,
     account: str,
@@ -935,7 +930,7 @@ async def fan_out_level(
 
 
 async def fan_out(
-    server: Causerie,
+    server: CauserieProcess,
     account: str,
     reaction_token: str,
     args: argparse.Namespace,
@@ -1023,36 +1018,12 @@ sys.exit(main())
 TRUSTED_EDGE = ("--trusted-proxy", "127.0.0.1")
 
 
-@contextlib.contextmanager
-def run_with_inline_deps(cpus: set[int] | None, timeout: float = 30.0) -> Iterator[Causerie]:
-    """Like `run_causerie`, with the CLI under INLINE_DEPS_LAUNCHER."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="causerie-bench-") as tmp:
-        data_dir = Path(tmp)
-        log = (data_dir / "server.log").open("wb")
-        python = [str(VENV_BIN / "python"), "-c", INLINE_DEPS_LAUNCHER]
-        where = ["--port", str(port), "--data-dir", str(data_dir)]
-        process = subprocess.Popen(
-            [*python, "demo", *where, "--log-level", "warning", *TRUSTED_EDGE],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=pin(cpus),
-        )
-        try:
-            base_url = f"http://{HOST}:{port}"
-            space_id, path = _wait_live(base_url, process, timeout)
-            yield Causerie(process, base_url, port, space_id, path, data_dir)
-        finally:
-            stop_process(process)
-            log.close()
-
-
 def parse_cpus(text: str) -> set[int] | None:
     return {int(x) for x in text.split(",") if x.strip()} or None
 
 
 async def measure(
-    server: Causerie, args: argparse.Namespace, client_cpus: set[int] | None, fds: int
+    server: CauserieProcess, args: argparse.Namespace, client_cpus: set[int] | None, fds: int
 ) -> dict[str, Any]:
     space = server.space_id
     meter = Meter(server.pid)
@@ -1136,14 +1107,10 @@ def main() -> None:
     server_cpus, client_cpus = parse_cpus(args.server_cpus), parse_cpus(args.client_cpus)
     if client_cpus:
         os.sched_setaffinity(0, client_cpus)
-    launcher = (
-        run_with_inline_deps
-        if args.inline_deps
-        else functools.partial(run_causerie, extra=TRUSTED_EDGE)
-    )
+    launcher = INLINE_DEPS_LAUNCHER if args.inline_deps else None
     if args.inline_deps:
         print("experiment: FastAPI's plain `def` dependencies called inline (--inline-deps)")
-    with launcher(server_cpus) as server:
+    with run_causerie(server_cpus, launcher=launcher, extra=TRUSTED_EDGE) as server:
         print(
             f"causerie pid {server.pid} on CPUs {args.server_cpus or 'any'}, space "
             f"{server.space_id}; open-file limit {fds}",

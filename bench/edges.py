@@ -36,9 +36,7 @@ import contextlib
 import math
 import multiprocessing as mp
 import os
-import pwd
 import resource
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -49,31 +47,23 @@ from pathlib import Path
 import httpx
 import numpy as np
 import uvloop
+from tests.harness import edges as harness_edges
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.edges import RunningEdge, edge_options
+from tests.harness.ports import HOST
 
 from bench._common import (
-    HOST,
-    Causerie,
-    children,
     command_line,
     cpu_seconds,
-    free_port,
     pin,
     print_table,
     raise_fd_limit,
     run_causerie,
     run_queue_seconds,
-    stop_process,
     write_result,
 )
 from bench._hls import parse_playlist
 from bench._http import Connection, HttpError
-from causerie.edge.config import (
-    EdgeOptions,
-    Origin,
-    nginx_command,
-    render,
-    varnishd_command,
-)
 
 PART_SECONDS = 0.21333
 KEY_SHIFT = 16  # a part's key: msn * 16 + index (fewer than 16 parts per segment)
@@ -101,80 +91,35 @@ def kind_settings(kind: str) -> tuple[str, dict[str, int]]:
 # ---- the edges ---------------------------------------------------------------------------
 
 
-@dataclass
-class Edge:
-    kind: str
-    process: subprocess.Popen[bytes]
-    port: int
-    folder: Path
-
-    def pids(self) -> list[int]:
-        """The processes doing the work: nginx master + worker, varnishd manager + child."""
-        return [self.process.pid, *children(self.process.pid)]
-
-
 @contextlib.contextmanager
 def run_edge(
     kind: str,
-    origin: Causerie,
+    origin: CauserieProcess,
     folder: Path,
     listeners: int,
     cpus: set[int] | None,
     varnish_params: tuple[str, ...] = (),
-) -> Iterator[Edge]:
+) -> Iterator[RunningEdge]:
     """One edge of `kind` in front of `origin`, on a free port; stopped at the end."""
     program, tuning = kind_settings(kind)
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    options = EdgeOptions(
-        origins=(Origin.parse(origin.base_url),),
-        listen=f"{HOST}:{port}",
-        workers="1",
-        # nginx started as root would run its worker as `nobody`, locked out of our temp dir.
-        user=pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None,
-        open_files=min(hard, 65536),
+    options = edge_options(
+        [origin.url],
+        listeners,
         storage="malloc,256m",
-        listeners=listeners,
         live_max_size="512m",
         api_max_size="64m",
         command="bench.edges",
-        **tuning,  # type: ignore[arg-type]
+        **tuning,
     )
-    if program == "nginx":
-        config = folder / "nginx.conf"
-        config.write_text(render("nginx", options))
-        command = nginx_command(config, folder, foreground=True)
-    else:
-        config = folder / "edge.vcl"
-        config.write_text(render("varnish", options))
-        command = varnishd_command(
-            config,
-            options.listen,
-            folder / "varnish",
-            storage=options.storage,
-            listeners=listeners,
-            foreground=True,
-            jail_none=os.geteuid() == 0,
-            extra=[arg for param in varnish_params for arg in ("-p", param)],
-        )
-    log = (folder / "out.log").open("wb")
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, preexec_fn=pin(cpus)
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{kind} did not start: {(folder / 'out.log').read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://{HOST}:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield Edge(kind, process, port, folder)
-    finally:
-        stop_process(process)
-        log.close()
+    with harness_edges.run_edge(
+        program,
+        options,
+        folder,
+        varnish_params=varnish_params,
+        preexec=pin(cpus),
+        timeout=60,
+    ) as edge:
+        yield edge
 
 
 # ---- the listeners -------------------------------------------------------------------------
@@ -409,8 +354,8 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
-def _counters(origin: Causerie) -> tuple[float, float]:
-    text = httpx.get(f"{origin.base_url}/metrics", timeout=5).text
+def _counters(origin: CauserieProcess) -> tuple[float, float]:
+    text = httpx.get(f"{origin.url}/metrics", timeout=5).text
     found = {"part": 0.0, "playlist": 0.0}
     for line in text.splitlines():
         for kind in found:
@@ -421,8 +366,8 @@ def _counters(origin: Causerie) -> tuple[float, float]:
 
 def run_level(
     kind: str,
-    origin: Causerie,
-    edges: list[Edge],
+    origin: CauserieProcess,
+    edges: list[RunningEdge],
     listeners: int,
     args: argparse.Namespace,
 ) -> Level:
@@ -475,8 +420,8 @@ def run_level(
 
 def _measure_level(
     kind: str,
-    origin: Causerie,
-    edges: list[Edge],
+    origin: CauserieProcess,
+    edges: list[RunningEdge],
     listeners: int,
     args: argparse.Namespace,
     timing: Timing,
@@ -547,7 +492,11 @@ def _progress(level: Level, attempt: int) -> None:
 
 
 def measure(
-    kind: str, origin: Causerie, edges: list[Edge], listeners: int, args: argparse.Namespace
+    kind: str,
+    origin: CauserieProcess,
+    edges: list[RunningEdge],
+    listeners: int,
+    args: argparse.Namespace,
 ) -> Level:
     """Run a level; again (up to --tries) if other processes kept our load generator waiting
     for a CPU (its timings are then theirs); keep the least disturbed try."""

@@ -48,7 +48,6 @@ import multiprocessing as mp
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,15 +59,16 @@ from typing import Any
 
 import numpy as np
 import uvloop
+from tests.harness.polling import wait_until
+from tests.harness.ports import HOST, free_port
+from tests.harness.processes import start_process, stop, tail
 
 from bench import edges
 from bench._common import (
-    HOST,
     REPO,
     command_line,
     cpu_seconds,
     ensure_program,
-    free_port,
     load_average,
     median,
     pin,
@@ -76,7 +76,6 @@ from bench._common import (
     raise_fd_limit,
     run_causerie,
     run_queue_seconds,
-    stop_process,
     write_result,
 )
 
@@ -160,28 +159,24 @@ def run_icecast(folder: Path, clients: int, cpus: set[int] | None) -> Iterator[t
             changeowner=owner,
         )
     )
-    log = (folder / "out.log").open("wb")
-    process = subprocess.Popen(
-        ["icecast2", "-c", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=pin(cpus),
-    )
+    out = folder / "out.log"
+    process = start_process(["icecast2", "-c", str(config)], out, preexec=pin(cpus))
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"icecast2 did not start: {(folder / 'out.log').read_text()}")
+
+        def listening() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"icecast2 did not start: {tail(out)}")
             with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
-                break
-            time.sleep(0.05)
+                return True
+            return False
+
+        wait_until(listening, 10, lambda: f"icecast2 listening; {tail(out)}")
         time.sleep(0.5)  # it binds before it switches user and opens its logs
         if process.poll() is not None:
-            raise RuntimeError(f"icecast2 did not start: {(folder / 'out.log').read_text()}")
+            raise RuntimeError(f"icecast2 did not start: {tail(out)}")
         yield process.pid, port
     finally:
-        stop_process(process)
-        log.close()
+        stop(process)
 
 
 async def _source(port: int, until: float, sent: Any) -> None:

@@ -42,21 +42,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.harness.edges import run_nginx as harness_nginx
+from tests.harness.ports import HOST, free_port
+from tests.harness.processes import children
+from tests.harness.redis_server import run_redis
 
 from bench._common import (
-    HOST,
-    children,
     command_line,
     cpu_seconds,
     ensure_program,
-    free_port,
     load_average,
     median,
     pin,
     print_table,
     run_causerie,
-    run_redis,
-    stop_process,
     write_result,
 )
 from bench.audience import Load, wrk_run
@@ -98,29 +97,12 @@ def run_nginx(
     folder: Path, www: Path, workers: int, cpus: set[int] | None
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """nginx with `workers` workers serving `www` (POST too) on a free port, no root paths."""
-    folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    conf = folder / "nginx.conf"
     # nginx started as root would run its workers as `nobody`, locked out of our temp dir.
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
-    conf.write_text(
-        NGINX_CONF.format(user=user, workers=workers, dir=folder, www=www, host=HOST, port=port)
-    )
-    process = subprocess.Popen(
-        ["nginx", "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=pin(cpus),
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while len(children(process.pid)) < workers:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start: {(folder / 'error.log').read_text()}")
-            time.sleep(0.05)
+    text = NGINX_CONF.format(user=user, workers=workers, dir=folder, www=www, host=HOST, port=port)
+    with harness_nginx(folder, text, workers, preexec=pin(cpus)) as process:
         yield process, port
-    finally:
-        stop_process(process)
 
 
 @dataclass
@@ -265,7 +247,7 @@ def static_copy(base_url: str, space_id: str, www: Path) -> str:
 
 def one_node(args: argparse.Namespace, tmp: Path) -> dict[str, list[Level]]:
     with run_causerie(cpus=args.server_cpus) as node:
-        path = static_copy(node.base_url, node.space_id, tmp / "www")
+        path = static_copy(node.url, node.space_id, tmp / "www")
         print(f"one node: causerie pid {node.pid}, {path}", flush=True)
         with run_nginx(tmp / "nginx-1", tmp / "www", 1, args.server_cpus) as (nginx, port):
             targets = [
@@ -278,14 +260,16 @@ def one_node(args: argparse.Namespace, tmp: Path) -> dict[str, list[Level]]:
 def two_nodes(args: argparse.Namespace, tmp: Path) -> dict[str, list[Level]]:
     (tmp / "redis").mkdir()
     with (
-        run_redis(tmp / "redis") as (redis, redis_pid),
-        run_causerie(cpus={0}, redis=redis) as node_a,
-        run_causerie(cpus={1}, redis=redis, command="serve") as node_b,
+        run_redis(tmp / "redis") as redis,
+        run_causerie(cpus={0}, redis=redis.url) as node_a,
+        run_causerie(cpus={1}, redis=redis.url, command="serve") as node_b,
     ):
-        path = static_copy(node_a.base_url, node_a.space_id, tmp / "www")
-        check = httpx.post(node_b.base_url + path, content=BODY, headers=JSON, timeout=10)
+        path = static_copy(node_a.url, node_a.space_id, tmp / "www")
+        check = httpx.post(node_b.url + path, content=BODY, headers=JSON, timeout=10)
         check.raise_for_status()  # node B serves node A's space, through Redis
-        print(f"two nodes on {redis}: pids {node_a.pid} (demo), {node_b.pid} (serve)", flush=True)
+        print(
+            f"two nodes on {redis.url}: pids {node_a.pid} (demo), {node_b.pid} (serve)", flush=True
+        )
         with run_nginx(tmp / "nginx-2", tmp / "www", 2, None) as (nginx, port):
             workers = children(nginx.pid)
             targets = [
@@ -294,7 +278,7 @@ def two_nodes(args: argparse.Namespace, tmp: Path) -> dict[str, list[Level]]:
                     [node_a.port, node_b.port],
                     [node_a.pid, node_b.pid],
                     path,
-                    side=[redis_pid],
+                    side=[redis.pid],
                 ),
                 Target("nginx 2 workers", [port, port], workers, path),
             ]

@@ -18,9 +18,10 @@ import asyncio
 import time
 from typing import Any
 
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.ports import HOST
+
 from bench._common import (
-    HOST,
-    Causerie,
     command_line,
     median,
     percentile,
@@ -56,7 +57,7 @@ _SAMPLE = """() => {
 }"""
 
 
-async def origin_latency(server: Causerie, seconds: float) -> dict[str, Any]:
+async def origin_latency(server: CauserieProcess, seconds: float) -> dict[str, Any]:
     """Follow the live edge for `seconds`; latency of every part fetched."""
     events: list[PartEvent] = []
     conn = Connection(HOST, server.port)
@@ -112,11 +113,13 @@ async def browser_run(browser: Any, url: str, seconds: float) -> dict[str, Any]:
     }
 
 
-async def browser_latency(server: Causerie, runs: int, seconds: float) -> list[dict[str, Any]]:
+async def browser_latency(
+    server: CauserieProcess, runs: int, seconds: float
+) -> list[dict[str, Any]]:
     """`runs` fresh pages, one after the other, in one headless Chromium."""
     from playwright.async_api import async_playwright
 
-    url = f"{server.base_url}/s/{server.space_id}"
+    url = f"{server.url}/s/{server.space_id}"
     results = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

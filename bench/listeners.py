@@ -55,21 +55,21 @@ from typing import Any
 import httpx
 import numpy as np
 import uvloop
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.edges import run_nginx as harness_nginx
+from tests.harness.ports import HOST, free_port
+from tests.harness.processes import children
 
 from bench._common import (
-    HOST,
-    Causerie,
-    children,
+    UVLOOP_LAUNCHER,
     command_line,
     cpu_seconds,
-    free_port,
     median,
     pin,
     print_table,
     raise_fd_limit,
     run_causerie,
     run_queue_seconds,
-    stop_process,
     write_result,
 )
 from bench._hls import PartEvent, directory_of, follow_live, parse_playlist
@@ -123,7 +123,9 @@ async def _feed(port: int, playlist_path: str, www: Path, log_path: Path, until:
     log.close()
 
 
-def feeder_main(origin: Causerie, www: str, log: str, until: float, cpus: set[int] | None) -> None:
+def feeder_main(
+    origin: CauserieProcess, www: str, log: str, until: float, cpus: set[int] | None
+) -> None:
     """Process entry: feed files until `until` (wall time)."""
     if cpus:
         os.sched_setaffinity(0, cpus)
@@ -186,23 +188,9 @@ def run_nginx(
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """nginx with 1 worker serving `www` on a free port, without root paths."""
     port = free_port()
-    conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=folder, www=www, host=HOST, port=port))
-    process = subprocess.Popen(
-        ["nginx", "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=pin(cpus),
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not children(process.pid):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start: {(folder / 'error.log').read_text()}")
-            time.sleep(0.05)
+    text = NGINX_CONF.format(dir=folder, www=www, host=HOST, port=port)
+    with harness_nginx(folder, text, preexec=pin(cpus)) as process:
         yield process, port
-    finally:
-        stop_process(process)
 
 
 # ---- nginx's throughput for the same request mix, with wrk ---------------------------------
@@ -755,7 +743,7 @@ def main() -> None:
     wrk: dict[str, float] | None = None
     with (
         tempfile.TemporaryDirectory(prefix="causerie-listeners-") as tmp,
-        run_causerie(server_cpus, uvloop=args.uvloop) as origin,
+        run_causerie(server_cpus, launcher=UVLOOP_LAUNCHER if args.uvloop else None) as origin,
     ):
         folder = Path(tmp)
         folder.chmod(0o755)  # nginx's worker runs as another user when started as root
@@ -769,7 +757,7 @@ def main() -> None:
         try:
             with run_nginx(folder, www, server_cpus) as (nginx, nginx_port):
                 time.sleep(BASELINE_SECONDS)
-                playlist = httpx.get(origin.base_url + origin.playlist_path).text
+                playlist = httpx.get(origin.url + origin.playlist_path).text
                 base = measure_baseline(feed_log, playlist)
                 poll = args.poll_ms / 1000 or base.part_duration / 2
                 print(

@@ -53,11 +53,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import uvloop
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.ports import HOST
 
 from bench import edges
 from bench._common import (
-    HOST,
-    Causerie,
     command_line,
     cpu_seconds,
     load_average,
@@ -233,15 +233,15 @@ class Level:
     notes: list[str] = field(default_factory=list)
 
 
-def _newest_seq(origin: Causerie, pps: int) -> int:
-    text = httpx.get(origin.base_url + origin.playlist_path, timeout=5).text
+def _newest_seq(origin: CauserieProcess, pps: int) -> int:
+    text = httpx.get(origin.url + origin.playlist_path, timeout=5).text
     newest = parse_playlist(text).parts[-1]
     return newest.msn * pps + newest.index
 
 
 def run_level(
     kind: str,
-    origin: Causerie,
+    origin: CauserieProcess,
     edge_list: list[edges.Edge],
     listeners: int,
     pps: int,
@@ -343,11 +343,11 @@ def parse_cpus(text: str | None) -> set[int] | None:
     return {int(c) for c in text.split(",")} if text else None
 
 
-def parts_per_segment(origin: Causerie) -> int:
+def parts_per_segment(origin: CauserieProcess) -> int:
     """Parts in a complete segment of the live playlist (waits for one, up to 10 s)."""
     deadline = time.monotonic() + 10
     while True:
-        text = httpx.get(origin.base_url + origin.playlist_path, timeout=5).text
+        text = httpx.get(origin.url + origin.playlist_path, timeout=5).text
         playlist = parse_playlist(text)
         counts = [sum(1 for p in playlist.parts if p.msn == msn) for msn in playlist.complete]
         if counts or time.monotonic() > deadline:

@@ -31,28 +31,24 @@ import asyncio
 import contextlib
 import io
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import httpx
 import numpy as np
 from tests.fixtures.rtc import Published, ToneTrack, loopback_only, publish
+from tests.harness.causerie_process import CauserieProcess, causerie_process
+from tests.harness.ports import HOST
 
 from bench._common import (
-    HOST,
     command_line,
     cpu_seconds,
-    free_port,
     percentile,
     print_table,
     run_queue_seconds,
-    stop_process,
 )
 from bench._hls import PartEvent, directory_of, follow_live
 from bench._http import Connection
@@ -63,49 +59,19 @@ LOUD_DBFS = -40.0
 BURST_EVERY = 1.0  # seconds: far more than any delay, so each onset matches its own burst
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    data_dir: Path
-
-
 @contextlib.contextmanager
-def run_server() -> Iterator[Server]:
+def run_server() -> Iterator[CauserieProcess]:
     """`causerie serve` with ICE on 127.0.0.1 only, in a temporary data directory."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="causerie-speakers-") as tmp:
-        data_dir = Path(tmp)
-        log = (data_dir / "server.log").open("wb")
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "causerie", "serve", "--port", str(port)),
-                *("--data-dir", str(data_dir), "--rtc-host", HOST, "--log-level", "warning"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        url = f"http://{HOST}:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"causerie exited with code {process.returncode}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("causerie did not start in 30 s")
-                time.sleep(0.1)
-            yield Server(process, url, data_dir)
-        finally:
-            stop_process(process)
-            log.close()
+    flags = ("--rtc-host", HOST, "--log-level", "warning")
+    with (
+        tempfile.TemporaryDirectory(prefix="causerie-speakers-") as tmp,
+        causerie_process(Path(tmp), "serve", *flags) as server,
+    ):
+        yield server
 
 
 async def live_space(
-    server: Server, http: httpx.AsyncClient, speakers: int
+    server: CauserieProcess, http: httpx.AsyncClient, speakers: int
 ) -> tuple[str, list[str]]:
     """A live space with the host and `speakers - 1` more on stage: (space id, their tokens)."""
     host_token = issue_account_token(server.data_dir, "Host", "u-host", days=1)
@@ -204,7 +170,7 @@ def _part_hold_back(playlist: str) -> float:
 
 
 async def measure_listener_delay(
-    server: Server, http: httpx.AsyncClient, space_id: str, token: str, bursts: int
+    server: CauserieProcess, http: httpx.AsyncClient, space_id: str, token: str, bursts: int
 ) -> tuple[list[float], float, int]:
     """Speaker A's bursts as received by an LL-HLS listener: (delays s, PART-HOLD-BACK, errors).
 
@@ -270,7 +236,7 @@ async def measure_listener_delay(
 
 
 async def measure_cpu(
-    server: Server,
+    server: CauserieProcess,
     http: httpx.AsyncClient,
     space_id: str,
     tokens: list[str],

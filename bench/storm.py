@@ -31,8 +31,9 @@ import asyncio
 import time
 from collections import Counter
 
+from tests.harness.ports import HOST
+
 from bench._common import (
-    HOST,
     command_line,
     load_average,
     percentile,

@@ -1,36 +1,25 @@
-"""Shared fixtures: real causerie nodes on 127.0.0.1, and account tokens for them."""
+"""Shared fixtures: real causerie nodes on 127.0.0.1, a real Redis, and account tokens."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from causerie.cli import issue_account_token
-from tests.nodes import RunningNode, run_node
-from tests.redis_server import flush, redis_server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.harness.causerie_process import causerie_process
+from tests.harness.in_process import RunningNode, run_node
+from tests.harness.redis_server import flush, run_redis
 
 
 @pytest.fixture(scope="session")
 def redis_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real redis-server on 127.0.0.1 for the whole session (started on first use)."""
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
+    with run_redis(tmp_path_factory.mktemp("redis")) as redis:
+        yield redis.url
 
 
 @pytest.fixture
@@ -67,57 +56,15 @@ def ffmpeg() -> str:
     return path
 
 
-@contextmanager
-def causerie_process(
-    folder: Path, *args: str
-) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    """`python -m causerie ARGS…` as a real separate process on a free port, until the block
-    ends; yields (base URL, data dir, process). Its output goes to `folder/server.log`."""
-    port = free_port()
-    data_dir = folder / "data"
-    log_path = folder / "server.log"
-    command = [sys.executable, "-m", "causerie", *args, "--port", str(port)]
-    command += ["--data-dir", str(data_dir)]
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {log_path.read_text()}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not start in 30 s")
-                time.sleep(0.1)
-            yield url, data_dir, proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`causerie demo` as a real separate process; yields (base URL, data dir)."""
-    with causerie_process(tmp_path, "demo") as (url, data_dir, _):
-        yield url, data_dir
+    with causerie_process(tmp_path, "demo") as demo:
+        yield demo.url, demo.data_dir
 
 
 @pytest.fixture
 def rtc_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`causerie serve --rtc-host 127.0.0.1` (WebRTC on loopback only); yields (URL, data dir)."""
-    with causerie_process(tmp_path, "serve", "--rtc-host", "127.0.0.1") as (url, data_dir, _):
-        yield url, data_dir
+    with causerie_process(tmp_path, "serve", "--rtc-host", "127.0.0.1") as node:
+        yield node.url, node.data_dir

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
 import numpy as np
+
+from tests.harness.polling import wait_until
 
 
 def media_playlist(playlist: str) -> str:
@@ -31,10 +32,9 @@ def record_live(ffmpeg: str, playlist: str, seconds: float, folder: Path) -> np.
     then follows its variant, and the wait reads the media playlist it names.
     """
     media = media_playlist(playlist)
-    deadline = time.monotonic() + 15
-    while httpx.get(media, timeout=5).text.count("#EXTINF") < 2:
-        assert time.monotonic() < deadline, "no segments after 15 s"
-        time.sleep(0.2)
+    wait_until(
+        lambda: httpx.get(media, timeout=5).text.count("#EXTINF") >= 2, 15, "two segments", 0.2
+    )
     recording = folder / "recording.m4a"
     subprocess.run(
         [

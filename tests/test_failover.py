@@ -21,9 +21,12 @@ import httpx
 import pytest
 
 from causerie.media.broadcasts import SEGMENT_SECONDS
-from tests.conftest import account, causerie_process
+from tests.conftest import account
 from tests.edge.conftest import require
 from tests.edge.servers import run_edge
+from tests.harness.causerie_process import causerie_process
+from tests.harness.polling import wait_until
+from tests.harness.processes import stop
 
 SAMPLE_RATE = 48000
 
@@ -62,12 +65,7 @@ class PcmListener:
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     def stop(self) -> str:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process, timeout=5)
         self._reader.join(timeout=5)
         assert self.process.stderr is not None
         return self.process.stderr.read().decode(errors="replace")
@@ -77,14 +75,6 @@ def live_here(url: str) -> int:
     with contextlib.suppress(httpx.HTTPError):
         return httpx.get(f"{url}/healthz", timeout=2).json()["live"]
     return -1
-
-
-def wait_for(condition, seconds: float, what: str) -> float:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < seconds, f"{what}: not within {seconds} s"
-        time.sleep(0.05)
-    return time.monotonic() - start
 
 
 def media_sequence(playlist: str) -> int:
@@ -97,36 +87,34 @@ def test_the_owner_dies_another_node_takes_over_and_listeners_keep_hearing(
 ) -> None:
     require("nginx")
     serve = ("serve", "--redis", redis_url, "--log-level", "warning")
-    (tmp_path / "one").mkdir()
-    (tmp_path / "two").mkdir()
     with (
-        causerie_process(tmp_path / "one", *serve) as (one, one_data, one_process),
-        causerie_process(tmp_path / "two", *serve) as (two, _, _),
-        run_edge("nginx", [one, two], tmp_path / "edge") as edge,
+        causerie_process(tmp_path / "one", *serve) as node_one,
+        causerie_process(tmp_path / "two", *serve) as node_two,
+        run_edge("nginx", [node_one.url, node_two.url], tmp_path / "edge") as edge,
     ):
-        host = account(one_data, user="u-host")
+        one, two = node_one.url, node_two.url
+        host = account(node_one.data_dir, user="u-host")
         space = httpx.post(f"{one}/api/spaces", json={"title": "Failover"}, headers=host).json()
         started = httpx.post(f"{one}/api/spaces/{space['id']}/start", headers=host)
         assert started.status_code == 200
         assert (live_here(one), live_here(two)) == (1, 0)  # node one owns it
 
         playlist = space["media_playlist_url"]
-        wait_for(
+        wait_until(
             lambda: httpx.get(edge.url + playlist, timeout=10).text.count("#EXTINF") >= 2,
             15,
             "two segments",
         )
         listener = PcmListener(ffmpeg, edge.url + playlist)
         try:
-            wait_for(lambda: listener.seconds >= 6, 20, "ffmpeg heard the first run")
+            wait_until(lambda: listener.seconds >= 6, 20, "ffmpeg heard the first run")
             time.sleep(1.0)  # past ffmpeg's start-up burst: now it receives at real time
             old_playlist = httpx.get(two + playlist, timeout=10).text
             old_last = media_sequence(old_playlist) + old_playlist.count("#EXTINF") - 1
 
-            one_process.kill()  # kill -9: no lease released, no ENDLIST
+            node_one.kill9()  # no lease released, no ENDLIST
             killed = time.monotonic()
-            one_process.wait()
-            takeover = wait_for(lambda: live_here(two) == 1, 10, "node two took the space over")
+            takeover = wait_until(lambda: live_here(two) == 1, 10, "node two took the space over")
             new_playlist = httpx.get(two + playlist, timeout=10).text
             assert "#EXT-X-ENDLIST" not in new_playlist
             assert re.search(r"#EXT-X-DISCONTINUITY-SEQUENCE:1\b", new_playlist)
@@ -134,7 +122,7 @@ def test_the_owner_dies_another_node_takes_over_and_listeners_keep_hearing(
             assert new_first > old_last  # wall-clock numbering keeps increasing
 
             # The listener goes on: the edge's requests reach node two, which serves the new run.
-            wait_for(lambda: listener.seconds_since(killed) >= 8, 25, "ffmpeg hears the new run")
+            wait_until(lambda: listener.seconds_since(killed) >= 8, 25, "ffmpeg hears the new run")
             received = listener.seconds_since(killed)
             wall = time.monotonic() - killed
             stall = listener.longest_stall_after(killed)

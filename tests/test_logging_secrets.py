@@ -19,8 +19,9 @@ import pytest
 
 from causerie.cli import issue_account_token
 from causerie.security.secret_file import SECRET_FILE
-from tests.conftest import account, causerie_process
+from tests.conftest import account
 from tests.fixtures.rtc import ToneTrack, loopback_only, publish
+from tests.harness.causerie_process import causerie_process
 
 
 def secrets_of(data_dir: Path, tokens: list[str]) -> dict[str, str]:
@@ -47,7 +48,8 @@ async def test_no_secret_in_the_log_or_in_errors(tmp_path: Path) -> None:
     args = ("serve", "--log-level", "debug", "--rtc-host", "127.0.0.1")
     errors: list[httpx.Response] = []
     tokens: list[str] = []
-    with causerie_process(tmp_path, *args) as (url, data_dir, _):
+    with causerie_process(tmp_path, *args) as node:
+        url, data_dir = node.url, node.data_dir
         assert stat.S_IMODE((data_dir / SECRET_FILE).stat().st_mode) == 0o600
         host = account(data_dir, "Hana", user="u-host")
         tokens.append(host["Authorization"].split()[1])

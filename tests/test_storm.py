@@ -22,7 +22,7 @@ import m3u8
 import pytest
 from bench._crowd import crowd_in_processes
 
-from tests.conftest import causerie_process
+from tests.harness.causerie_process import causerie_process
 
 JOINERS = 3000
 FLOOD_SECONDS = 40.0
@@ -32,8 +32,8 @@ PART_SECONDS = 10 * 1024 / 48000
 @pytest.fixture
 def small_node(tmp_path: Path):
     """`causerie demo` shedding load when its loop runs 50 ms late; yields (URL, process)."""
-    with causerie_process(tmp_path, "demo", "--max-lag", "0.05") as (url, _, proc):
-        yield url, proc
+    with causerie_process(tmp_path, "demo", "--max-lag", "0.05") as node:
+        yield node.url, node.process
 
 
 async def follow(url: str, playlist: str, stop) -> list[tuple[int, int, float]]:

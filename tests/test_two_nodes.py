@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import redis.asyncio as aioredis
-import uvicorn
 
-from causerie.api.app import create_app
-from causerie.node.config import Config
 from causerie.security.secret_file import SECRET_FILE
 from tests.api.test_events import read_events
-from tests.conftest import account, free_port
+from tests.conftest import account
 from tests.fixtures.rtc import ToneTrack, loopback_only, publish
-from tests.nodes import RunningNode, run_node
+from tests.harness.in_process import run_node
+from tests.harness.polling import eventually
+from tests.harness.ports import free_port
 
 
 async def events_until_title(response, title: str) -> list[tuple[int, str, dict]]:
@@ -101,58 +97,22 @@ async def test_two_nodes_share_spaces_questions_events_and_secret(tmp_path, redi
 
         # Listening now counts the listeners of both nodes, on both nodes.
         for http in (http1, http2):
-            for _ in range(50):
-                if (await http.get(base)).json()["listeners_now"] == 2:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("listeners of both nodes were not counted")
+
+            async def both_counted(http: httpx.AsyncClient = http) -> bool:
+                return (await http.get(base)).json()["listeners_now"] == 2
+
+            await eventually(both_counted, 5, "the listeners of both nodes counted", every=0.1)
 
 
 # -- one owner per space's media, reached through any node -----------------------------------
 
 
-@asynccontextmanager
-async def shared_node(data_dir: Path, redis_url: str) -> AsyncIterator[RunningNode]:
+def shared_node(data_dir: Path, redis_url: str):
     """A node on one Redis, on a port chosen beforehand: the URL it advertises to the others
     (where they forward requests for the spaces it runs) must be its real one."""
-    port = free_port()
-    config = Config(
-        port=port,
-        data_dir=data_dir,
-        log_level="warning",
-        redis_url=redis_url,
-        rtc_host_addresses=("127.0.0.1",),
+    return run_node(
+        data_dir, port=free_port(), redis_url=redis_url, rtc_host_addresses=("127.0.0.1",)
     )
-    app = create_app(config)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            await task
-            raise RuntimeError("the node did not start")
-        await asyncio.sleep(0.01)
-    try:
-        yield RunningNode(config.node_url, data_dir, app)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
-
-
-async def wait_until(condition, seconds: float, what: str) -> float:
-    """Poll `condition()` (sync or async) until true; returns the seconds it took."""
-    start = time.monotonic()
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return time.monotonic() - start
-        if time.monotonic() - start > seconds:
-            raise AssertionError(f"{what}: not within {seconds} s")
-        await asyncio.sleep(0.05)
 
 
 async def test_media_runs_on_its_owner_and_is_forwarded_from_the_other_node(
@@ -224,7 +184,7 @@ async def test_media_runs_on_its_owner_and_is_forwarded_from_the_other_node(
             assert two.app.services.speakers.sessions(space["id"]) == []
             await speaker.wait_connected()
             speakers = one.app.services.speakers
-            await wait_until(
+            await eventually(
                 lambda: speakers.sessions(space["id"])[0].frames_received > 25,
                 10,
                 "the tone reached node one",
@@ -235,7 +195,7 @@ async def test_media_runs_on_its_owner_and_is_forwarded_from_the_other_node(
             )
             assert muted.status_code == 200
             mixer = one.app.services.broadcasts.get(space["id"]).mixer
-            took = await wait_until(lambda: mixer.inputs["u-host"].muted, 3, "muted on node one")
+            took = await eventually(lambda: mixer.inputs["u-host"].muted, 3, "muted on node one")
             assert took < 2.0
             stopped = await http2.delete(speaker.location, headers=host)
             assert stopped.status_code == 200
@@ -248,7 +208,7 @@ async def test_media_runs_on_its_owner_and_is_forwarded_from_the_other_node(
         # Ended through node two: the owner stops within about a tick, and node two forwards
         # listeners to its ended playlist.
         assert (await http2.post(f"{base}/end", headers=host)).status_code == 200
-        took = await wait_until(
+        took = await eventually(
             lambda: one.app.services.broadcasts.live_ids() == [], 2.0, "node one stopped"
         )
         assert took < 1.5
@@ -281,7 +241,7 @@ async def test_an_unreachable_owner_means_503_and_the_space_comes_back(tmp_path,
         try:
             await redis.set(lease, f"gone http://127.0.0.1:{free_port()}", px=20_000)
             # Node one learns at its next tick that it lost the space, and stops at once.
-            await wait_until(
+            await eventually(
                 lambda: one.app.services.broadcasts.get(space["id"]) is None, 3, "node one stops"
             )
             for node in (one, two):
@@ -301,7 +261,7 @@ async def test_an_unreachable_owner_means_503_and_the_space_comes_back(tmp_path,
             await redis.delete(lease)
         finally:
             await redis.aclose()
-        await wait_until(
+        await eventually(
             lambda: (
                 one.app.services.broadcasts.live_ids() + two.app.services.broadcasts.live_ids()
                 == [space["id"]]

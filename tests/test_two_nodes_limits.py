@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import account
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
 
 
 async def test_a_listener_cannot_double_the_limit_by_using_two_nodes(tmp_path, redis_url) -> None:

@@ -6,24 +6,13 @@ land on the other node must still be able to mute and remove a rogue speaker (SE
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import httpx
 
 from causerie.api.whip import STAGE_SYNC_INTERVAL
 from tests.conftest import account
 from tests.fixtures.rtc import ToneTrack, loopback_only, publish
-from tests.nodes import RunningNode, run_node
-
-
-async def eventually(condition, timeout: float) -> float:
-    """Seconds until `condition()` held; fails after `timeout`."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, "not within the time allowed"
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
+from tests.harness.in_process import RunningNode, run_node
+from tests.harness.polling import eventually
 
 
 async def test_a_removal_through_another_node_ends_the_session(tmp_path, redis_url) -> None:

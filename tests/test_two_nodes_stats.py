@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from tests.conftest import account
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
 
 INTERVAL = 2.0  # heartbeat buckets of 2 s, so a sample is taken within the test
 

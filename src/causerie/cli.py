@@ -342,7 +342,9 @@ def issue_account_token(
     return signer.issue(claims)
 
 
-def _uvicorn(node: Node, config: Config) -> uvicorn.Server:
+def build_server(node: Node, config: Config) -> uvicorn.Server:
+    """The uvicorn server that serves `node` for `causerie serve` and `demo` (and for the tests'
+    in-process nodes, so that they test this server): its HTTP protocol, timeouts and proxies."""
     return uvicorn.Server(
         uvicorn.Config(
             node,
@@ -362,14 +364,14 @@ def _uvicorn(node: Node, config: Config) -> uvicorn.Server:
 
 async def _serve(config: Config) -> None:
     node = create_app(config)
-    await _uvicorn(node, config).serve()
+    await build_server(node, config).serve()
 
 
 async def _demo(config: Config) -> None:
     from .node.demo import open_demo_space
 
     node = create_app(config)
-    server = _uvicorn(node, config)
+    server = build_server(node, config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

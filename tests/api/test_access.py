@@ -31,7 +31,7 @@ from starlette.routing import Mount
 from causerie.cli import issue_account_token
 from tests.conftest import account
 from tests.fixtures.rtc import Published, ToneTrack, loopback_only, publish
-from tests.nodes import RunningNode, run_node
+from tests.harness.in_process import RunningNode, run_node
 
 ROLES = (
     "none",

@@ -13,8 +13,8 @@ from causerie.media.encoder import AacEncoder
 from causerie.media.packager import Packager
 from causerie.media.recorder import Recorder
 from tests.conftest import account
+from tests.harness.in_process import run_node
 from tests.media.test_recorder import tone
-from tests.nodes import run_node
 
 
 def record(root: Path, space_id: str, seconds: float) -> None:

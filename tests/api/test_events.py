@@ -8,7 +8,7 @@ import json
 import httpx
 
 from tests.conftest import account
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
 
 
 async def read_events(response, count: int) -> list[dict]:

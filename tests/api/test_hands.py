@@ -8,7 +8,7 @@ import time
 import httpx
 
 from tests.conftest import account
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
 
 BOT = {"X-Forwarded-For": "198.51.100.7"}
 HONEST = {"X-Forwarded-For": "203.0.113.20"}

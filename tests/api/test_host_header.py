@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import account
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
 
 EVIL = "evil.example"
 

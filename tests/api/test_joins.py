@@ -15,7 +15,7 @@ from causerie.api.admission import BodyLimit
 from causerie.api.joins import FastJoins
 from causerie.domain.waiting_room import Ticket
 from tests.conftest import account
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
 
 JSON = {"content-type": "application/json"}
 

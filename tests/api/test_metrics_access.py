@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from causerie.cli import build_parser
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
 
 TOKEN = "m3trics-t0ken-for-tests"
 RELAYED = [

@@ -37,7 +37,8 @@ from schemathesis.specs.openapi.checks import (
 
 from causerie.api.app import create_app
 from causerie.node.config import Config
-from tests.conftest import account, causerie_process
+from tests.conftest import account
+from tests.harness.causerie_process import causerie_process
 
 pytestmark = pytest.mark.slow
 
@@ -72,8 +73,8 @@ JOURNEYS = settings(EXAMPLES, max_examples=30, stateful_step_count=8, phases=[Ph
 def fuzzed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`causerie serve` in its own process, for this module's tests."""
     folder = tmp_path_factory.mktemp("fuzz")
-    with causerie_process(folder, "serve", "--max-lag", "10") as (url, data_dir, _):
-        yield url, data_dir
+    with causerie_process(folder, "serve", "--max-lag", "10") as node:
+        yield node.url, node.data_dir
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from causerie.cli import _config, build_parser
 from causerie.node.config import Config
 from tests.conftest import account
-from tests.nodes import RunningNode, run_node
+from tests.harness.in_process import RunningNode, run_node
 
 ASKS = 100
 

@@ -27,7 +27,7 @@ from causerie.domain import Invalid
 from causerie.media.clips import Cut
 from causerie.media.demo import DemoSpeaker, demo_voices, load_voice
 from tests.conftest import account
-from tests.nodes import RunningNode, run_node
+from tests.harness.in_process import RunningNode, run_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import account
-from tests.nodes import RunningNode
+from tests.harness.in_process import RunningNode
 
 CHROMIUM = "/usr/bin/chromium"
 

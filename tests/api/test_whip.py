@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -20,8 +19,9 @@ from causerie.domain import SpaceState
 from causerie.store import update_space
 from tests.conftest import account
 from tests.fixtures.rtc import ToneTrack, loopback_only, offer, publish
+from tests.harness.in_process import RunningNode, run_node
+from tests.harness.polling import eventually
 from tests.media.conftest import decode, spectrum_at
-from tests.nodes import RunningNode, run_node
 
 HEARD = 0.1  # spectrum magnitude (full scale 1) above which a -12 dBFS (0.25) tone is there
 ABSENT = 0.005  # below which it is not
@@ -88,14 +88,6 @@ async def parts_advance(node: RunningNode, space_id: str, seconds: float = 1.0) 
     return (pipeline.packager.last_part() or (-1, -1)) > before
 
 
-async def wait_until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
-
-
 # -- publishing ----------------------------------------------------------------------------
 
 
@@ -138,7 +130,7 @@ async def test_each_speaker_hears_the_others_but_not_themselves(client, node, li
         await a.wait_connected()
         await b.wait_connected()
         # 2.5 s of audio back each (more wall time on a busy machine), the last second analysed.
-        await wait_until(lambda: min(len(a.received), len(b.received)) >= 125, timeout=15)
+        await eventually(lambda: min(len(a.received), len(b.received)) >= 125, 15)
         heard_a, heard_b = a.audio(1.0), b.audio(1.0)
         assert heard_a.size == heard_b.size == 48000
         assert spectrum_at(heard_a, 1000) > HEARD and spectrum_at(heard_a, 440) < ABSENT
@@ -156,7 +148,7 @@ async def test_a_speaker_who_vanishes_is_removed_and_the_mix_goes_on(client, nod
     await asyncio.sleep(0.5)
     await speaker.close()  # no DELETE: the peer connection just goes away
     speakers = node.app.services.speakers
-    await wait_until(lambda: speakers.sessions(live["id"]) == [], timeout=10)
+    await eventually(lambda: speakers.sessions(live["id"]) == [], 10)
     pipeline = node.app.services.broadcasts.get(live["id"])
     assert "u-host" not in pipeline.mixer.inputs
     assert await parts_advance(node, live["id"])
@@ -206,7 +198,7 @@ async def test_moderation_mutes_and_ends_sessions(client, node, live) -> None:
         svc.speakers.sync(space)
         assert svc.speakers.sessions(live["id"]) == []
         assert user not in mixer.inputs
-        await wait_until(lambda: speaker.pc.connectionState == "closed", timeout=10)
+        await eventually(lambda: speaker.pc.connectionState == "closed", 10)
         # And they may not publish again.
         response = await client.post(
             f"/whip/{live['id']}", content=speaker.answer, headers=sdp_headers(token)
@@ -239,7 +231,7 @@ async def test_ending_the_space_ends_its_sessions(client, node, live) -> None:
         response = await client.post(f"/api/spaces/{live['id']}/end", headers=live["host"])
         assert response.status_code == 200
         assert node.app.services.speakers.sessions(live["id"]) == []
-        await wait_until(lambda: speaker.pc.connectionState == "closed", timeout=10)
+        await eventually(lambda: speaker.pc.connectionState == "closed", 10)
     finally:
         await speaker.close()
 

@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from causerie.bus import LocalBus
 from causerie.bus.redis import RedisBus
-from tests.redis_server import redis_server
+from tests.harness.redis_server import run_redis
 
 
 async def take(iterator, n: int) -> list:
@@ -164,9 +164,9 @@ async def test_a_node_stops_following_a_space_nobody_follows(redis_url) -> None:
 
 async def test_subscribers_survive_redis_restarting_empty(tmp_path) -> None:
     """Redis restarts without its data: subscribers reconnect, get a reset, then follow."""
-    with redis_server(tmp_path / "before") as url:
-        port = int(url.rsplit(":", 1)[1].split("/")[0])
-        bus, publisher = RedisBus(url), RedisBus(url)
+    with run_redis(tmp_path / "before") as before:
+        port = before.port
+        bus, publisher = RedisBus(before.url), RedisBus(before.url)
         following = bus.subscribe("sp")
         pending = asyncio.ensure_future(take(following, 3))
         await asyncio.sleep(0.1)
@@ -174,7 +174,7 @@ async def test_subscribers_survive_redis_restarting_empty(tmp_path) -> None:
             await publisher.publish("sp", "n", {"i": i})
         assert [e.id for e in await pending] == [1, 2, 3]
     try:
-        with redis_server(tmp_path / "after", port=port):
+        with run_redis(tmp_path / "after", port=port):
             reset = await asyncio.wait_for(anext(following), 10)
             assert reset.type == "reset" and reset.id == 0
             for _ in range(20):  # the publisher's pooled connection is stale: one error

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.edge.servers import RunningEdge, RunningOrigin, run_edge, run_origin
+from tests.edge.servers import run_edge, run_origin
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.edges import RunningEdge
 
 PROGRAMS = {"nginx": "nginx", "varnish": "varnishd"}
 
@@ -20,7 +22,7 @@ def require(kind: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOrigin]:
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CauserieProcess]:
     """`causerie demo` as a separate process, its demo space live, shared by a module's tests."""
     with run_origin(tmp_path_factory.mktemp("origin")) as running:
         yield running
@@ -29,7 +31,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOrigin]:
 @pytest.fixture(scope="module", params=["nginx", "varnish"])
 def edge(
     request: pytest.FixtureRequest,
-    origin: RunningOrigin,
+    origin: CauserieProcess,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningEdge]:
     """A real edge of each kind in front of the module's origin."""

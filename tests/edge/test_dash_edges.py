@@ -17,7 +17,9 @@ import pytest
 
 from tests.api.test_dash import Received, fetch
 from tests.edge.conftest import require
-from tests.edge.servers import RunningEdge, RunningOrigin, run_edge
+from tests.edge.servers import counter, run_edge
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.edges import RunningEdge
 
 SEGMENTS = {"kind": "segment", "status": "200"}
 
@@ -55,7 +57,7 @@ def template_of(mpd: str) -> Template:
 
 
 async def crowd(
-    edge: RunningEdge, origin: RunningOrigin, listeners: int, segments: int
+    edge: RunningEdge, origin: CauserieProcess, listeners: int, segments: int
 ) -> list[tuple[int, list[Received], bytes]]:
     """`listeners` ask for each of the next `segments` segments through the edge, all at the
     moment it becomes available: each segment's answers, and its complete bytes (from the
@@ -78,14 +80,14 @@ async def crowd(
 
 
 async def test_varnish_streams_a_segment_in_progress_to_all_with_one_origin_request(
-    origin: RunningOrigin, tmp_path
+    origin: CauserieProcess, tmp_path
 ) -> None:
     require("varnish")
     listeners, segments = 200, 2
     with run_edge("varnish", [origin.url], tmp_path / "varnish", listeners=listeners) as edge:
-        before = origin.counter("causerie_dash_requests_total", **SEGMENTS)
+        before = counter(origin, "causerie_dash_requests_total", **SEGMENTS)
         results = await crowd(edge, origin, listeners, segments)
-        requests = origin.counter("causerie_dash_requests_total", **SEGMENTS) - before
+        requests = counter(origin, "causerie_dash_requests_total", **SEGMENTS) - before
     requests -= segments  # the test's own, for the complete bytes
     assert requests == segments  # exactly one per segment, whatever the audience
     for number, answers, complete in results:
@@ -101,14 +103,14 @@ async def test_varnish_streams_a_segment_in_progress_to_all_with_one_origin_requ
 
 
 async def test_nginx_passes_dash_segments_through_as_they_are_made(
-    origin: RunningOrigin, tmp_path
+    origin: CauserieProcess, tmp_path
 ) -> None:
     require("nginx")
     listeners = 10
     with run_edge("nginx", [origin.url], tmp_path / "nginx") as edge:
-        before = origin.counter("causerie_dash_requests_total", **SEGMENTS)
+        before = counter(origin, "causerie_dash_requests_total", **SEGMENTS)
         results = await crowd(edge, origin, listeners, 1)
-        requests = origin.counter("causerie_dash_requests_total", **SEGMENTS) - before - 1
+        requests = counter(origin, "causerie_dash_requests_total", **SEGMENTS) - before - 1
     # Not cached: one origin request per listener (Varnish is the edge for LL-DASH) ...
     assert requests == listeners
     ((_, answers, complete),) = results
@@ -121,7 +123,7 @@ async def test_nginx_passes_dash_segments_through_as_they_are_made(
 
 @pytest.mark.parametrize("kind", ["nginx", "varnish"])
 def test_manifest_and_init_are_cached_the_clock_never(
-    kind: str, origin: RunningOrigin, tmp_path
+    kind: str, origin: CauserieProcess, tmp_path
 ) -> None:
     require(kind)
     with (

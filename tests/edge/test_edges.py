@@ -23,10 +23,12 @@ import numpy as np
 import pytest
 
 from causerie.cli import issue_account_token
-from tests.conftest import free_port
 from tests.edge.conftest import require
 from tests.edge.listeners import listen
-from tests.edge.servers import RunningEdge, RunningOrigin, run_edge, run_origin
+from tests.edge.servers import counter, run_edge, run_origin
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.edges import RunningEdge
+from tests.harness.ports import free_port
 from tests.hls_recording import record_live
 
 PART_SECONDS = 0.21333
@@ -34,7 +36,7 @@ FOLLOW_SECONDS = 8.0
 
 
 def test_ffmpeg_records_the_live_space_through_the_edge(
-    edge: RunningEdge, origin: RunningOrigin, ffmpeg: str, tmp_path: Path
+    edge: RunningEdge, origin: CauserieProcess, ffmpeg: str, tmp_path: Path
 ) -> None:
     samples = record_live(ffmpeg, edge.url + origin.playlist_path, 6, tmp_path)
     samples = samples.astype(np.float64) / 32768
@@ -47,17 +49,19 @@ def test_ffmpeg_records_the_live_space_through_the_edge(
     "listeners", [100, pytest.param(1000, marks=pytest.mark.slow)], ids=lambda n: f"{n}-listeners"
 )
 async def test_listeners_cost_the_origin_one_request_per_part(
-    edge: RunningEdge, origin: RunningOrigin, listeners: int
+    edge: RunningEdge, origin: CauserieProcess, listeners: int
 ) -> None:
     parts = {"kind": "part", "status": "200"}
     playlists = {"kind": "playlist", "status": "200"}
-    before = origin.counter("causerie_hls_requests_total", **parts)
-    playlists_before = origin.counter("causerie_hls_requests_total", **playlists)
+    before = counter(origin, "causerie_hls_requests_total", **parts)
+    playlists_before = counter(origin, "causerie_hls_requests_total", **playlists)
     started = time.monotonic()
     audience = await listen(edge.port, origin.playlist_path, listeners, FOLLOW_SECONDS)
     elapsed = time.monotonic() - started
-    origin_parts = origin.counter("causerie_hls_requests_total", **parts) - before
-    origin_playlists = origin.counter("causerie_hls_requests_total", **playlists) - playlists_before
+    origin_parts = counter(origin, "causerie_hls_requests_total", **parts) - before
+    origin_playlists = (
+        counter(origin, "causerie_hls_requests_total", **playlists) - playlists_before
+    )
 
     fetched = audience.parts_fetched  # every part some listener got
     produced = elapsed / PART_SECONDS
@@ -148,7 +152,7 @@ def failing_origin() -> Iterator[str]:
 
 @pytest.mark.parametrize("kind", ["nginx", "varnish"])
 def test_a_failing_origin_is_skipped_for_media(
-    kind: str, origin: RunningOrigin, tmp_path: Path
+    kind: str, origin: CauserieProcess, tmp_path: Path
 ) -> None:
     """Media requests for a space go to the origin its id hashes to; when that one fails (a
     killed owner, not yet marked sick), the edge asks the next (which forwards to the space's
@@ -167,8 +171,8 @@ def test_a_failing_origin_is_skipped_for_media(
         assert statuses == [404] * 8
 
 
-def test_joins_go_to_the_origin_every_time(edge: RunningEdge, origin: RunningOrigin) -> None:
-    before = origin.counter("causerie_joins_total")
+def test_joins_go_to_the_origin_every_time(edge: RunningEdge, origin: CauserieProcess) -> None:
+    before = counter(origin, "causerie_joins_total")
     path = f"/api/spaces/{origin.space_id}/join"
     with httpx.Client(base_url=edge.url, timeout=10) as client:
         first = client.post(path, json={"name": "Ana"})
@@ -176,10 +180,10 @@ def test_joins_go_to_the_origin_every_time(edge: RunningEdge, origin: RunningOri
     assert first.status_code == second.status_code == 200, first.text
     assert first.json()["token"] != second.json()["token"]
     assert first.json()["listener_id"] != second.json()["listener_id"]
-    assert origin.counter("causerie_joins_total") - before == 2
+    assert counter(origin, "causerie_joins_total") - before == 2
 
 
-def test_authorized_requests_are_not_cached(edge: RunningEdge, origin: RunningOrigin) -> None:
+def test_authorized_requests_are_not_cached(edge: RunningEdge, origin: CauserieProcess) -> None:
     """Except the public details and media: an API read with credentials is never a hit."""
     path = f"/api/spaces/{origin.space_id}/questions"
     with httpx.Client(base_url=edge.url, timeout=10) as client:
@@ -190,7 +194,7 @@ def test_authorized_requests_are_not_cached(edge: RunningEdge, origin: RunningOr
 
 
 async def test_live_events_stream_through_the_edge(
-    edge: RunningEdge, origin: RunningOrigin
+    edge: RunningEdge, origin: CauserieProcess
 ) -> None:
     token = issue_account_token(origin.data_dir, "Host", None, days=1)
     auth = {"Authorization": f"Bearer {token}"}

@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from tests.edge.conftest import require
-from tests.edge.servers import RunningEdge, RunningOrigin, run_edge
+from tests.edge.servers import counter, run_edge
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.edges import RunningEdge
 
 LISTENERS = 200
 FOLLOW_SECONDS = 20.0  # crosses at least one window boundary (15 s windows)
@@ -22,7 +24,7 @@ FOLLOW_SECONDS = 20.0  # crosses at least one window boundary (15 s windows)
 
 @pytest.fixture(scope="module")
 def varnish(
-    origin: RunningOrigin, tmp_path_factory: pytest.TempPathFactory
+    origin: CauserieProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningEdge]:
     require("varnish")
     with run_edge("varnish", [origin.url], tmp_path_factory.mktemp("varnish-feed")) as running:
@@ -52,17 +54,17 @@ async def follow(http: httpx.AsyncClient, space_id: str, until: float) -> list[i
 
 @pytest.mark.slow
 async def test_event_windows_cost_the_origin_one_request_per_window(
-    varnish: RunningEdge, origin: RunningOrigin
+    varnish: RunningEdge, origin: CauserieProcess
 ) -> None:
     labels = {"kind": "window", "status": "200"}
-    before = origin.counter("causerie_feed_requests_total", **labels)
+    before = counter(origin, "causerie_feed_requests_total", **labels)
     limits = httpx.Limits(max_connections=LISTENERS + 10, max_keepalive_connections=LISTENERS)
     until = time.monotonic() + FOLLOW_SECONDS
     async with httpx.AsyncClient(base_url=varnish.url, timeout=30, limits=limits) as http:
         heard = await asyncio.gather(
             *(follow(http, origin.space_id, until) for _ in range(LISTENERS))
         )
-    origin_requests = origin.counter("causerie_feed_requests_total", **labels) - before
+    origin_requests = counter(origin, "causerie_feed_requests_total", **labels) - before
     windows = FOLLOW_SECONDS / 15 + 2
     report = f"{LISTENERS} listeners, origin window requests {origin_requests:.0f}"
     print(report)
@@ -72,7 +74,7 @@ async def test_event_windows_cost_the_origin_one_request_per_window(
     assert origin_requests <= windows, report
 
 
-def test_a_complete_window_is_a_cache_hit(varnish: RunningEdge, origin: RunningOrigin) -> None:
+def test_a_complete_window_is_a_cache_hit(varnish: RunningEdge, origin: CauserieProcess) -> None:
     now = httpx.get(f"{varnish.url}/feed/{origin.space_id}/now", timeout=10).json()["window"]
     url = f"{varnish.url}/feed/{origin.space_id}/{now - 1}.ndjson"
     first = httpx.get(url, timeout=10)

@@ -16,9 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.edge.conftest import require
-from tests.edge.servers import RunningEdge, RunningOrigin, run_edge
+from tests.edge.servers import run_edge
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.edges import RunningEdge
+from tests.harness.ports import free_port
 
 EVIL = "evil.example"
 
@@ -76,7 +78,7 @@ def test_the_edge_sends_the_origin_one_host(kind: str, tmp_path: Path) -> None:
 
 
 def test_a_poisoned_calendar_is_not_served_to_the_next_reader(
-    edge: RunningEdge, origin: RunningOrigin
+    edge: RunningEdge, origin: CauserieProcess
 ) -> None:
     """The finding as reported: the `.ics` through a real edge, a real node behind it."""
     path = f"/api/spaces/{origin.space_id}.ics"

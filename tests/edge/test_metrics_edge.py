@@ -10,7 +10,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.edge.servers import RunningEdge, RunningOrigin
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.edges import RunningEdge
 
 SPELLINGS = [
     "/metrics",
@@ -25,7 +26,9 @@ SPELLINGS = [
 
 
 @pytest.mark.parametrize("path", SPELLINGS)
-def test_no_spelling_of_metrics_passes(edge: RunningEdge, origin: RunningOrigin, path: str) -> None:
+def test_no_spelling_of_metrics_passes(
+    edge: RunningEdge, origin: CauserieProcess, path: str
+) -> None:
     with httpx.Client(base_url=edge.url, timeout=10) as client:
         for _ in range(2):  # and nothing was cached for the next one either
             response = client.get(httpx.URL(edge.url + path))
@@ -33,7 +36,7 @@ def test_no_spelling_of_metrics_passes(edge: RunningEdge, origin: RunningOrigin,
             assert "causerie_" not in response.text, (edge.kind, path)
 
 
-def test_encoded_unreserved_characters_in_paths(edge: RunningEdge, origin: RunningOrigin) -> None:
+def test_encoded_unreserved_characters_in_paths(edge: RunningEdge, origin: CauserieProcess) -> None:
     """The edge rule alone (the node would refuse /metrics anyway): Varnish answers 400
     before any rule sees the path; nginx decodes the path before matching its locations, so
     it reads /%68ealthz as /healthz, as the origin does. Reserved characters (%2F, %20) and

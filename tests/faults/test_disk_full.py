@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import account, free_port
-from tests.faults.processes import last_complete_msn, node_process
+from tests.conftest import account
+from tests.faults.playlists import last_complete_msn
+from tests.harness.causerie_process import causerie_process
+from tests.harness.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -69,30 +70,21 @@ def _pushed_recording_error(http: httpx.Client, path: str) -> str:
     raise AssertionError("no space event carried the recording error")
 
 
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout} s")
-        time.sleep(0.2)
-
-
 def test_a_full_recording_disk_is_reported_and_the_stream_goes_on(
     tmp_path: Path, small_disk: Path
 ) -> None:
-    data_dir, log = tmp_path / "data", tmp_path / "server.log"
-    port = free_port()
-    host = account(data_dir, "Hana")
+    host = account(tmp_path / "data", "Hana")
     with (
-        node_process(data_dir, port, log),
-        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
+        causerie_process(tmp_path, "serve", "--rtc-host", "127.0.0.1") as node,
+        httpx.Client(base_url=node.url, timeout=10) as http,
     ):
+        log = node.log
         space = http.post("/api/spaces", json={"title": "Full disk"}, headers=host).json()
         base = f"/api/spaces/{space['id']}"
         assert http.post(f"{base}/start", headers=host).status_code == 200
 
         # The disk fills within a few segments; the host sees why in the space's details.
-        _wait(lambda: _details(http, base)["recording_error"], 30, "a recording error")
+        wait_until(lambda: _details(http, base)["recording_error"], 30, "a recording error")
         error = _details(http, base)["recording_error"]
         assert "No space left on device" in error, error
         # ... and it was pushed to the pages (the studio shows it): a `space` event carrying it.
@@ -101,13 +93,13 @@ def test_a_full_recording_disk_is_reported_and_the_stream_goes_on(
 
         # The live stream goes on: new segments keep coming after the failure.
         first = _media_sequence(http, space["id"])
-        _wait(lambda: _media_sequence(http, space["id"]) >= first + 2, 10, "new segments")
+        wait_until(lambda: _media_sequence(http, space["id"]) >= first + 2, 10, "new segments")
         assert http.get("/healthz").status_code == 200
 
         # Room again (an operator cleans up): the recorder resumes by itself.
         assert list((small_disk / space["id"]).glob("*/*.m4s")), "nothing recorded at all"
         (small_disk / "filler").unlink()
-        _wait(lambda: "recording resumed" in log.read_text(), 10, "the recording resuming")
+        wait_until(lambda: "recording resumed" in log.read_text(), 10, "the recording resuming")
         details = _details(http, base)
         assert details["state"] == "live" and details["recording_error"], details
         assert http.post(f"{base}/end", headers=host).status_code == 200

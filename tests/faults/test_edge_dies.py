@@ -14,7 +14,10 @@ import pytest
 
 from tests.edge.conftest import require
 from tests.edge.listeners import Follower
-from tests.edge.servers import RunningEdge, run_edge, run_origin
+from tests.edge.servers import run_edge, run_origin
+from tests.harness.edges import RunningEdge
+from tests.harness.polling import wait_until
+from tests.harness.processes import children
 
 pytestmark = pytest.mark.slow
 
@@ -22,23 +25,14 @@ SECONDS = 8.0
 KILL_AFTER = 3.0
 
 
-def _children(pid: int) -> list[int]:
-    """The processes `pid` started (Linux /proc), e.g. nginx's workers."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
 def kill_edge(edge: RunningEdge) -> None:
     """SIGKILL the edge's processes (nginx's master and its workers), as a crash would."""
-    workers = _children(edge.process.pid)
+    workers = children(edge.process.pid)
     assert workers, "nginx has no worker process?"
     for pid in [edge.process.pid, *workers]:
         os.kill(pid, signal.SIGKILL)
     edge.process.wait(timeout=5)
-    deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in workers):
-        assert time.monotonic() < deadline, "an nginx worker survived SIGKILL"
-        time.sleep(0.05)
+    wait_until(lambda: not any(_alive(pid) for pid in workers), 5, "the nginx workers gone")
 
 
 def _alive(pid: int) -> bool:

@@ -15,14 +15,9 @@ import pytest
 
 from causerie.media.recorder import Recording
 from tests.conftest import account
-from tests.faults.processes import (
-    kill9,
-    last_complete_msn,
-    stable_port,
-    start_node,
-    stop,
-    wait_healthy,
-)
+from tests.faults.playlists import last_complete_msn
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.ports import stable_port
 from tests.web.live import CHROMIUM, Watched, chromium, phone_page, start_listening
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -34,12 +29,13 @@ async def test_kill_9_mid_space_then_restart(tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium not installed")
     pytest.importorskip("playwright.async_api")
-    data_dir, port, log = tmp_path / "data", stable_port(), tmp_path / "server.log"
-    url = f"http://127.0.0.1:{port}"
+    # On a port it can bind again after the kill, with the same data directory.
+    node = CauserieProcess(tmp_path, "serve", ("--rtc-host", "127.0.0.1"), port=stable_port())
+    url, data_dir = node.url, node.data_dir
     host = account(data_dir, "Hana")
-    proc = start_node(data_dir, port, log)
+    node.start()
     try:
-        wait_healthy(url, proc, log)
+        node.wait_healthy()
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             space = (await http.post("/api/spaces", json={"title": "Crash"}, headers=host)).json()
             base = f"/api/spaces/{space['id']}"
@@ -68,9 +64,9 @@ async def test_kill_9_mid_space_then_restart(tmp_path: Path) -> None:
                 playlist = (await http.get(f"/hls/{space['id']}/index.m3u8")).text
                 last_before = last_complete_msn(playlist)
 
-                kill9(proc)
-                proc = start_node(data_dir, port, log)
-                healthy_at = await asyncio.to_thread(wait_healthy, url, proc, log)
+                node.kill9()
+                node.start()
+                healthy_at = await asyncio.to_thread(node.wait_healthy)
                 played_at_restart = await page.evaluate("window.causerie.audio.currentTime")
 
                 # The space is back on the air by itself, on a new run.
@@ -108,7 +104,7 @@ async def test_kill_9_mid_space_then_restart(tmp_path: Path) -> None:
             await asyncio.sleep(2.5)  # a segment of the new run
             assert (await http.post(f"{base}/end", headers=host)).status_code == 200
     finally:
-        stop(proc)
+        node.stop()
 
     # The recording: every segment of the first run up to the last one listed before the kill,
     # but at most one (the one in progress), then the new run after a discontinuity.

@@ -16,8 +16,10 @@ import pytest
 
 from causerie.cli import issue_account_token
 from causerie.node.services import SPACE_CACHE_SECONDS
-from tests.faults.redis_aof import DurableRedis
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
+from tests.harness.polling import eventually
+from tests.harness.ports import stable_port
+from tests.harness.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -65,22 +67,24 @@ class EventFollower:
 
 async def _until_ok(call, timeout: float, what: str) -> tuple[httpx.Response, float]:
     """Retry `call` (a request) until 2xx; (response, seconds it took)."""
-    started = time.monotonic()
-    while True:
+    replies: list[httpx.Response] = []
+
+    async def succeeded() -> bool:
         try:
             reply = await call()
-            if reply.is_success:
-                return reply, time.monotonic() - started
-            assert reply.status_code >= 500, (reply.status_code, reply.text)
         except httpx.HTTPError:
-            pass
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: no success in {timeout} s")
-        await asyncio.sleep(0.1)
+            return False
+        assert reply.is_success or reply.status_code >= 500, (reply.status_code, reply.text)
+        replies.append(reply)
+        return reply.is_success
+
+    took = await eventually(succeeded, timeout, what, every=0.1)
+    return replies[-1], took
 
 
 async def test_redis_restart_under_two_nodes(tmp_path: Path) -> None:
-    redis = DurableRedis(tmp_path / "redis")
+    # Durable (append-only file, fsync always), on a port it can bind again after the kill.
+    redis = RedisServer(tmp_path / "redis", stable_port(), durable=True)
     redis.start()
     try:
         async with (
@@ -150,17 +154,19 @@ async def test_redis_restart_under_two_nodes(tmp_path: Path) -> None:
                 # A role change after the restart, made on A, must reach the stream on B.
                 cohost = await on_a.put(f"{base}/cohosts/{speaker_id}", headers=host)
                 assert cohost.status_code == 200, cohost.text
-                deadline = time.monotonic() + RECOVER_WITHIN
-                while not any(
-                    e[2].get("stage")
-                    and any(
-                        p.get("id") == speaker_id and p.get("role") == "cohost"
-                        for p in e[2]["stage"]
-                    )
-                    for e in follower.of_type("space")
-                ):
-                    assert time.monotonic() < deadline, follower.events[seen_before:]
-                    await asyncio.sleep(0.1)
+                await eventually(
+                    lambda: any(
+                        e[2].get("stage")
+                        and any(
+                            p.get("id") == speaker_id and p.get("role") == "cohost"
+                            for p in e[2]["stage"]
+                        )
+                        for e in follower.of_type("space")
+                    ),
+                    RECOVER_WITHIN,
+                    lambda: f"the cohost on node b's stream: {follower.events[seen_before:]}",
+                    every=0.1,
+                )
                 print(f"live events back on node b {time.monotonic() - restarted:.1f} s after")
                 down = await during
                 print(f"the question asked during the outage: {down.status_code}")

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from causerie.api.http_timeouts import BODY_TIMEOUT, HEADER_TIMEOUT
-from tests.conftest import account, free_port
-from tests.faults.processes import node_process
+from tests.conftest import account
+from tests.harness.causerie_process import causerie_process
 
 pytestmark = pytest.mark.slow
 
@@ -68,10 +68,9 @@ async def _idle_stream(port: int, path: str, alive: list[int], stop: asyncio.Eve
 
 
 async def test_slow_clients_are_cut_off_and_the_node_stays_responsive(tmp_path: Path) -> None:
-    data_dir, log, port = tmp_path / "data", tmp_path / "server.log", free_port()
-    host = account(data_dir, "Hana")
-    with node_process(data_dir, port, log):
-        url = f"http://127.0.0.1:{port}"
+    host = account(tmp_path / "data", "Hana")
+    with causerie_process(tmp_path, "serve", "--rtc-host", "127.0.0.1") as node:
+        url, port = node.url, node.port
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             space = (await http.post("/api/spaces", json={"title": "Slow"}, headers=host)).json()
             base = f"/api/spaces/{space['id']}"
@@ -129,4 +128,5 @@ async def test_slow_clients_are_cut_off_and_the_node_stays_responsive(tmp_path: 
     assert statistics.median(health) < 0.25 and statistics.median(joins) < 0.35
     assert max(health) < 3 and max(joins) < 3
     assert sum(admitted) >= len(admitted) / 2, f"{admitted.count(False)} joins shed"
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log, log[-3000:]

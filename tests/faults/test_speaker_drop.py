@@ -17,9 +17,10 @@ import pytest
 
 from causerie.media.speakers import AUDIO_TIMEOUT
 from tests.conftest import account
-from tests.faults.processes import kill9
 from tests.fixtures.rtc import ToneTrack, loopback_only, publish
-from tests.nodes import RunningNode, run_node
+from tests.harness.in_process import RunningNode, run_node
+from tests.harness.polling import eventually
+from tests.harness.processes import kill9
 
 pytestmark = pytest.mark.slow
 
@@ -29,16 +30,6 @@ async def node(tmp_path: Path) -> AsyncIterator[RunningNode]:
     loopback_only()
     async with run_node(tmp_path / "data", rtc_host_addresses=("127.0.0.1",)) as running:
         yield running
-
-
-async def wait_for(condition, timeout: float, what: str) -> float:
-    """Poll `condition` until true; the seconds it took."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not after {timeout} s")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 async def test_a_dropped_speaker_goes_off_air_and_can_come_back(node: RunningNode) -> None:
@@ -60,7 +51,7 @@ async def test_a_dropped_speaker_goes_off_air_and_can_come_back(node: RunningNod
         try:
             line = await asyncio.wait_for(asyncio.to_thread(speaker.stdout.readline), 20)
             assert line.strip() == b"connected", line
-            await wait_for(
+            await eventually(
                 lambda: any(s.frames_received > 25 for s in svc.speakers.sessions(space["id"])),
                 10,
                 "audio from the speaker",
@@ -70,7 +61,7 @@ async def test_a_dropped_speaker_goes_off_air_and_can_come_back(node: RunningNod
 
             parts_before, before_at = pipeline.packager.last_part(), time.monotonic()
             kill9(speaker)
-            gone_after = await wait_for(
+            gone_after = await eventually(
                 lambda: not svc.speakers.sessions(space["id"]),
                 AUDIO_TIMEOUT + 3,
                 "the dropped session to end",
@@ -96,7 +87,7 @@ async def test_a_dropped_speaker_goes_off_air_and_can_come_back(node: RunningNod
         again = await publish(http, space["id"], token, ToneTrack(440), receive=False)
         try:
             await again.wait_connected()
-            await wait_for(
+            await eventually(
                 lambda: any(s.frames_received > 10 for s in svc.speakers.sessions(space["id"])),
                 10,
                 "audio after publishing again",

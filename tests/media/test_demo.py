@@ -7,24 +7,15 @@ import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from causerie.media.demo import DemoSpeaker, demo_voices, load_voice
+from tests.harness.polling import eventually
 
 RATE = 48000
 WINDOW = 1920  # 40 ms: long enough to resolve a voice's pitch, short enough to follow syllables
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Poll for a condition instead of sleeping a fixed time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 def windows(pcm: np.ndarray) -> np.ndarray:
@@ -168,14 +159,14 @@ async def test_speaker_loops_and_keeps_time_by_the_clock() -> None:
         clock=lambda: now[0],
     )
     speaker.start()
-    await wait_until(lambda: len(pushed) == 1)
+    await eventually(lambda: len(pushed) == 1, 3, every=0.005)
 
     now[0] += 1.0  # a second late, but not more: catch up by sending what is owed
-    await wait_until(lambda: len(pushed) == 5)
+    await eventually(lambda: len(pushed) == 5, 3, every=0.005)
     assert pushed == [0, 1, 2, 3, 4]
 
     now[0] += 10.0  # far behind: skip to the frame due now (44), looping the recording
-    await wait_until(lambda: len(pushed) == 6)
+    await eventually(lambda: len(pushed) == 6, 3, every=0.005)
     assert pushed[-1] == 44 % 10
     assert speaker.frames_skipped == 39
     assert speaker.frames_sent == 6
@@ -193,9 +184,9 @@ async def test_speaker_pads_the_last_frame_and_wraps_around() -> None:
         clock=lambda: now[0],
     )
     speaker.start()
-    await wait_until(lambda: len(pushed) == 1)
+    await eventually(lambda: len(pushed) == 1, 3, every=0.005)
     now[0] += 0.5  # two more frames due: 1, and 2 (which wraps around to 0)
-    await wait_until(lambda: len(pushed) == 3)
+    await eventually(lambda: len(pushed) == 3, 3, every=0.005)
     await speaker.stop()
     assert [f.tolist() for f in pushed] == [[1, 2, 3, 4], [5, 0, 0, 0], [1, 2, 3, 4]]
 
@@ -207,7 +198,7 @@ async def test_failing_sink_is_logged_and_stop_does_not_hang(caplog) -> None:
     speaker = DemoSpeaker(np.ones(960, dtype=np.int16), sink)
     with caplog.at_level(logging.ERROR, logger="causerie.media.demo"):
         speaker.start()
-        await wait_until(lambda: not speaker.running)
+        await eventually(lambda: not speaker.running, 3, every=0.005)
     assert "demo speaker failed" in caplog.text
     await asyncio.wait_for(speaker.stop(), 1.0)
 

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from causerie.api.admission import MAX_HEADER_BYTES, MAX_HEADERS
 from causerie.media.packager import parse_blocking_request
-from tests.conftest import account, causerie_process
+from tests.conftest import account
+from tests.harness.causerie_process import causerie_process
 from tests.properties.test_ingest import offers
 
 pytestmark = pytest.mark.slow
@@ -52,8 +53,8 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp("bad-input")
     args = ("serve", "--rtc-host", "127.0.0.1", "--max-lag", "10")
-    with causerie_process(folder, *args) as (url, data_dir, _):
-        node = Live(url, data_dir)
+    with causerie_process(folder, *args) as process:
+        node = Live(process.url, process.data_dir)
         yield node
         node.http.close()
 

@@ -9,7 +9,7 @@ import pytest
 
 from causerie import cli
 from causerie.rehearse.options import build_parser, check
-from tests.conftest import free_port
+from tests.harness.ports import free_port
 
 
 @pytest.mark.parametrize(

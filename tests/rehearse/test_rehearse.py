@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import account, causerie_process, free_port
+from tests.conftest import account
+from tests.harness.causerie_process import causerie_process
+from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +27,8 @@ pytestmark = pytest.mark.slow
 def demo_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """One `causerie demo` node (a live space with two synthetic voices) for this module;
     yields (URL, data dir)."""
-    with causerie_process(tmp_path_factory.mktemp("demo"), "demo") as (url, data_dir, _):
-        yield url, data_dir
+    with causerie_process(tmp_path_factory.mktemp("demo"), "demo") as node:
+        yield node.url, node.data_dir
 
 
 def rehearse(*words: str, module: bool = False) -> subprocess.CompletedProcess[str]:

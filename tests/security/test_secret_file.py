@@ -14,7 +14,7 @@ from causerie.cluster.keys import KEYS
 from causerie.security.secret_file import SECRET_FILE, load_or_create_secrets, rotate_secret
 from causerie.security.shared_secrets import shared_secrets
 from causerie.security.tokens import Claims, InvalidToken, TokenKind, TokenSigner
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
 
 CLAIMS = Claims(sub="u-1", aud="*", kind=TokenKind.USER, exp=2**40)
 

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tests.harness.polling import eventually
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -37,16 +39,16 @@ DEMO_HOST = "demo-host"  # the host id of the demo space (causerie.node.demo)
 
 async def demo_space(url: str, timeout: float = 30) -> dict[str, Any]:
     """The live demo space's details, once `causerie demo` has put it on the air."""
-    deadline = time.monotonic() + timeout
+    found: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=url, timeout=5) as http:
-        while True:
+
+        async def on_the_air() -> bool:
             spaces = (await http.get("/api/spaces")).json()["spaces"]
-            for space in spaces:
-                if space["host"]["id"] == DEMO_HOST and space["state"] == "live":
-                    return space
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no live demo space after {timeout} s: {spaces}")
-            await asyncio.sleep(0.2)
+            found[:] = [s for s in spaces if s["host"]["id"] == DEMO_HOST and s["state"] == "live"]
+            return bool(found)
+
+        await eventually(on_the_air, timeout, "a live demo space", every=0.2)
+    return found[0]
 
 
 @dataclass

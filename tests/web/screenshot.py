@@ -11,74 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
+from tests.harness.causerie_process import causerie_process
 from tests.web.live import chromium, demo_space, phone_page, start_listening
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "docs" / "listener-page.png"
 MAX_BYTES = 300_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def demo_server(folder: Path) -> Iterator[str]:
-    """`causerie demo` as a separate process (as the server_process fixture runs it)."""
-    port = free_port()
-    log_path = folder / "server.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "causerie",
-                "demo",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(folder / "data"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the server exited:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start in 30 s")
-                time.sleep(0.1)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 async def screenshot(url: str, out: Path) -> str:
@@ -110,9 +53,9 @@ def main() -> int:
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="causerie-screenshot-") as folder,
-        demo_server(Path(folder)) as url,
+        causerie_process(Path(folder), "demo") as demo,
     ):
-        shown = asyncio.run(screenshot(url, args.out))
+        shown = asyncio.run(screenshot(demo.url, args.out))
     size = args.out.stat().st_size
     print(f"{args.out}: {size // 1000} KB; the page showed: {shown}")
     if size > MAX_BYTES:

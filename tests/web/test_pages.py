@@ -36,8 +36,8 @@ import pytest_asyncio
 
 from causerie.media.demo import DemoSpeaker
 from tests.conftest import account
+from tests.harness.in_process import RunningNode, run_node
 from tests.media.conftest import make_tone
-from tests.nodes import RunningNode, run_node
 from tests.web.live import CHROMIUM, PHONE, chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import account, causerie_process
+from tests.conftest import account
+from tests.harness.causerie_process import causerie_process
 from tests.web.live import CHROMIUM, Watched, chromium, phone_page
 
 pytestmark = pytest.mark.browser
@@ -44,8 +45,8 @@ def _browser_available() -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with causerie_process(tmp_path, "serve") as (url, data_dir, _):
-        yield url, data_dir
+    with causerie_process(tmp_path, "serve") as node:
+        yield node.url, node.data_dir
 
 
 def test_the_texts_are_what_the_domain_keeps() -> None:

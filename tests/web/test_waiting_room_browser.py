@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import account
-from tests.nodes import run_node
+from tests.harness.in_process import run_node
 from tests.web.live import CHROMIUM, Watched, chromium, phone_page
 
 pytestmark = pytest.mark.browser
