@@ -35,6 +35,8 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..node.config import check_public_url
+
 __all__ = [
     "KINDS",
     "EdgeOptions",
@@ -89,26 +91,6 @@ class Origin:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
-
-
-def _check_public_url(url: str) -> None:
-    """http(s)://host[:port], nothing more, and nothing that could end a quoted string in
-    nginx or VCL (the host is written into both)."""
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 (a bad port raises)
-    except ValueError:
-        raise ValueError(f"bad port in --public-url {url!r}") from None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-        or parts.username is not None
-        or any(c in url for c in ' \t\r\n";{}#\\$')
-    ):
-        raise ValueError(f"--public-url is http(s)://host[:port] and nothing else, not {url!r}")
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -190,7 +172,7 @@ class EdgeOptions:
         if self.listeners < 1:
             raise ValueError("listeners must be at least 1")
         if self.public_url is not None:
-            _check_public_url(self.public_url)
+            check_public_url(self.public_url)
 
     @property
     def public_host(self) -> str:

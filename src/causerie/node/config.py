@@ -11,12 +11,13 @@ ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
 
 def check_public_url(url: str) -> None:
-    """`ValueError` unless `url` is http(s)://host[:port] with nothing after but a slash."""
+    """`ValueError` unless `url` is http(s)://host[:port] with nothing after but a slash, and
+    nothing that could end a quoted string in HTML, nginx or VCL (edges write its host)."""
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 (a bad port raises)
     except ValueError:
-        raise ValueError(f"bad port in public_url {url!r}") from None
+        raise ValueError(f"bad port in the public URL (--public-url) {url!r}") from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
@@ -24,9 +25,11 @@ def check_public_url(url: str) -> None:
         or parts.query
         or parts.fragment
         or parts.username is not None
-        or any(c in url for c in ' \t\r\n"<>\\')
+        or any(c in url for c in ' \t\r\n"<>\\;{}#$')
     ):
-        raise ValueError(f"public_url is http(s)://host[:port] and nothing else, not {url!r}")
+        raise ValueError(
+            f"the public URL (--public-url) is http(s)://host[:port] and nothing else, not {url!r}"
+        )
 
 
 @dataclass(frozen=True)
