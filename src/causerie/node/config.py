@@ -17,7 +17,7 @@ def check_public_url(url: str) -> None:
     try:
         parts.port  # noqa: B018 (a bad port raises)
     except ValueError:
-        raise ValueError(f"bad port in the public URL (--public-url) {url!r}") from None
+        raise ValueError(f"bad port in public_url (--public-url) {url!r}") from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
@@ -28,7 +28,7 @@ def check_public_url(url: str) -> None:
         or any(c in url for c in ' \t\r\n"<>\\;{}#$')
     ):
         raise ValueError(
-            f"the public URL (--public-url) is http(s)://host[:port] and nothing else, not {url!r}"
+            f"public_url (--public-url) is http(s)://host[:port] and nothing else, not {url!r}"
         )
 
 
