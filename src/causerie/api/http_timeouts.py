@@ -35,6 +35,11 @@ HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 10.0
 MAX_HEADER_READ = 64 * 1024
 """Bytes of a request line and header fields read before they must have ended."""
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
+"""After a 431, what is still coming is read and thrown away for this long (or this much) before
+the connection is closed: closing with unread data makes the kernel send a reset, and the client
+would lose the answer (the lingering close of RFC 9112 §9.6, as nginx does)."""
 
 _TOO_LARGE = b'{"error":"too_large","message":"the request\'s header fields are too large"}'
 TOO_LARGE_RESPONSE = (
@@ -67,6 +72,8 @@ def timed_http_protocol(
         _deadline: asyncio.TimerHandle | None = None
         _in_headers = True  # reading a request line and header fields
         _header_read = 0  # bytes read while in them
+        _refused = False  # a 431 was sent: what comes now is thrown away
+        _discarded = 0
 
         def _arm(self, seconds: float, what: str) -> None:
             self._disarm()
@@ -88,17 +95,29 @@ def timed_http_protocol(
             self._arm(header_timeout, "headers")
 
         def data_received(self, data: bytes) -> None:
+            if self._refused:
+                self._discarded += len(data)
+                if self._discarded > LINGER_BYTES:
+                    self.transport.close()
+                return
             if self._in_headers and self._header_read > max_header_read:
                 # Refused before the parser buffers more of an endless header.
-                self._disarm()
-                if not self.transport.is_closing():
-                    log.debug("refusing oversized header fields from %s", self.client)
-                    self.transport.write(TOO_LARGE_RESPONSE)
-                    self.transport.close()
+                self._refuse()
                 return
             if self._in_headers:
                 self._header_read += len(data)
             super().data_received(data)
+
+        def _refuse(self) -> None:
+            self._disarm()
+            self._refused = True
+            if self.transport.is_closing():
+                return
+            log.debug("refusing oversized header fields from %s", self.client)
+            self.transport.write(TOO_LARGE_RESPONSE)
+            if self.transport.can_write_eof():
+                self.transport.write_eof()  # the answer is complete; reading goes on
+            self._deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
