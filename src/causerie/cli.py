@@ -15,8 +15,9 @@ from pathlib import Path
 
 import uvicorn
 
-from .api.app import Node, create_app
+from .api.app import Node
 from .api.http_timeouts import timed_http_protocol
+from .app import create_app
 from .node.config import Config
 from .security.secrets import load_secrets, rotate_secrets
 from .security.tokens import ANY_SPACE, Claims, TokenKind, TokenSigner

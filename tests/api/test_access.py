@@ -614,7 +614,7 @@ def router_endpoints(routes: list[Any]) -> set[str]:
 
 
 def test_every_route_has_a_row(tmp_path: Path) -> None:
-    from causerie.api.app import create_app
+    from causerie.app import create_app
     from causerie.node.config import Config
 
     app = create_app(Config(data_dir=tmp_path))

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from causerie.api.app import create_app
+from causerie.app import create_app
 from causerie.node.config import Config
 from tests.conftest import account
 from tests.harness.causerie_process import causerie_process

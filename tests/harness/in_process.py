@@ -15,7 +15,8 @@ from pathlib import Path
 
 import uvicorn
 
-from causerie.api.app import Node, create_app
+from causerie.api.app import Node
+from causerie.app import create_app
 from causerie.cli import build_server
 from causerie.node.config import Config
 from tests.harness.polling import eventually

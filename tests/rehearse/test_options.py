@@ -94,6 +94,6 @@ def test_without_locust_the_rehearsal_says_how_to_install_it() -> None:
 
 def test_a_node_does_not_import_locust() -> None:
     """Serving never imports Locust (it monkey-patches the standard library with gevent)."""
-    probe = "import sys, causerie.cli, causerie.api.app; print('locust' in sys.modules)"
+    probe = "import sys, causerie.cli, causerie.app; print('locust' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
@@ -21,9 +22,6 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from .. import __version__
 from ..asgi import ASGIApp, Receive, Scope, Send, send_error
 from ..domain import NotFound
-from ..node.config import Config
-from ..node.factory import build_services
-from ..node.lifecycle import Lifecycle
 from ..node.metrics import labels
 from ..node.services import Services
 from . import (
@@ -52,6 +50,15 @@ Live audio spaces for very large audiences. Speakers publish over WebRTC; listen
 Low-Latency HLS from `/hls/{space_id}/index.m3u8`. Tokens are sent as `Authorization: Bearer`.
 Errors are JSON: `{"error": code, "message": text}`.
 """
+
+
+class Lifecycle(Protocol):
+    """What runs beside the requests (node/lifecycle.py): started after the server is up,
+    stopped before it goes away."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
@@ -243,9 +250,3 @@ class Node:
                 self.admission.lag.stop()
         else:
             await self.control(scope, receive, send)
-
-
-def create_app(config: Config) -> Node:
-    """The ASGI application for one node, built from its configuration."""
-    svc, shared = build_services(config)
-    return Node(svc, Lifecycle(svc, shared))
