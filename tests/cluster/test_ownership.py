@@ -213,3 +213,31 @@ async def test_a_redis_error_is_not_a_change_of_owner(redis_url: str, live) -> N
             await other.owner("s1")
     finally:
         await close(owner, other)
+
+
+async def test_an_owner_partitioned_from_redis_stops_before_its_lease_can_expire(
+    redis_url: str, live
+) -> None:
+    """A partition makes Redis commands hang rather than fail: the owner must not wait for
+    them. It stops while its lease is still its own, so another node that claims the space
+    after expiry never runs beside it (never two streams for one space)."""
+    one = node(redis_url, "one", ttl=1.5)
+    await make_live(live, "s1")
+    await one.go_live("s1", record=False)
+    supervisor = asyncio.create_task(one.supervise(None))
+    try:
+        await asyncio.sleep(0.5)  # a few good ticks
+        assert one.broadcasts.live_ids() == ["s1"]
+
+        async def hang(*args, **kwargs):
+            await asyncio.sleep(3600)  # packets dropped: no answer, no error
+
+        one._tick = hang  # type: ignore[method-assign]
+        await eventually(lambda: not one.broadcasts.live_ids(), 3, "the pipeline stopping")
+        remaining_ms = await live.pttl(KEYS.owner("s1"))
+        assert remaining_ms > 0, "stopped only after the lease could be someone else's"
+        assert one.broadcasts.get("s1") is None  # dropped: no ENDLIST served from here
+    finally:
+        supervisor.cancel()
+        await asyncio.gather(supervisor, return_exceptions=True)
+        await close(one)

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from ..asgi import Scope, Send, send_error
+from ..logs import RepeatedErrors
 from .ownership import Ownership
 
 log = logging.getLogger(__name__)
@@ -72,38 +73,6 @@ SpaceState = Callable[[str], Awaitable[str | None]]
 def forwarded(scope: Scope) -> bool:
     """Whether another node forwarded this request."""
     return any(name == FORWARDED.encode() for name, _ in scope.get("headers", ()))
-
-
-class RepeatedErrors:
-    """Logs the first of a run of errors with its traceback, then one line with a count every
-    `every` seconds: a burst of failing requests must not write a traceback each."""
-
-    def __init__(self, what: str, every: float = 10.0) -> None:
-        self.what = what
-        self.every = every
-        self.count = 0
-        """Errors since the last line logged."""
-        self.total = 0
-        self._logged_at: float | None = None
-
-    def record(self, exc: BaseException, subject: str) -> None:
-        self.count += 1
-        self.total += 1
-        now = time.monotonic()
-        if self._logged_at is None:
-            log.error("%s (%s): %r", self.what, subject, exc, exc_info=exc)
-        elif now - self._logged_at >= self.every:
-            log.error(
-                "%s: %d more times in %.0f s (last: %r)",
-                self.what,
-                self.count,
-                now - self._logged_at,
-                exc,
-            )
-        else:
-            return
-        self._logged_at = now
-        self.count = 0
 
 
 class Forwarder:

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from ..logs import RepeatedErrors
 from ..media.broadcasts import ENDED_KEPT_SECONDS, Broadcasts
 from .keys import KEYS, RedisKeys
 from .redis_client import given_or_connect, text
@@ -35,6 +36,8 @@ from .redis_client import given_or_connect, text
 log = logging.getLogger(__name__)
 
 LEASE_TTL = 5.0
+SAFETY = 0.3
+"""Of the lease's TTL, how much earlier than its expiry an owner cut off from Redis stops."""
 """Seconds a lease lives without renewal: how long a dead owner's spaces stay silent at most."""
 TICK = 1.0
 """Seconds between supervisor ticks (renewals: about five per lease lifetime)."""
@@ -253,6 +256,7 @@ class RedisOwnership:
         self._let_go = client.register_script(_LET_GO)
         self._owners: dict[str, tuple[float, Owner | None]] = {}
         self._lookups: dict[str, asyncio.Future[Owner | None]] = {}
+        self.tick_errors = RepeatedErrors("ownership supervisor tick failed", logger=log)
         self._me = Owner(self.node_id, node_url, True)
 
     def _lease_key(self, space_id: str) -> str:
@@ -363,25 +367,32 @@ class RedisOwnership:
     # -- the supervisor ----------------------------------------------------------------------
 
     async def supervise(self, spaces: Spaces) -> None:
-        """Every `tick` seconds: renew, claim, stop what was lost or ended. Until cancelled."""
+        """Every `tick` seconds: renew, claim, stop what was lost or ended. Until cancelled.
+
+        Never two owners: a renewal sent at `t` keeps the lease until `t + ttl` at the latest,
+        and another node may claim it from then on. So a tick that has not succeeded by
+        `t + (1 - SAFETY) * ttl` (Redis down, or cut off by a partition, where a command may
+        hang instead of failing) is abandoned, and this node stops what it runs before its
+        leases can expire (tests/cluster/test_ownership.py).
+        """
         renewed = time.monotonic()
         while True:
             started = time.monotonic()
+            safe_until = renewed + (1 - SAFETY) * self.ttl
             try:
-                await self.step(spaces)
+                await asyncio.wait_for(self.step(spaces), max(0.05, safe_until - started))
                 renewed = started
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # Redis unreachable: keep running what we run while our leases may still be
-                # valid; past their TTL another node may hold them: stop (never two owners).
-                log.exception("ownership supervisor tick failed")
-                if time.monotonic() - renewed > self.ttl:
+            except Exception as exc:  # a TimeoutError too: the tick hung
+                self.tick_errors.record(exc, "the ownership supervisor's tick")
+                if time.monotonic() >= safe_until:
                     for space_id in self.broadcasts.live_ids():
                         log.warning(
-                            "space %s: leases not renewed for %.0f s; stopping here",
+                            "space %s: leases not renewed for %.1f s; stopping here before "
+                            "they can expire (never two owners)",
                             space_id,
-                            self.ttl,
+                            time.monotonic() - renewed,
                         )
                         await self.broadcasts.stop(space_id, keep=False)
             await asyncio.sleep(max(0.05, self.tick - (time.monotonic() - started)))

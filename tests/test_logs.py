@@ -1,17 +1,17 @@
-"""Forwarding to the owner: repeated look-up errors are logged once, then counted."""
+"""Repeated errors (a storm of failing look-ups) are one traceback, then a count."""
 
 from __future__ import annotations
 
 import logging
 
-from causerie.cluster.forward import RepeatedErrors
+from causerie.logs import RepeatedErrors
 
 
 def test_a_burst_of_errors_is_one_traceback_and_a_count(caplog, monkeypatch) -> None:
     now = [100.0]
-    monkeypatch.setattr("causerie.cluster.forward.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("causerie.logs.time.monotonic", lambda: now[0])
     errors = RepeatedErrors("could not look up a space's owner", every=10.0)
-    with caplog.at_level(logging.ERROR, logger="causerie.cluster.forward"):
+    with caplog.at_level(logging.ERROR, logger="causerie.logs"):
         for _ in range(31_374):  # as many as one burst logged, with a traceback each
             errors.record(ConnectionError("Too many connections"), "s1")
         now[0] += 11
