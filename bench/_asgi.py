@@ -9,8 +9,13 @@ lifespan has started:
 - `CAUSERIE_PORT`: the port the server listens on (the node's own URL; default 8080);
 - `CAUSERIE_DEMO`: "1" (default) for the live demo space, "0" for none.
 
-Besides the node, `POST /bench/empty` is answered 204 at once, before the node: what the
-server costs per request with an app that does nothing (the ceiling of each server).
+Besides the node, for the benchmarks and checks of the servers themselves:
+- `POST /bench/empty` is answered 204 at once, before the node: what the server costs per
+  request with an app that does nothing (the ceiling of each server);
+- `GET /bench/scope` answers the ASGI scope's client, server, scheme and HTTP version as
+  JSON: whether the server rewrote them from X-Forwarded-* headers;
+- when the node's lifespan shutdown has completed, the file `lifespan-shutdown` is written
+  in the data directory.
 
 `python -m bench._asgi` serves the same under uvicorn exactly as `causerie serve` does (the
 CLI's uvicorn settings and event loop), so every server runs the very same app.
@@ -19,6 +24,7 @@ CLI's uvicorn settings and event loop), so every server runs the very same app.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 
@@ -28,34 +34,51 @@ from causerie.api.limits import Receive, Scope, Send
 from causerie.config import Config
 
 EMPTY = "/bench/empty"
+SCOPE = "/bench/scope"
+SHUTDOWN_MARK = "lifespan-shutdown"
 
 
 class DemoNode:
     """The node; the demo space goes live just before the server hears that start-up is done."""
 
-    def __init__(self, node: Node, demo: bool) -> None:
+    def __init__(self, node: Node, demo: bool, data_dir: Path) -> None:
         self.node = node
         self.demo = demo
+        self.data_dir = data_dir
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == EMPTY:
+        if scope["type"] == "http" and scope["path"] in (EMPTY, SCOPE):
             while (await receive()).get("more_body"):
                 pass
-            await send({"type": "http.response.start", "status": 204, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
+            await self._answer(scope, send)
             return
-        if scope["type"] != "lifespan" or not self.demo:
+        if scope["type"] != "lifespan":
             await self.node(scope, receive, send)
             return
 
-        async def send_after_demo(message: dict) -> None:  # type: ignore[type-arg]
-            if message["type"] == "lifespan.startup.complete":
+        async def send_lifespan(message: dict) -> None:  # type: ignore[type-arg]
+            if message["type"] == "lifespan.startup.complete" and self.demo:
                 from causerie.demo_space import open_demo_space
 
                 await open_demo_space(self.node.services)
+            elif message["type"] == "lifespan.shutdown.complete":
+                (self.data_dir / SHUTDOWN_MARK).write_text("done\n")
             await send(message)
 
-        await self.node(scope, receive, send_after_demo)
+        await self.node(scope, receive, send_lifespan)
+
+    @staticmethod
+    async def _answer(scope: Scope, send: Send) -> None:
+        if scope["path"] == EMPTY:
+            status, headers, body = 204, [], b""
+        else:
+            seen = {k: scope.get(k) for k in ("client", "server", "scheme", "http_version")}
+            body = json.dumps(seen).encode()
+            headers = [(b"content-type", b"application/json")]
+            headers.append((b"content-length", str(len(body)).encode()))
+            status = 200
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def config() -> Config:
@@ -69,7 +92,9 @@ def config() -> Config:
 
 def create() -> DemoNode:
     """The node configured from the environment (see the module's docstring)."""
-    return DemoNode(create_app(config()), os.environ.get("CAUSERIE_DEMO", "1") == "1")
+    settings = config()
+    demo = os.environ.get("CAUSERIE_DEMO", "1") == "1"
+    return DemoNode(create_app(settings), demo, settings.data_dir)
 
 
 def main() -> None:
