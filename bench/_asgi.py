@@ -18,7 +18,9 @@ Besides the node, for the benchmarks and checks of the servers themselves:
   in the data directory.
 
 `python -m bench._asgi` serves the same under uvicorn exactly as `causerie serve` does (the
-CLI's uvicorn settings and event loop), so every server runs the very same app.
+CLI's uvicorn settings and event loop), so every server runs the very same app;
+`python -m bench._asgi granian` serves it with granian's embedded server instead, in the same
+uvloop event loop (no worker process): what a `causerie serve --http-server granian` would be.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import sys
 from pathlib import Path
+from typing import Any
 
 from causerie import cli
 from causerie.api.app import Node, create_app
@@ -97,9 +102,42 @@ def create() -> DemoNode:
     return DemoNode(create_app(settings), demo, settings.data_dir)
 
 
+class EmbeddedGranian:
+    """granian's embedded server (its Rust HTTP/1.1 stack, driving this process's event loop),
+    with `serve()` like `uvicorn.Server`; SIGINT and SIGTERM stop it (granian leaves them to
+    the caller in this mode)."""
+
+    def __init__(self, app: DemoNode, settings: Config) -> None:
+        from granian.constants import HTTPModes, Interfaces
+        from granian.log import LogLevels
+        from granian.server.embed import Server
+
+        self.server = Server(
+            app,
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.ASGI,
+            http=HTTPModes.http1,
+            websockets=False,
+            backlog=2048,  # uvicorn's default
+            log_level=LogLevels(settings.log_level),
+        )
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.server.stop)
+        await self.server.serve()
+
+
 def main() -> None:
-    """Serve `create()` with uvicorn as `causerie serve` runs it."""
-    server = cli._uvicorn(create(), config())  # type: ignore[arg-type]
+    """Serve `create()` with uvicorn as `causerie serve` runs it, or with embedded granian."""
+    app, settings = create(), config()
+    server: Any = (
+        EmbeddedGranian(app, settings)
+        if sys.argv[1:] == ["granian"]
+        else cli._uvicorn(app, settings)  # type: ignore[arg-type]
+    )
     with asyncio.Runner(loop_factory=cli._loop_factory()) as runner:
         runner.run(server.serve())
 

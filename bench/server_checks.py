@@ -15,13 +15,13 @@ time), over raw sockets on 127.0.0.1:
   10 000 small header fields; where the server stops reading (bytes sent before it answered or
   closed), its answer, and the serving process's memory (RSS, and its peak VmHWM) before and
   after;
-- a slow client: a request line and one header, then nothing: when the server closes
-  (bounded by `--slow-seconds`, 35);
+- slow clients: a request line and one header, then nothing; a join's headers and 5 of its
+  17 body bytes, then nothing: when the server closes (bounded by `--slow-seconds`, 35);
 - lifespan: start-up (the demo space went live from it) and shutdown (the app's lifespan
   shutdown completed after SIGTERM); graceful shutdown: with an event stream open, seconds
   from SIGTERM to exit, the exit code, and what the open stream saw.
 
-    .venv/bin/python -m bench.server_checks [--servers uvicorn,granian,hypercorn]
+    .venv/bin/python -m bench.server_checks [--servers uvicorn,granian,granian-embedded,hypercorn]
 """
 
 from __future__ import annotations
@@ -255,6 +255,23 @@ def slow_client(server: Running, bound: float) -> tuple[str, dict[str, Any]]:
     return f"{what} after {closed:.1f} s", {"closed_after_s": closed, "answer": what}
 
 
+def slow_body(server: Running, bound: float) -> tuple[str, dict[str, Any]]:
+    """A join announcing a 17-byte body that sends 5 bytes of it, then nothing."""
+    head = request("POST", server.path("join"), {"Content-Type": "application/json"}, BODY)
+    with connect(server.port, timeout=bound) as sock:
+        sock.sendall(head[: -len(BODY) + 5])
+        began = time.monotonic()
+        try:
+            data = sock.recv(4096)
+            closed = time.monotonic() - began
+            what = data.split(b"\r\n", 1)[0].decode("latin-1") if data else "closed"
+        except TimeoutError:
+            closed, what = None, "still open"
+    if closed is None:
+        return f"still open after {bound:.0f} s", {"closed_after_s": None}
+    return f"{what} after {closed:.1f} s", {"closed_after_s": closed, "answer": what}
+
+
 def shutdown(server: Running) -> tuple[str, dict[str, Any]]:
     """SIGTERM with an event stream open: how long to exit, and whether lifespan shutdown ran."""
     sock = connect(server.port)
@@ -262,12 +279,15 @@ def shutdown(server: Running) -> tuple[str, dict[str, Any]]:
     status, _headers, rest = read_head(sock)
     began = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
-    sock.settimeout(15)
-    stream_end = "open"
+    sock.settimeout(5)
+    stream_end = "still open after 15 s"
     with contextlib.suppress(OSError):
-        while data := sock.recv(65536):
+        while time.monotonic() - began < 15:  # the stream may go on sending keep-alives
+            data = sock.recv(65536)
+            if not data:
+                stream_end = f"closed after {time.monotonic() - began:.1f} s"
+                break
             rest += data
-        stream_end = f"closed after {time.monotonic() - began:.1f} s"
     sock.close()
     try:
         code = server.process.wait(timeout=20)
@@ -306,11 +326,13 @@ def check_server(name: str, tmp: Path, args: argparse.Namespace, out: dict[str, 
     with run_server(name, tmp, args.server_cpus) as server:
         results["lifespan startup"] = ("ran (demo space live)", {})
         for check, run in CHECKS.items():
+            print(f"{name}: {check}", flush=True)
             try:
                 results[check] = run(server)
             except Exception as exc:  # a server that fails a check is a finding, not a crash
                 results[check] = (f"FAILED: {type(exc).__name__}: {exc}"[:120], {})
-        results["slow client"] = slow_client(server, args.slow_seconds)
+        results["slow headers"] = slow_client(server, args.slow_seconds)
+        results["slow body"] = slow_body(server, args.slow_seconds)
         results["graceful shutdown"] = shutdown(server)
     out[name] = results
 
@@ -318,7 +340,9 @@ def check_server(name: str, tmp: Path, args: argparse.Namespace, out: dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--servers", type=lambda s: s.split(","), default=["uvicorn", "granian", "hypercorn"]
+        "--servers",
+        type=lambda s: s.split(","),
+        default=["uvicorn", "granian", "granian-embedded", "hypercorn"],
     )
     parser.add_argument("--slow-seconds", type=float, default=35.0)
     parser.add_argument("--server-cpus", type=lambda s: {int(c) for c in s.split(",")}, default={0})

@@ -5,14 +5,16 @@ each server of `--servers`, one process each, all pinned to `--server-cpus` (0),
 at once with their own temporary data directory; beside them nginx (1 worker, same CPU)
 answering the same requests from files. Servers (see SERVERS):
 
-- `uvicorn`: `causerie demo`, uvicorn as shipped (uvloop, httptools with the node's header and
-  body deadlines, api/http_timeouts.py);
+- `uvicorn`: `python -m bench._asgi`, uvicorn as `causerie serve` runs it (uvloop, httptools
+  with the node's header and body deadlines, api/http_timeouts.py);
 - `granian`: `granian --interface asgi --loop uvloop --http 1 --factory bench._asgi:create`
   (its Rust HTTP/1.1 stack; one worker process, whose CPU is measured);
 - `hypercorn`: `hypercorn --worker-class uvloop --workers 0 'bench._asgi:create()'`
   (h11, pure Python);
+- `granian-embedded`: `causerie serve --http-server granian` (granian's embedded server in
+  the node's own uvloop event loop, no worker process);
 - optional: `granian-rust` (granian with `--task-impl rust`), `uvicorn-h11` (uvicorn's CLI
-  with `--http h11`), `granian-embedded` (`causerie demo --http-server granian`).
+  with `--http h11`).
 
 Each server's demo space gets `--tokens` (1000) listeners joined first (distinct tokens for
 its heartbeats). Two request kinds, each swept like `bench.joins`: `POST
@@ -28,8 +30,9 @@ figure is the best median admitted rate (2xx/s) over levels with median p99 <= 1
 <= 1 % refused (503); per core = admitted / the serving process's CPU (median of runs). The
 other servers idle meanwhile on the same CPU (each its demo space's media, shown as idle CPU).
 
-    .venv/bin/python -m bench.servers [--servers uvicorn,granian,hypercorn] [--runs 3]
-        [--seconds 2] [--connections 8,16,32,64,128] [--tokens 1000] [--kinds join,heartbeat]
+    .venv/bin/python -m bench.servers [--servers uvicorn,granian,granian-embedded,hypercorn]
+        [--runs 3] [--seconds 2] [--connections 8,16,32,64,128] [--tokens 1000]
+        [--kinds join,heartbeat,empty]
 """
 
 from __future__ import annotations
@@ -75,6 +78,10 @@ def _uvicorn(_port: int, _data_dir: Path) -> list[str]:
     return [str(VENV_BIN / "python"), "-m", "bench._asgi"]
 
 
+def _embedded(_port: int, _data_dir: Path) -> list[str]:
+    return [str(VENV_BIN / "python"), "-m", "bench._asgi", "granian"]
+
+
 def _granian(*extra: str) -> Callable[[int, Path], list[str]]:
     def command(port: int, _data_dir: Path) -> list[str]:
         return [str(VENV_BIN / "granian"), "--interface", "asgi", "--loop", "uvloop",
@@ -101,6 +108,7 @@ SERVERS: dict[str, Callable[[int, Path], list[str]]] = {
     "hypercorn": _hypercorn,
     "granian-rust": _granian("--task-impl", "rust"),
     "uvicorn-h11": _uvicorn_h11,
+    "granian-embedded": _embedded,
 }
 
 
@@ -252,7 +260,7 @@ def main() -> None:
     parser.add_argument(
         "--servers",
         type=lambda s: s.split(","),
-        default=["uvicorn", "granian", "hypercorn"],
+        default=["uvicorn", "granian", "granian-embedded", "hypercorn"],
         help=f"comma-separated, of: {', '.join(SERVERS)}",
     )
     parser.add_argument(
