@@ -11,17 +11,20 @@ answering the same requests from files. Servers (see SERVERS):
   (its Rust HTTP/1.1 stack; one worker process, whose CPU is measured);
 - `hypercorn`: `hypercorn --worker-class uvloop --workers 0 'bench._asgi:create()'`
   (h11, pure Python);
-- `granian-embedded`: `causerie serve --http-server granian` (granian's embedded server in
-  the node's own uvloop event loop, no worker process);
+- `granian-embedded`: `python -m bench._asgi granian`, granian's embedded server in the
+  node's own uvloop event loop, no worker process (what a `causerie serve --http-server
+  granian` would run);
 - optional: `granian-rust` (granian with `--task-impl rust`), `uvicorn-h11` (uvicorn's CLI
   with `--http h11`).
 
-Each server's demo space gets `--tokens` (1000) listeners joined first (distinct tokens for
-its heartbeats). Two request kinds, each swept like `bench.joins`: `POST
-/api/spaces/{id}/join` (`{"name": "bench"}`) and `POST /api/spaces/{id}/heartbeat` (the next
-listener's token each request, answered 204). nginx answers the same POSTs from a file
-holding a real join answer and from an empty file (`error_page 405 =200 $uri`), with the same
-Authorization headers. wrk (one thread, closed loop, keep-alive) on `--client-cpus` (1).
+granian and hypercorn come with `pip install -e '.[bench]'`. Each server's demo space gets
+`--tokens` (1000) listeners joined first (distinct tokens for its heartbeats). Three request
+kinds (`--kinds`), each swept like `bench.joins`: `POST /api/spaces/{id}/join` (`{"name":
+"bench"}`), `POST /api/spaces/{id}/heartbeat` (the next listener's token each request,
+answered 204) and `POST /bench/empty` (answered 204 before the node: the server's own cost).
+nginx answers the same POSTs from a file holding a real join answer and from empty files
+(`error_page 405 =200 $uri`), with the same Authorization headers. wrk (one thread, closed
+loop, keep-alive) on `--client-cpus` (1).
 
 Sweep: `--connections` (8,16,32,64,128); at each, `--runs` (3) wrk runs of `--seconds` (2 s)
 per target, the targets interleaved run by run (A B C nginx A B C nginx ...), so the
