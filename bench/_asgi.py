@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from causerie import cli
-from causerie.api.app import Node, create_app
-from causerie.api.limits import Receive, Scope, Send
-from causerie.config import Config
+from causerie.api.app import Node
+from causerie.app import create_app
+from causerie.asgi import Receive, Scope, Send
+from causerie.node.config import Config
 
 EMPTY = "/bench/empty"
 SCOPE = "/bench/scope"
@@ -63,7 +64,7 @@ class DemoNode:
 
         async def send_lifespan(message: dict) -> None:  # type: ignore[type-arg]
             if message["type"] == "lifespan.startup.complete" and self.demo:
-                from causerie.demo_space import open_demo_space
+                from causerie.node.demo import open_demo_space
 
                 await open_demo_space(self.node.services)
             elif message["type"] == "lifespan.shutdown.complete":
@@ -136,7 +137,7 @@ def main() -> None:
     server: Any = (
         EmbeddedGranian(app, settings)
         if sys.argv[1:] == ["granian"]
-        else cli._uvicorn(app, settings)  # type: ignore[arg-type]
+        else cli.build_server(app, settings)  # type: ignore[arg-type]
     )
     with asyncio.Runner(loop_factory=cli._loop_factory()) as runner:
         runner.run(server.serve())

@@ -38,8 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.harness.ports import HOST
+
 from bench._asgi import SCOPE, SHUTDOWN_MARK
-from bench._common import HOST, command_line, print_table, write_result
+from bench._common import command_line, print_table, write_result
 from bench.joins import BODY
 from bench.servers import SERVERS, Running, run_server
 
@@ -155,7 +157,7 @@ def streaming(server: Running) -> tuple[str, dict[str, Any]]:
 
 def held_response(server: Running) -> tuple[str, dict[str, Any]]:
     """A blocking playlist reload (RFC 8216bis §6.2.5.2) for the part after the last listed."""
-    playlist = f"/hls/{server.space_id}/index.m3u8"
+    playlist = server.playlist_path
     with connect(server.port) as sock:
         sock.sendall(request("GET", playlist))
         status, headers, rest = read_head(sock)

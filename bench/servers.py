@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -52,27 +53,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from tests.harness.polling import wait_until
+from tests.harness.ports import HOST, free_port
+from tests.harness.processes import children, stop, tail
 
 from bench._asgi import EMPTY
 from bench._common import (
-    HOST,
     REPO,
-    VENV_BIN,
-    _wait_live,
-    children,
     command_line,
     cpu_seconds,
     ensure_program,
-    free_port,
     load_average,
     pin,
     print_table,
-    stop_process,
     write_result,
 )
 from bench.audience import join_listeners
 from bench.joins import BODY, P99_BOUND_MS, Level, Target, best, parse_cpus, run_nginx, sweep
 
+VENV_BIN = Path(sys.executable).parent
 FACTORY = "bench._asgi:create"
 UNITS = {"join": "joins", "heartbeat": "heartbeats", "empty": "empty"}  # request kinds
 
@@ -124,10 +123,31 @@ class Running:
     pid: int  # the process that serves (granian's worker), whose CPU is measured
     port: int
     space_id: str
+    playlist_path: str  # its LL-HLS media playlist
     data_dir: Path
 
     def path(self, kind: str) -> str:
         return EMPTY if kind == "empty" else f"/api/spaces/{self.space_id}/{kind}"
+
+
+def wait_live(port: int, process: subprocess.Popen[bytes], log: Path) -> tuple[str, str]:
+    """Until the node lists a live space whose media playlist has a part: its id and path."""
+    found: list[str] = []
+
+    def live() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited ({process.returncode}): {tail(log)}")
+        with contextlib.suppress(httpx.HTTPError, KeyError, IndexError, ValueError):
+            base = f"http://{HOST}:{port}"
+            space = httpx.get(f"{base}/api/spaces", timeout=2).json()["spaces"][0]
+            playlist = space["media_playlist_url"]
+            if "#EXT-X-PART:" in httpx.get(base + playlist, timeout=2).text:
+                found[:] = [space["id"], playlist]
+                return True
+        return False
+
+    wait_until(live, 60, lambda: f"a live space on port {port}: {tail(log)}", every=0.2)
+    return found[0], found[1]
 
 
 def serving_pid(process: subprocess.Popen[bytes]) -> int:
@@ -160,15 +180,10 @@ def run_server(name: str, folder: Path, cpus: set[int] | None) -> Iterator[Runni
         cwd=REPO,
     )
     try:
-        try:
-            space_id, _ = _wait_live(f"http://{HOST}:{port}", process, 60)
-        except RuntimeError as exc:
-            log.flush()
-            tail = (data_dir / "server.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{name}: {exc}\n{tail}") from exc
-        yield Running(name, process, serving_pid(process), port, space_id, data_dir)
+        space_id, playlist = wait_live(port, process, data_dir / "server.log")
+        yield Running(name, process, serving_pid(process), port, space_id, playlist, data_dir)
     finally:
-        stop_process(process)
+        stop(process)
         log.close()
 
 
