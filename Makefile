@@ -51,12 +51,15 @@ lint: test-deps
 	$(BIN)/mypy
 
 bench: install test-deps
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.listeners
 	$(BIN)/python -m bench.speakers
 	$(BIN)/python -m bench.audience
 	$(BIN)/python -m bench.edges
 	$(BIN)/python -m bench.joins
+	$(BIN)/python -m bench.servers
+	$(BIN)/python -m bench.server_checks
 	$(BIN)/python -m bench.storm
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.origin

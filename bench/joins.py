@@ -114,6 +114,8 @@ class Target:
     pids: list[int]
     path: str
     side: list[int] = field(default_factory=list)  # more processes to measure (Redis)
+    body: bytes = BODY
+    tokens: list[str] = field(default_factory=lambda: [""])  # round-robin; "" for no token
 
 
 @dataclass
@@ -131,7 +133,7 @@ class Run:
 
 def one_run(target: Target, connections: int, seconds: float, cpus: set[int] | None) -> Run:
     """wrk against every port of the target at once, connections split evenly."""
-    load = Load("join", "POST", target.path, [""], BODY, paced=False)
+    load = Load(target.name, "POST", target.path, target.tokens, target.body, paced=False)
     share = max(1, connections // len(target.ports))
     side0, started = sum(cpu_seconds(pid) for pid in target.side), time.monotonic()
     with ThreadPoolExecutor(len(target.ports)) as pool:
@@ -207,7 +209,7 @@ class Level:
 
 
 def sweep(
-    targets: list[Target], args: argparse.Namespace, cpus: set[int] | None
+    targets: list[Target], args: argparse.Namespace, cpus: set[int] | None, unit: str = "joins"
 ) -> dict[str, list[Level]]:
     """Every connection count, `--runs` times, the targets interleaved run by run."""
     levels: dict[str, list[Level]] = {t.name: [] for t in targets}
@@ -221,7 +223,7 @@ def sweep(
             levels[target.name].append(level)
             print(
                 f"  {target.name:16} {connections:4} conns: {level.m('admitted_per_s'):7.0f} "
-                f"joins/s, p99 {level.m('p99_ms'):6.1f} ms, refused {level.refused_share:5.1%}, "
+                f"{unit}/s, p99 {level.m('p99_ms'):6.1f} ms, refused {level.refused_share:5.1%}, "
                 f"CPU {level.m('server_cpu'):.2f} (waited {level.m('server_wait'):.0%}), "
                 f"{level.per_core:6.0f}/core",
                 flush=True,
