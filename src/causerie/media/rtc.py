@@ -1,8 +1,8 @@
 """The few places causerie adjusts aiortc and aioice, and the audio frames it reads from them.
 
 Kept apart so that an upgrade of aiortc has one module to check: the host addresses ICE may
-offer, the receive delay aiortc holds audio for, negotiating one voice track, and frames
-downmixed to mono.
+offer, the DTLS cipher suites, the receive delay aiortc holds audio for, negotiating one voice
+track, and frames downmixed to mono.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import aioice.ice
 import av
@@ -17,9 +18,10 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCCertificate
 
 from .return_track import ReturnTrack
-from .sdp import InvalidOffer
+from .sdp import InvalidOffer, shape_answer
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,41 @@ def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
         return [str(a) for a in allowed if (use_ipv4 if a.version == 4 else use_ipv6)]
 
     aioice.ice.get_host_addresses = only_these
+
+
+# -- DTLS ---------------------------------------------------------------------------------------
+
+# aiortc's certificates are ECDSA, and it limits every DTLS context to ECDSA suites. That is
+# right for the server role (the peer must accept our key), but as a client it then cannot
+# talk to a server with an RSA certificate (GStreamer 1.22's): OpenSSL says "no shared cipher".
+# The RSA suites below only ever match a peer whose certificate is RSA; ours stays ECDSA.
+RSA_PEER_SUITES = b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-SHA"
+_ORIGINAL_CONTEXT = RTCCertificate._create_ssl_context
+
+
+def accept_rsa_peers() -> None:
+    """Let aiortc's DTLS client handshake with servers whose certificate is RSA (process-wide).
+
+    Wraps aiortc's private context factory (the one place it sets its cipher list) to append
+    ECDHE-RSA suites after its own. Idempotent.
+    """
+    if getattr(RTCCertificate._create_ssl_context, "_causerie", False):
+        return
+
+    def create_ssl_context(self: RTCCertificate, srtp_profiles: list[Any]) -> Any:
+        context = _ORIGINAL_CONTEXT(self, srtp_profiles)
+        context.set_cipher_list(ECDSA_SUITES + b":" + RSA_PEER_SUITES)
+        return context
+
+    create_ssl_context._causerie = True  # type: ignore[attr-defined]
+    RTCCertificate._create_ssl_context = create_ssl_context  # type: ignore[method-assign]
+
+
+# aiortc 1.16's own list, kept first so that an ECDSA peer negotiates exactly as before.
+ECDSA_SUITES = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA"
+)
 
 
 # -- Delay ----------------------------------------------------------------------------------
@@ -128,7 +165,9 @@ async def negotiate(
         voice.sender.replaceTrack(return_track)
         voice.direction = "sendrecv"
     try:
-        await pc.setLocalDescription(await pc.createAnswer())
+        answer = await pc.createAnswer()
+        shaped = shape_answer(answer.sdp, offer_sdp)
+        await pc.setLocalDescription(RTCSessionDescription(sdp=shaped, type="answer"))
     except Exception as exc:
         logger.info("cannot answer the SDP offer: %r", exc)
         reason = str(exc) or type(exc).__name__

@@ -3,7 +3,8 @@
 aiortc raises a variety of errors on input it cannot use; checking the offer first gives the
 client a clear 400 with the reason (RFC 9725 §4.2: the endpoint answers a bad offer with an
 error), and keeps odd input away from aiortc's parser. `keep_candidates` drops candidates the
-node must not send connectivity checks to.
+node must not send connectivity checks to; `shape_answer` adjusts aiortc's answer (DTLS role,
+Opus in-band FEC) before it is applied.
 """
 
 from __future__ import annotations
@@ -103,3 +104,56 @@ def check_offer(sdp: str) -> OfferSummary:
         if m["kind"] == "audio" and m["port"] != "0" and direction in ("sendrecv", "sendonly"):
             return OfferSummary(tuple(x["kind"] for x in media), index, direction)
     raise InvalidOffer("the SDP offer sends no audio (its audio is recvonly or inactive)")
+
+
+# -- the answer --------------------------------------------------------------------------------
+
+
+def offered_setup(offer: str) -> str:
+    """The offer's DTLS ``a=setup`` value (RFC 8842 §5.1): "actpass", "active" or "passive".
+
+    Media-level values win over a session-level one; absent means "actpass" (RFC 8842 §5.2).
+    """
+    for line in offer.splitlines():
+        if line.startswith("a=setup:"):
+            return line.split(":", 1)[1].strip()
+    return "actpass"
+
+
+def shape_answer(answer: str, offer: str) -> str:
+    """aiortc's answer as causerie sends it: the DTLS server role when the offer leaves the
+    choice, and Opus in-band FEC asked of the speaker.
+
+    - DTLS role: aiortc answers an ``actpass`` offer with ``a=setup:active`` (it would be the
+      DTLS client). Most WHIP endpoints take the server role (``passive``), and some clients
+      need it: GStreamer 1.22 as a DTLS server presents an RSA certificate, and the suites
+      aiortc offers as a client are ECDSA only ("no shared cipher"). As the server, the node
+      answers whatever suites the client offers (RFC 8842 §5.3 lets the answerer choose).
+    - FEC: ``useinbandfec=1`` on the Opus format (RFC 7587 §6.1) tells the speaker's encoder
+      that this receiver decodes in-band FEC, so a lost packet can be rebuilt from the next.
+    """
+    lines = answer.splitlines()
+    if offered_setup(offer) == "actpass":
+        lines = ["a=setup:passive" if line == "a=setup:active" else line for line in lines]
+    return "\r\n".join(_with_inband_fec(lines)) + "\r\n"
+
+
+def _with_inband_fec(lines: list[str]) -> list[str]:
+    opus = {
+        line.split()[0].split(":", 1)[1]
+        for line in lines
+        if line.startswith("a=rtpmap:") and " opus/48000" in line.lower()
+    }
+    has_fmtp = {line.split()[0].split(":", 1)[1] for line in lines if line.startswith("a=fmtp:")}
+    shaped: list[str] = []
+    for line in lines:
+        if line.startswith("a=fmtp:"):
+            head, _, params = line.partition(" ")
+            if head.split(":", 1)[1] in opus and "useinbandfec=" not in params:
+                line = f"{head} {params};useinbandfec=1" if params else f"{head} useinbandfec=1"
+        shaped.append(line)
+        if line.startswith("a=rtpmap:"):
+            payload_type = line.split()[0].split(":", 1)[1]
+            if payload_type in opus and payload_type not in has_fmtp:
+                shaped.append(f"a=fmtp:{payload_type} minptime=10;useinbandfec=1")
+    return shaped

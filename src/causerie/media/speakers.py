@@ -41,7 +41,14 @@ from .broadcasts import Broadcasts
 from .mixer import MixerInput, MixResult
 from .pipeline import LivePipeline
 from .return_track import ReturnTrack
-from .rtc import SAMPLE_RATE, StandingDelay, negotiate, restrict_host_addresses, to_mono
+from .rtc import (
+    SAMPLE_RATE,
+    StandingDelay,
+    accept_rsa_peers,
+    negotiate,
+    restrict_host_addresses,
+    to_mono,
+)
 from .sdp import OfferSummary, check_offer, keep_candidates
 
 logger = logging.getLogger(__name__)
@@ -132,6 +139,7 @@ class Speakers:
         self.connect_timeout = connect_timeout
         if self.host_addresses is not None:
             restrict_host_addresses(self.host_addresses)
+        accept_rsa_peers()
         self._sessions: dict[str, dict[str, _Session]] = {}  # space id -> session id -> session
         self._publishing: set[tuple[str, str]] = set()  # (space, user) being negotiated
         self._hooked: dict[str, LivePipeline] = {}  # the pipeline whose on_mix we chained
