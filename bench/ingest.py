@@ -167,10 +167,12 @@ async def loss_share(
     token: str,
     percent: float,
     seconds: float,
+    fec: bool,
 ) -> float:
     """Frames with the tone at full level while ``percent`` % of the publisher's UDP is lost."""
+    extra = ["--fec"] if fec else []
     publisher = Publisher(
-        ns, "gstreamer", f"{node.url}/whip/{space_id}", token, freq=FREQ, extra=["--fec"]
+        ns, "gstreamer", f"{node.url}/whip/{space_id}", token, freq=FREQ, extra=extra
     )
     try:
         await asyncio.to_thread(publisher.wait_for, "answered", 60)
@@ -216,12 +218,17 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             print_table(["client", "p50", "min", "max"], rows)
         rows = []
         for percent in rates:
-            share = await loss_share(ns, node, listener, space["id"], token, percent, args.seconds)
-            result["loss"][str(percent)] = share  # type: ignore[index]
-            rows.append([f"{percent:g} %", f"{100 * share:.1f} %"])
+            row = [f"{percent:g} %"]
+            for fec in (False, True):
+                share = await loss_share(
+                    ns, node, listener, space["id"], token, percent, args.seconds, fec
+                )
+                result["loss"][f"{percent:g}{' fec' if fec else ''}"] = share  # type: ignore[index]
+                row.append(f"{100 * share:.1f} %")
+            rows.append(row)
         if rows:
-            print("b. GStreamer with in-band FEC, random UDP loss: audience frames with the tone")
-            print_table(["loss", "frames with the tone"], rows)
+            print("b. GStreamer, random UDP loss: audience frames with the tone at full level")
+            print_table(["loss", "opusenc defaults", "voice + in-band FEC"], rows)
         if listener.task is not None:
             listener.task.cancel()
     return result

@@ -22,8 +22,10 @@ class RunningNode:
 
 
 @asynccontextmanager
-async def run_node(data_dir: Path, **options: object) -> AsyncIterator[RunningNode]:
-    """Serve a node on a free port until the block ends.
+async def run_node(
+    data_dir: Path, *, host: str = "127.0.0.1", **options: object
+) -> AsyncIterator[RunningNode]:
+    """Serve a node on a free port of ``host`` until the block ends.
 
     The node shares its event loop with the test's own client code, whose blocking calls
     (ffprobe, files) would read as the node running late: load shedding on loop lag is left
@@ -35,7 +37,7 @@ async def run_node(data_dir: Path, **options: object) -> AsyncIterator[RunningNo
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host="127.0.0.1",
+            host=host,
             port=0,
             log_level="warning",
             lifespan="on",
@@ -50,7 +52,7 @@ async def run_node(data_dir: Path, **options: object) -> AsyncIterator[RunningNo
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield RunningNode(f"http://127.0.0.1:{port}", data_dir, app)
+        yield RunningNode(f"http://{host}:{port}", data_dir, app)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aioice.ice
@@ -19,6 +19,7 @@ from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate
+from aiortc.rtp import RtpPacket
 
 from .return_track import ReturnTrack
 from .sdp import InvalidOffer, shape_answer
@@ -138,12 +139,43 @@ def release_audio_at_once(transceiver: RTCRtpTransceiver) -> None:
         logger.debug("aiortc's receiver has no jitter buffer where expected; left as is")
 
 
+class PacketTap:
+    """Stands in for aiortc's audio jitter buffer: hands each RTP packet to ``on_packet``.
+
+    aiortc's receiver keeps doing what it does before its jitter buffer (RTCP statistics, so
+    the speaker's encoder learns the loss rate and adds FEC; SRTP; RTX unwrapping), and gets
+    no frame back: its own decoder thread stays idle. causerie's jitter buffer and decoder
+    (media/jitter.py, media/opus.py) take over from there.
+    """
+
+    capacity = 16
+
+    def __init__(self, on_packet: Callable[[int, bytes], None]) -> None:
+        self.on_packet = on_packet
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        self.on_packet(packet.sequence_number, packet.payload)
+        return False, None
+
+
+def tap_audio(transceiver: RTCRtpTransceiver, on_packet: Callable[[int, bytes], None]) -> None:
+    """Send the transceiver's received audio packets to ``on_packet`` instead of aiortc's
+    jitter buffer and decoder (the same private attribute as :func:`release_audio_at_once`)."""
+    name = "_RTCRtpReceiver__jitter_buffer"
+    if not isinstance(getattr(transceiver.receiver, name, None), JitterBuffer):
+        raise RuntimeError("aiortc's receiver has no jitter buffer where expected")
+    setattr(transceiver.receiver, name, PacketTap(on_packet))
+
+
 async def negotiate(
     pc: RTCPeerConnection,
     offer_sdp: str,
     return_track: ReturnTrack | None,
+    on_packet: Callable[[int, bytes], None],
 ) -> MediaStreamTrack:
-    """Apply the offer, keep one audio m-line, create the answer; returns the voice track."""
+    """Apply the offer, keep one audio m-line, create the answer; the voice's RTP packets go
+    to ``on_packet`` (sequence number, Opus payload). Returns the voice track (it yields no
+    frames: it ends when the connection does)."""
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
     except Exception as exc:  # aiortc raises a variety of errors on input it cannot use
@@ -160,7 +192,8 @@ async def negotiate(
             transceiver.direction = "inactive"
     if voice is None:
         raise InvalidOffer("the SDP offer sends no audio")
-    release_audio_at_once(voice)
+    only_opus(voice)
+    tap_audio(voice, on_packet)
     if return_track is not None:
         voice.sender.replaceTrack(return_track)
         voice.direction = "sendrecv"
@@ -173,6 +206,22 @@ async def negotiate(
         reason = str(exc) or type(exc).__name__
         raise InvalidOffer(f"the SDP offer cannot be answered: {reason}") from exc
     return voice.receiver.track
+
+
+def only_opus(transceiver: RTCRtpTransceiver) -> None:
+    """Answer the voice with Opus only (RFC 7874 makes it mandatory for WebRTC): causerie
+    decodes it itself, with FEC and concealment. Raises InvalidOffer if the offer lacks it.
+
+    aiortc keeps the codecs common to the offer and itself in ``_codecs``, offer's order first,
+    and answers (and sends) with that list; it has no public way to narrow it after the offer.
+    """
+    codecs = getattr(transceiver, "_codecs", None)
+    if codecs is None:
+        return
+    opus = [c for c in codecs if c.mimeType.lower() == "audio/opus"]
+    if not opus:
+        raise InvalidOffer("the SDP offer has no Opus audio (opus/48000/2)")
+    transceiver._codecs = opus
 
 
 def to_mono(

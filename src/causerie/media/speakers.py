@@ -3,10 +3,11 @@
 One :class:`Speakers` registry per node holds the live *sessions*: one aiortc peer connection
 per speaker (RFC 9725 §3: one WHIP session is one peer connection). For each session:
 
-- the speaker's incoming audio track is read frame by frame (aiortc decodes Opus to s16 stereo,
-  960 samples at 48 kHz, even from a mono source), downmixed to mono int16 and pushed into the
-  space's mixer as the input named by the speaker's user id; the mixer's bounded queue absorbs
-  jitter and never makes the mix wait;
+- the speaker's Opus packets are taken from aiortc before its own jitter buffer and decoder
+  and go through causerie's (:class:`~causerie.media.voice.Voice`: an adaptive jitter buffer,
+  libopus with in-band FEC and concealment); after every mix, each voice is decoded into the
+  space's mixer input named by the speaker's user id, so the playout follows the mixer's clock
+  and a lost packet is rebuilt or concealed in its turn;
 - the speaker's mix-minus (everyone but themselves) goes back on the same peer connection
   through a :class:`~causerie.media.return_track.ReturnTrack`, when the offer asked to receive
   audio too (``sendrecv``); a ``sendonly`` offer gets a ``recvonly`` answer;
@@ -32,7 +33,6 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -41,14 +41,8 @@ from .broadcasts import Broadcasts
 from .mixer import MixerInput, MixResult
 from .pipeline import LivePipeline
 from .return_track import ReturnTrack
-from .rtc import (
-    SAMPLE_RATE,
-    StandingDelay,
-    accept_rsa_peers,
-    negotiate,
-    restrict_host_addresses,
-    to_mono,
-)
+from .rtc import SAMPLE_RATE, accept_rsa_peers, negotiate, restrict_host_addresses
+from .voice import FRAME_SAMPLES, Voice
 from .sdp import OfferSummary, check_offer, keep_candidates
 
 logger = logging.getLogger(__name__)
@@ -77,10 +71,15 @@ class SessionInfo:
     sends_back: bool
     """Whether the speaker gets their mix-minus on this session."""
     frames_received: int
+    """Opus packets received (20 ms each, usually)."""
     frames_dropped: int
-    """Frames dropped to keep the standing delay down (see StandingDelay)."""
+    """Packets dropped to bring the delay down after the network calmed (media/jitter.py)."""
+    frames_recovered: int
+    """Lost packets rebuilt from the next packet's in-band FEC."""
+    frames_concealed: int
+    """Lost (or too late) packets concealed."""
     queued_ms: float
-    """The speaker's audio waiting in the mixer now: their delay there."""
+    """The speaker's audio held by the jitter buffer and the mixer: their delay there."""
     created_at: float
 
 
@@ -93,11 +92,8 @@ class _Session:
     pipeline: LivePipeline
     mixer_input: MixerInput
     return_track: ReturnTrack | None
+    voice: Voice
     created_at: float = field(default_factory=time.time)
-    frames_received: int = 0
-    last_frame_at: float | None = None
-    """When the last audio frame arrived (time.monotonic()); None before the first."""
-    delay: StandingDelay = field(default_factory=StandingDelay)
     ended: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -108,9 +104,13 @@ class _Session:
             user_id=self.user_id,
             connection_state=self.pc.connectionState,
             sends_back=self.return_track is not None,
-            frames_received=self.frames_received,
-            frames_dropped=self.delay.dropped,
-            queued_ms=1000 * self.mixer_input.queued_samples / SAMPLE_RATE,
+            frames_received=self.voice.buffer.received,
+            frames_dropped=self.voice.buffer.skipped,
+            frames_recovered=self.voice.buffer.recovered,
+            frames_concealed=self.voice.buffer.concealed,
+            queued_ms=1000
+            * (self.voice.buffer.depth * FRAME_SAMPLES + self.mixer_input.queued_samples)
+            / SAMPLE_RATE,
             created_at=self.created_at,
         )
 
@@ -194,10 +194,12 @@ class Speakers:
             offer_sdp = keep_candidates(offer_sdp, self.host_addresses)
         pc = RTCPeerConnection(self._configuration())
         return_track = ReturnTrack() if summary.wants_return else None
+        voice = Voice()
         try:
-            voice = await negotiate(pc, offer_sdp, return_track)
+            track = await negotiate(pc, offer_sdp, return_track, voice.put)
         except BaseException:
             await pc.close()
+            voice.close()
             raise
         if self.broadcasts.get(space_id) is not pipeline or space_id not in (
             self.broadcasts.live_ids()
@@ -217,6 +219,7 @@ class Speakers:
             pipeline=pipeline,
             mixer_input=mixer_input,
             return_track=return_track,
+            voice=voice,
         )
         self._sessions.setdefault(space_id, {})[session.session_id] = session
         self._hook(space_id, pipeline)
@@ -228,7 +231,7 @@ class Speakers:
             if pc.connectionState in ("failed", "closed"):
                 await self._end(session, f"connection {pc.connectionState}")
 
-        session.tasks.add(asyncio.create_task(self._receive(session, voice)))
+        session.tasks.add(asyncio.create_task(self._until_track_ends(session, track)))
         session.tasks.add(asyncio.create_task(self._watch(session)))
         logger.info(
             "space %s: %s publishes (session %s, %s)",
@@ -239,24 +242,16 @@ class Speakers:
         )
         return session.session_id, pc.localDescription.sdp
 
-    async def _receive(self, session: _Session, track: MediaStreamTrack) -> None:
-        """Feed the speaker's decoded audio to the mixer until the track ends."""
-        resampler: av.AudioResampler | None = None
+    async def _until_track_ends(self, session: _Session, track: MediaStreamTrack) -> None:
+        """End the session when aiortc ends the voice track (the connection is closing).
+
+        The track itself yields no audio: the packets go to the session's Voice (see rtc.py).
+        """
         try:
             while True:
-                frame = await track.recv()
-                assert isinstance(frame, av.AudioFrame)  # an audio track's (recv is typed for any)
-                pcm, resampler = to_mono(frame, resampler)
-                session.frames_received += 1
-                session.last_frame_at = time.monotonic()
-                if not session.delay.should_drop(session.mixer_input.queued_samples, pcm.size):
-                    session.mixer_input.push(pcm)
+                await track.recv()
         except MediaStreamError:
-            pass  # the track ended: the peer connection is closing
-        except Exception:
-            logger.exception(
-                "space %s: reading %s's audio failed", session.space_id, session.user_id
-            )
+            pass
         await self._end(session, "track ended")
 
     async def _watch(self, session: _Session) -> None:
@@ -270,9 +265,10 @@ class Speakers:
             previous = now
             if woke_late:
                 continue  # the loop itself was held up: let the audio queued meanwhile in first
-            if session.last_frame_at is not None:
-                if now - session.last_frame_at > self.audio_timeout:
-                    silent = now - session.last_frame_at
+            last = session.voice.last_packet_at
+            if last is not None:
+                if now - last > self.audio_timeout:
+                    silent = now - last
                     await self._end(session, f"no audio for {silent:.0f} s: connection lost")
                     return
             elif (
@@ -304,6 +300,8 @@ class Speakers:
 
     def _deliver(self, space_id: str, result: MixResult) -> None:
         for session in self._sessions.get(space_id, {}).values():
+            # The next frame of each speaker, for the next mix (the playout's clock).
+            session.voice.fill(session.mixer_input)
             if session.return_track is not None:
                 minus = result.minus.get(session.user_id)
                 if minus is not None:
@@ -325,6 +323,7 @@ class Speakers:
             mixer.remove_input(session.user_id)
         if session.return_track is not None:
             session.return_track.stop()
+        session.voice.close()
         current = asyncio.current_task()
         for task in session.tasks:
             if task is not current:
