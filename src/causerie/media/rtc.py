@@ -7,13 +7,17 @@ track, and frames downmixed to mono.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import aioice.ice
 import av
+from aioice import Candidate
+from aioice.utils import random_string
 import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer
@@ -244,3 +248,115 @@ def to_mono(
     chunks = [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
     return pcm.astype(np.int16, copy=False), resampler
+
+
+# -- ICE after the answer: trickled candidates, restarts ------------------------------------------
+
+
+class IceRestartFailed(RuntimeError):
+    """The peer connection's ICE agent cannot restart (it has closed or failed)."""
+
+
+def _ice_transport(pc: RTCPeerConnection) -> Any:
+    """The peer connection's one ICE transport (WHIP bundles everything on one)."""
+    for transceiver in pc.getTransceivers():
+        return transceiver.receiver.transport.transport
+    raise IceRestartFailed("the connection has no transport")
+
+
+def local_ice(pc: RTCPeerConnection) -> tuple[str, str, list[str]]:
+    """This side's ICE credentials and candidates (``candidate:`` values), as they are now."""
+    transport = _ice_transport(pc)
+    connection = transport._connection
+    candidates = [f"candidate:{c.to_sdp()}" for c in connection.local_candidates]
+    return connection.local_username, connection.local_password, candidates
+
+
+def remote_ufrag(pc: RTCPeerConnection) -> str | None:
+    """The peer's current ICE ufrag (a different one in a PATCH means a restart): aioice's once
+    checks have started, the offer's until then."""
+    current: str | None = _ice_transport(pc)._connection.remote_username
+    if current is None and pc.remoteDescription is not None:
+        for line in pc.remoteDescription.sdp.splitlines():
+            if line.startswith("a=ice-ufrag:"):
+                return line.split(":", 1)[1].strip()
+    return current
+
+
+async def add_remote_candidates(
+    pc: RTCPeerConnection, candidates: Sequence[str], end_of_candidates: bool
+) -> None:
+    """Trickled candidates of the peer (RFC 8838): checks start towards them at once.
+
+    aioice accepts candidates while (and after) it runs its checks; aiortc's public
+    ``addIceCandidate`` would do the same with one candidate object at a time.
+    """
+    transport = _ice_transport(pc)
+    connection = transport._connection
+    for value in candidates:
+        try:
+            candidate = Candidate.from_sdp(value.removeprefix("candidate:"))
+        except (ValueError, IndexError) as exc:
+            raise InvalidOffer(f"malformed ICE candidate: {value[:80]!r}") from exc
+        if not connection._remote_candidates_end:
+            await connection.add_remote_candidate(candidate)
+    if end_of_candidates and not connection._remote_candidates_end:
+        await connection.add_remote_candidate(None)
+
+
+async def restart_ice(
+    pc: RTCPeerConnection,
+    ufrag: str,
+    pwd: str,
+    candidates: Sequence[str],
+    end_of_candidates: bool,
+) -> tuple[str, str, list[str]]:
+    """An ICE restart (RFC 8445 §9) on a live connection, which aiortc does not offer.
+
+    The same aioice agent goes on with new credentials on both sides and a fresh check list;
+    its sockets and host candidates stay. The pair selected so far keeps carrying media until
+    the peer nominates a new one (RFC 8445 §9: media continues on the previous pair), then
+    that one does; DTLS and SRTP go on unchanged over it, as ICE restarts require. Consent
+    freshness (RFC 7675) runs on, with the new credentials, on whichever pair is selected.
+    Returns the new local credentials and the local candidates.
+
+    This reaches into aioice's ``Connection`` (its check list and credentials): the one place
+    in causerie that does; checked against aioice 0.13.
+    """
+    transport = _ice_transport(pc)
+    connection = transport._connection
+    if transport.state in ("closed", "failed") or connection._closing:
+        raise IceRestartFailed("the connection is closed: publish again")
+    for pair in connection._check_list:
+        if pair.task is not None:
+            pair.task.cancel()
+    connection._local_username = random_string(4)
+    connection._local_password = random_string(22)
+    connection.remote_username = ufrag
+    connection.remote_password = pwd
+    connection._check_list = []
+    connection._check_list_done = False
+    connection._check_list_state = asyncio.Queue()
+    connection._nominating = set()
+    connection._remote_candidates = []
+    connection._remote_candidates_end = False
+    transport.iceGatherer._remote_candidates_end = False
+    await add_remote_candidates(pc, candidates, end_of_candidates)
+    connection._unfreeze_initial()
+    task = asyncio.get_running_loop().create_task(_run_checks(connection))
+    _checks.add(task)
+    task.add_done_callback(_checks.discard)
+    return local_ice(pc)
+
+
+_checks: set[asyncio.Task[None]] = set()
+RESTART_CHECKS_SECONDS = 30.0
+
+
+async def _run_checks(connection: Any) -> None:
+    """Pace the restarted agent's own checks, as its connect() does (RFC 8445 §6.1.4.2)."""
+    deadline = time.monotonic() + RESTART_CHECKS_SECONDS
+    while time.monotonic() < deadline and not connection._closing:
+        if not connection._check_periodic():
+            return
+        await asyncio.sleep(0.02)

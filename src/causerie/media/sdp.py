@@ -157,3 +157,79 @@ def _with_inband_fec(lines: list[str]) -> list[str]:
             if payload_type in opus and payload_type not in has_fmtp:
                 shaped.append(f"a=fmtp:{payload_type} minptime=10;useinbandfec=1")
     return shaped
+
+
+# -- trickle ICE and ICE restarts (RFC 8840 fragments, RFC 9725 §4.3.1) -------------------------
+
+SDPFRAG_TYPE = "application/trickle-ice-sdpfrag"
+MAX_FRAGMENT_CHARS = 16 * 1024
+MAX_CANDIDATES = 64
+_ICE_CHARS = re.compile(r"^[A-Za-z0-9+/]+$")  # RFC 8839 §5.4: ice-char
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """What a WHIP client's PATCH says: ICE credentials (a restart, or the current ones), and
+    candidates (``candidate:`` attribute values) with or without end-of-candidates."""
+
+    ufrag: str | None
+    pwd: str | None
+    candidates: tuple[str, ...]
+    end_of_candidates: bool
+
+
+def parse_fragment(text: str) -> Fragment:
+    """Parse an ``application/trickle-ice-sdpfrag`` body (RFC 8840 §9.2); raise InvalidOffer.
+
+    Only the ICE lines matter: ``a=ice-ufrag``, ``a=ice-pwd``, ``a=candidate``,
+    ``a=end-of-candidates``. ``m=`` and ``a=mid`` lines say which media the candidates are for:
+    with BUNDLE (which WHIP requires) there is one transport, so they are read and let be, as
+    are other attributes (``a=ice-options``, ``a=group``).
+    """
+    if len(text) > MAX_FRAGMENT_CHARS:
+        raise InvalidOffer("the SDP fragment is too long")
+    ufrag = pwd = None
+    candidates: list[str] = []
+    end = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if not _LINE.match(line):
+            raise InvalidOffer(f"line {number} of the SDP fragment is not a 'x=value' line")
+        if line.startswith("a=ice-ufrag:"):
+            ufrag = _ice_value(line, 4, 256)
+        elif line.startswith("a=ice-pwd:"):
+            pwd = _ice_value(line, 22, 256)
+        elif line.startswith("a=candidate:"):
+            value = line[2:]
+            if len(value.split()) < 8:
+                raise InvalidOffer(f"malformed ICE candidate: {line[:80]!r}")
+            candidates.append(value)
+        elif line == "a=end-of-candidates":
+            end = True
+    if (ufrag is None) != (pwd is None):
+        raise InvalidOffer("an ICE restart needs both a=ice-ufrag and a=ice-pwd")
+    if len(candidates) > MAX_CANDIDATES:
+        raise InvalidOffer(f"more than {MAX_CANDIDATES} candidates in one fragment")
+    return Fragment(ufrag, pwd, tuple(candidates), end)
+
+
+def _ice_value(line: str, shortest: int, longest: int) -> str:
+    value = line.split(":", 1)[1].strip()
+    if not (shortest <= len(value) <= longest) or not _ICE_CHARS.match(value):
+        raise InvalidOffer(f"malformed ICE credential: {line[:40]!r}")
+    return value
+
+
+def answer_fragment(answer: str, ufrag: str, pwd: str, candidates: Sequence[str]) -> str:
+    """The body of a 200 to an ICE restart (RFC 9725 §4.3.1): the node's new credentials and
+    its candidates, under the answer's first media line and mid (RFC 8840 §9.2)."""
+    media = next((line for line in answer.splitlines() if line.startswith("m=")), None)
+    mid = next((line for line in answer.splitlines() if line.startswith("a=mid:")), None)
+    lines = [f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}"]
+    if media and mid:
+        lines += [media, mid]
+    lines += [f"a={candidate}" for candidate in candidates]
+    lines.append("a=end-of-candidates")
+    return "\r\n".join(lines) + "\r\n"

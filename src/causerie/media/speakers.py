@@ -41,9 +41,18 @@ from .broadcasts import Broadcasts
 from .mixer import MixerInput, MixResult
 from .pipeline import LivePipeline
 from .return_track import ReturnTrack
-from .rtc import SAMPLE_RATE, accept_rsa_peers, negotiate, restrict_host_addresses
+from .rtc import (
+    SAMPLE_RATE,
+    accept_rsa_peers,
+    add_remote_candidates,
+    local_ice,
+    negotiate,
+    remote_ufrag,
+    restart_ice,
+    restrict_host_addresses,
+)
 from .voice import FRAME_SAMPLES, Voice
-from .sdp import OfferSummary, check_offer, keep_candidates
+from .sdp import Fragment, OfferSummary, answer_fragment, check_offer, keep_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +63,13 @@ AUDIO_TIMEOUT = 5.0
 device went away without a goodbye. (Browsers send packets even when muted; ICE consent
 freshness, RFC 7675, would only notice after about 30 s.)"""
 WATCH_INTERVAL = 0.5
+
+
+def ice_etag(pc: RTCPeerConnection) -> str:
+    """A strong entity-tag for the connection's ICE session: its local ufrag, which changes at
+    every restart (RFC 8445 §9) and is no secret (it is in the answer)."""
+    ufrag, _, _ = local_ice(pc)
+    return f'"{ufrag}"'
 
 
 # -- Sessions -------------------------------------------------------------------------------
@@ -81,6 +97,8 @@ class SessionInfo:
     queued_ms: float
     """The speaker's audio held by the jitter buffer and the mixer: their delay there."""
     created_at: float
+    etag: str
+    """The entity-tag of the session's ICE session (RFC 9725 §4.3.1): new at each restart."""
 
 
 @dataclass(eq=False)
@@ -93,6 +111,7 @@ class _Session:
     mixer_input: MixerInput
     return_track: ReturnTrack | None
     voice: Voice
+    answer: str
     created_at: float = field(default_factory=time.time)
     ended: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -112,6 +131,7 @@ class _Session:
             * (self.voice.buffer.depth * FRAME_SAMPLES + self.mixer_input.queued_samples)
             / SAMPLE_RATE,
             created_at=self.created_at,
+            etag=ice_etag(self.pc),
         )
 
 
@@ -220,6 +240,7 @@ class Speakers:
             mixer_input=mixer_input,
             return_track=return_track,
             voice=voice,
+            answer=pc.localDescription.sdp,
         )
         self._sessions.setdefault(space_id, {})[session.session_id] = session
         self._hook(space_id, pipeline)
@@ -276,6 +297,54 @@ class Speakers:
             ):
                 await self._end(session, f"not connected after {self.connect_timeout:.0f} s")
                 return
+
+    # -- ICE after the answer (RFC 9725 §4.3.1) -----------------------------------------------
+
+    def _allowed(self, candidates: tuple[str, ...]) -> list[str]:
+        """The candidates the node may send checks to (all, unless host addresses are set)."""
+        if self.host_addresses is None:
+            return list(candidates)
+        allowed = set(self.host_addresses)
+        return [c for c in candidates if len(c.split()) >= 8 and c.split()[4] in allowed]
+
+    async def trickle(self, space_id: str, session_id: str, fragment: Fragment) -> bool:
+        """Add a client's trickled candidates to its session; False if there is no session."""
+        session = self._sessions.get(space_id, {}).get(session_id)
+        if session is None:
+            return False
+        await add_remote_candidates(
+            session.pc, self._allowed(fragment.candidates), fragment.end_of_candidates
+        )
+        return True
+
+    async def restart(self, space_id: str, session_id: str, fragment: Fragment) -> str | None:
+        """Restart ICE with the client's new credentials: the answer's fragment, or None if
+        there is no such session. Raises IceRestartFailed if the connection cannot."""
+        session = self._sessions.get(space_id, {}).get(session_id)
+        if session is None:
+            return None
+        assert fragment.ufrag is not None and fragment.pwd is not None
+        ufrag, pwd, candidates = await restart_ice(
+            session.pc,
+            fragment.ufrag,
+            fragment.pwd,
+            self._allowed(fragment.candidates),
+            fragment.end_of_candidates,
+        )
+        logger.info(
+            "space %s: %s restarts ICE (session %s)",
+            space_id,
+            session.user_id,
+            session.session_id,
+        )
+        return answer_fragment(session.answer, ufrag, pwd, candidates)
+
+    def remote_ufrag(self, space_id: str, session_id: str) -> str | None:
+        """The client's current ICE ufrag in the session (a PATCH with another restarts)."""
+        session = self._sessions.get(space_id, {}).get(session_id)
+        if session is None:
+            return None
+        return remote_ufrag(session.pc)
 
     # -- the mix-minus --------------------------------------------------------------------------
 
