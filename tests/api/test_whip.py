@@ -255,6 +255,45 @@ async def test_ending_the_space_ends_its_sessions(client, node, live) -> None:
         await speaker.close()
 
 
+async def test_a_speaker_whose_audio_stops_is_reconnecting_on_every_page(client, node, live):
+    from causerie.node.loops import WhoIsReconnecting
+    from causerie.node.periodic import Periodic
+
+    svc = node.app.services
+    tone = ToneTrack(440)
+    speaker = await publish(client, live["id"], live["token"], tone)
+    publisher = Periodic("publish-reconnecting", 0.25, WhoIsReconnecting(svc).step)
+    publisher.start()
+    try:
+        await speaker.wait_connected()
+        await wait_until(lambda: svc.speakers.sessions(live["id"])[0].frames_received > 10)
+        assert svc.speakers.reconnecting(live["id"]) == []
+        before = await svc.bus.last_id(live["id"])
+        tone.pause()  # nothing more leaves the speaker, as when their network drops
+        stopped = time.monotonic()
+        async with asyncio.timeout(5):
+            async for event in svc.bus.subscribe(live["id"], before):
+                if event is not None and event.type == "space":
+                    [host] = [p for p in event.data["stage"] if p["id"] == "u-host"]
+                    if host["reconnecting"]:
+                        break
+        assert time.monotonic() - stopped < 2.0  # marked within 2 s (issue 14)
+        view = (await client.get(f"/api/spaces/{live['id']}")).json()
+        assert view["stage"][0]["reconnecting"] is True
+        # The audio comes back (an ICE restart, say): no longer reconnecting, on every page.
+        before = await svc.bus.last_id(live["id"])
+        tone.resume()
+        async with asyncio.timeout(5):
+            async for event in svc.bus.subscribe(live["id"], before):
+                if event is not None and event.type == "space":
+                    if not event.data["stage"][0]["reconnecting"]:
+                        break
+        assert svc.speakers.sessions(live["id"])  # the same session throughout
+    finally:
+        await publisher.stop()
+        await speaker.close()
+
+
 # -- ICE after the answer: trickle, restart (RFC 9725 §4.3.1) ---------------------------------
 
 

@@ -58,10 +58,17 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 30.0
 """A session whose peer connection is not connected this long after the answer is closed."""
-AUDIO_TIMEOUT = 5.0
+RECONNECTING_AFTER = 1.0
+"""A session whose audio stopped arriving this long ago is *reconnecting*: shown so on every
+page (the stage's ``reconnecting``) while the speaker's page restarts ICE or publishes again.
+(Browsers, OBS and GStreamer send packets even when muted: 20 ms apart, 50 a second.)"""
+AUDIO_TIMEOUT = 15.0
 """A session whose audio stopped arriving this long ago is closed: the speaker's network or
-device went away without a goodbye. (Browsers send packets even when muted; ICE consent
-freshness, RFC 7675, would only notice after about 30 s.)"""
+device went away and did not come back through an ICE restart. (ICE consent freshness,
+RFC 7675, would only notice after about 30 s.)"""
+RECONNECT_GRACE = 30.0
+"""How long a speaker whose connection was lost stays *reconnecting* without a session: their
+page is publishing again."""
 WATCH_INTERVAL = 0.5
 
 
@@ -161,6 +168,9 @@ class Speakers:
             restrict_host_addresses(self.host_addresses)
         accept_rsa_peers()
         self._sessions: dict[str, dict[str, _Session]] = {}  # space id -> session id -> session
+        # (space, user) -> when their connection was lost (time.monotonic()), until their audio
+        # is back, they leave, or RECONNECT_GRACE passes.
+        self._lost: dict[tuple[str, str], float] = {}
         self._publishing: set[tuple[str, str]] = set()  # (space, user) being negotiated
         self._hooked: dict[str, LivePipeline] = {}  # the pipeline whose on_mix we chained
         self._background: set[asyncio.Task[None]] = set()
@@ -184,6 +194,8 @@ class Speakers:
             raise Conflict("you are already being connected; wait for that answer")
         self._publishing.add(key)
         try:
+            if user_id in self.reconnecting(space_id):
+                self._lost.setdefault(key, time.monotonic())  # back through a new session
             await self.close_user(space_id, user_id)  # one session per user: the new one wins
             if user_id in pipeline.mixer.inputs:
                 raise Conflict("someone already speaks into this space under your name")
@@ -249,6 +261,8 @@ class Speakers:
         async def _state_changed() -> None:
             # Failed (ICE consent lost) or closed (the peer said DTLS goodbye, or we closed):
             # the session ends quietly and the mix goes on without this speaker.
+            if pc.connectionState == "failed":
+                self._lost.setdefault((space_id, user_id), time.monotonic())
             if pc.connectionState in ("failed", "closed"):
                 await self._end(session, f"connection {pc.connectionState}")
 
@@ -289,6 +303,7 @@ class Speakers:
             last = session.voice.last_packet_at
             if last is not None:
                 if now - last > self.audio_timeout:
+                    self._lost.setdefault((session.space_id, session.user_id), last)
                     silent = now - last
                     await self._end(session, f"no audio for {silent:.0f} s: connection lost")
                     return
@@ -415,6 +430,7 @@ class Speakers:
         session = self._sessions.get(space_id, {}).get(session_id)
         if session is None:
             return False
+        self._lost.pop((space_id, session.user_id), None)  # a goodbye, not a lost connection
         await self._end(session, "closed")
         return True
 
@@ -430,6 +446,8 @@ class Speakers:
         for session in list(self._sessions.get(space_id, {}).values()):
             await self._end(session, "the space went off the air")
         self._hooked.pop(space_id, None)
+        for key in [key for key in self._lost if key[0] == space_id]:
+            del self._lost[key]
 
     async def close_all(self) -> None:
         """End every session on this node (shutdown)."""
@@ -445,6 +463,9 @@ class Speakers:
         to the audience, removed, the space ended) leaves the mix at once; its peer connection
         is closed in the background.
         """
+        for space_id, user_id in list(self._lost):
+            if space_id == space.id and not space.may_publish(user_id):
+                del self._lost[(space_id, user_id)]
         for session in list(self._sessions.get(space.id, {}).values()):
             if not space.may_publish(session.user_id):
                 if self._detach(session, "may no longer publish"):
@@ -467,6 +488,30 @@ class Speakers:
     def sessions(self, space_id: str) -> list[SessionInfo]:
         """The live sessions of a space."""
         return [s.info() for s in self._sessions.get(space_id, {}).values()]
+
+    def reconnecting(self, space_id: str, now: float | None = None) -> list[str]:
+        """Who in the space is reconnecting: their audio stopped more than RECONNECTING_AFTER
+        ago, or their connection was lost less than RECONNECT_GRACE ago and no audio came back
+        since (through an ICE restart or a new session). Sorted user ids."""
+        now = time.monotonic() if now is None else now
+        users = set()
+        with_session = set()
+        for session in self._sessions.get(space_id, {}).values():
+            with_session.add(session.user_id)
+            key = (space_id, session.user_id)
+            last = session.voice.last_packet_at
+            if last is not None and now - last <= RECONNECTING_AFTER:
+                self._lost.pop(key, None)  # the audio is back
+            elif last is not None or key in self._lost:
+                users.add(session.user_id)
+        for (lost_space, user_id), since in list(self._lost.items()):
+            if lost_space != space_id:
+                continue
+            if now - since > RECONNECT_GRACE and user_id not in with_session:
+                del self._lost[(lost_space, user_id)]
+            elif user_id not in with_session:
+                users.add(user_id)
+        return sorted(users)
 
     def get(self, space_id: str, session_id: str) -> SessionInfo | None:
         """One session of a space, or None."""
