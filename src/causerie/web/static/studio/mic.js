@@ -76,8 +76,9 @@ function onAirState(connection) {
         ? "You're on air, muted. You hear the others here, live."
         : "You're on air. You hear the others here, live.",
     );
-  } else if (connection === "disconnected") {
-    setStatus(ui.micStatus, "The connection is unstable. Hold on…");
+  } else if (connection === "reconnecting") {
+    state.onAir = false;
+    setStatus(ui.micStatus, "Your connection dropped: reconnecting…");
   } else if (connection === "failed" || connection === "closed") {
     stopAir({
       tellServer: true,
