@@ -152,7 +152,10 @@ async def first_audio(
         answered = await asyncio.to_thread(publisher.wait_for, "answered", 30)
         if answered.get("status") != 201:
             raise RuntimeError(f"{client}: WHIP answered {answered}")
-        heard = await listener.first_tone_after(start, 30)
+        try:
+            heard = await listener.first_tone_after(start, 30)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{client}: {exc}; {publisher.tail()}") from None
         return heard - posted["t"]
     finally:
         publisher.stop()

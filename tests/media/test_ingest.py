@@ -19,7 +19,6 @@ from causerie.media import rtc
 from causerie.media.broadcasts import Broadcasts
 from causerie.media.return_track import FRAME_SAMPLES, ReturnTrack
 from causerie.media.rtc import (
-    StandingDelay,
     release_audio_at_once,
     restrict_host_addresses,
     to_mono,
@@ -147,16 +146,6 @@ def test_mono_passes_and_other_formats_are_resampled() -> None:
 
 
 # -- delay -------------------------------------------------------------------------------------
-
-
-def test_standing_delay_is_trimmed_one_frame_per_window() -> None:
-    delay = StandingDelay(window=5, keep_samples=480)
-    # Always at least 1.5 frames waiting before each push: one frame can go, once per window.
-    decisions = [delay.should_drop(queued, 960) for queued in [1440, 2400, 1500, 1920, 1440] * 2]
-    assert decisions == [False] * 4 + [True] + [False] * 4 + [True]
-    assert delay.dropped == 2
-    # Less slack than that at any point in the window: nothing is dropped.
-    assert not any(delay.should_drop(queued, 960) for queued in [2000, 2000, 1439, 2000, 2000])
 
 
 async def test_received_audio_is_released_without_prefetch() -> None:

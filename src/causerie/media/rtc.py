@@ -90,50 +90,18 @@ ECDSA_SUITES = (
 )
 
 
-# -- Delay ----------------------------------------------------------------------------------
-
-
-class StandingDelay:
-    """Decides when to drop a speaker's frame so that audio does not sit in the mixer queue.
-
-    The mixer takes one frame per tick and a speaker delivers one frame per 20 ms, so whatever
-    audio waits in the speaker's queue at the start (a burst when the connection came up, a
-    late tick) stays there for good: standing delay, heard by everyone. The mixer only drops
-    beyond its bound (200 ms). This watches the queue just before each push: when, over a
-    window of ``window`` pushes, it never held less than one frame plus ``keep_samples``, a
-    frame could have been missing all along without any underrun, so one incoming frame is
-    dropped. What remains is ``keep_samples`` or so of slack for network jitter.
-    """
-
-    def __init__(self, *, window: int = 50, keep_samples: int = 480) -> None:
-        self.window = window
-        self.keep_samples = keep_samples
-        self._pushes = 0
-        self._least: int | None = None
-        self.dropped = 0
-
-    def should_drop(self, queued_samples: int, frame_samples: int) -> bool:
-        """Call before pushing a frame of ``frame_samples``; True means drop that frame."""
-        if self._least is None or queued_samples < self._least:
-            self._least = queued_samples
-        self._pushes += 1
-        if self._pushes < self.window:
-            return False
-        drop = self._least >= frame_samples + self.keep_samples
-        self._pushes, self._least = 0, None
-        self.dropped += drop
-        return drop
+# -- Delay ---------------------------------------------------------------------------------
 
 
 def release_audio_at_once(transceiver: RTCRtpTransceiver) -> None:
     """Let aiortc hand each received audio frame on as soon as it is complete.
 
     aiortc's audio receiver holds four frames (80 ms) in its jitter buffer before decoding
-    (``prefetch=4``), and has no setting for it. causerie does not need that: the mixer's
-    input queue already absorbs jitter, and those 80 ms would be added to what every speaker
-    hears of the others. This replaces the receiver's private jitter buffer by one without
-    prefetch (same capacity, same reordering and loss handling); it is the only place causerie
-    touches aiortc's internals, and does nothing if a newer aiortc is built differently.
+    (``prefetch=4``), and has no setting for it. causerie's own aiortc clients (tests,
+    benchmarks: tests/fixtures/rtc.py) use this to hear the others without those 80 ms; the
+    node itself takes the packets before that buffer (:func:`tap_audio`). This replaces the
+    receiver's private jitter buffer by one without prefetch (same capacity, same reordering
+    and loss handling), and does nothing if a newer aiortc is built differently.
     """
     name = "_RTCRtpReceiver__jitter_buffer"
     current = getattr(transceiver.receiver, name, None)

@@ -9,6 +9,7 @@ Opus in-band FEC) before it is applied.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,20 +22,37 @@ class InvalidOffer(ValueError):
 
 
 def keep_candidates(sdp: str, addresses: Sequence[str]) -> str:
-    """Drop the offer's ICE candidates whose address is not in ``addresses``.
+    """Drop the offer's ICE candidates that the node, on ``addresses`` only, must not check.
 
-    With restricted host addresses, the node must not send connectivity checks anywhere else
-    either: not to the peer's other interfaces, not to mDNS (``.local``) names.
+    A node restricted to loopback addresses (tests, one machine) only checks loopback
+    candidates: never the peer's other interfaces. A node on other addresses never checks
+    loopback ones (they would be its own). mDNS names (``.local``) are dropped either way.
+    If nothing is left, ``a=end-of-candidates`` goes too: the node then learns the peer's
+    address from its checks (a peer-reflexive candidate, RFC 8445 §7.3.1.3) instead of
+    failing at once for want of candidates.
     """
-    allowed = set(addresses)
-    kept = []
+    loopback_node = all(ipaddress.ip_address(a).is_loopback for a in addresses)
+    kept: list[str] = []
+    dropped = 0
     for line in sdp.splitlines():
         if line.startswith("a=candidate:"):
-            fields = line.split()
-            if len(fields) < 8 or fields[4] not in allowed:
+            if not _checkable(line.split(), loopback_node):
+                dropped += 1
                 continue
         kept.append(line)
+    if dropped and not any(line.startswith("a=candidate:") for line in kept):
+        kept = [line for line in kept if line != "a=end-of-candidates"]
     return "\r\n".join(kept) + "\r\n"
+
+
+def _checkable(fields: list[str], loopback_node: bool) -> bool:
+    if len(fields) < 8:
+        return False
+    try:
+        address = ipaddress.ip_address(fields[4])
+    except ValueError:
+        return False  # an mDNS name, or not an address at all
+    return address.is_loopback == loopback_node
 
 
 _LINE = re.compile(r"^[a-z]=")

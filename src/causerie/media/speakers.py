@@ -316,11 +316,11 @@ class Speakers:
     # -- ICE after the answer (RFC 9725 §4.3.1) -----------------------------------------------
 
     def _allowed(self, candidates: tuple[str, ...]) -> list[str]:
-        """The candidates the node may send checks to (all, unless host addresses are set)."""
+        """The trickled candidates the node may check (the offer's rule: keep_candidates)."""
         if self.host_addresses is None:
             return list(candidates)
-        allowed = set(self.host_addresses)
-        return [c for c in candidates if len(c.split()) >= 8 and c.split()[4] in allowed]
+        kept = keep_candidates("".join(f"a={c}\r\n" for c in candidates), self.host_addresses)
+        return [line[2:] for line in kept.splitlines() if line.startswith("a=candidate:")]
 
     async def trickle(self, space_id: str, session_id: str, fragment: Fragment) -> bool:
         """Add a client's trickled candidates to its session; False if there is no session."""
