@@ -115,6 +115,8 @@ function renderSpace(space) {
     // The server ends the sessions of whoever leaves the stage (and of a space that ends).
     if (air) stopAir({ tellServer: false });
   }
+  // The node no longer hears us though we hear it: the way out broke. Reconnect.
+  if (air && me()?.reconnecting) air.session.nudge();
   render();
 }
 

@@ -23,6 +23,7 @@ const STALLED_AFTER = 1500; // ms without audio coming back: the connection is i
 const RECOVERY_WAIT = 5000; // ms an ICE restart or a new session gets to bring audio back
 const GIVE_UP_AFTER = 60000; // ms of failed attempts before the session says "failed"
 const SDPFRAG = "application/trickle-ice-sdpfrag";
+const NUDGE_QUIET = 5000; // ms after connecting or reconnecting when the server's word waits
 
 // ---- the microphone -----------------------------------------------------------------------
 
@@ -186,6 +187,7 @@ export class WhipSession {
     this.watcher = null;
     this.lastPackets = 0;
     this.lastPacketAt = 0;
+    this.recoveredAt = performance.now();
   }
 
   get state() {
@@ -255,6 +257,7 @@ export class WhipSession {
     this.answer = answer;
     this.lastPackets = 0;
     this.lastPacketAt = performance.now();
+    this.recoveredAt = performance.now();
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
   }
 
@@ -285,6 +288,18 @@ export class WhipSession {
     this.reconnect();
   }
 
+  /**
+   * The server says this speaker's audio stopped arriving (their stage entry is
+   * `reconnecting`) while the audio coming back still flows: the way out is broken, not the
+   * way in. Reconnect, unless a reconnection just ended (the server has not seen it yet).
+   */
+  nudge() {
+    if (this.stopped || this.reconnecting || !this.location) return;
+    if (performance.now() - this.recoveredAt < NUDGE_QUIET) return;
+    if (["new", "connecting"].includes(this.pc?.connectionState)) return;
+    this.reconnect();
+  }
+
   /** Bring a dropped connection back: ICE restart first, then new sessions, for a minute. */
   async reconnect() {
     if (this.reconnecting || this.stopped) return;
@@ -303,6 +318,7 @@ export class WhipSession {
           if (how === "restart") this.restarts += 1;
           else this.republished += 1;
           this.reconnecting = false;
+          this.recoveredAt = performance.now();
           if (!this.stopped) this.onState("connected");
           return;
         }

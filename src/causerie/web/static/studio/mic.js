@@ -31,6 +31,8 @@ export function renderMic() {
   const onStage = Boolean(me());
   const show = isModerator() && onStage && state.space && state.space.state !== "ended";
   ui.mic.hidden = !show;
+  // The node no longer hears us though we hear it: the way out broke. Reconnect.
+  if (air && me()?.reconnecting) air.session.nudge();
   if (air && (!isLive() || !onStage)) {
     const why = !isLive()
       ? "The space has ended: you're off the air."
