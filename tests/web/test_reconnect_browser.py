@@ -55,7 +55,13 @@ async def wait_for(condition, timeout: float, what: str) -> float:
         await asyncio.sleep(0.1)
 
 
-async def test_a_speaker_whose_network_changes_is_back_through_an_ice_restart(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("outage", "through"),
+    [(4.0, "an ICE restart"), (11.0, "a new session")],
+)
+async def test_a_speaker_whose_network_drops_comes_back(tmp_path, outage, through) -> None:
+    """4 s: the first ICE restart (5 s to succeed) bridges it. 11 s: that restart fails, and a
+    new session (after one more pause) comes back instead."""
     with namespace() as ns:
         async with run_node(
             tmp_path / "data", host=ns.node_address, rtc_host_addresses=(ns.node_address,)
