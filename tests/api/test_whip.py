@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator
 import httpx
 import m3u8
 import pytest
+from aiortc import RTCSessionDescription
 
 from causerie.domain import SpaceState
 from causerie.store import update_space
-from aiortc import RTCSessionDescription
-
 from tests.conftest import account
 from tests.fixtures.rtc import ToneTrack, loopback_only, offer, publish
 from tests.media.conftest import decode, spectrum_at
@@ -397,19 +396,18 @@ async def test_options_and_answers_name_the_ice_servers(tmp_path) -> None:
     servers = ("stun:stun.example.net:3478", "turn:turn.example.net?transport=udp")
     async with run_node(
         tmp_path / "data", rtc_host_addresses=("127.0.0.1",), rtc_ice_servers=servers
-    ) as running:
-        async with httpx.AsyncClient(base_url=running.url) as http:
-            host = account(running.data_dir, "Hana", user="u-host")
-            space = (await http.post("/api/spaces", json={"title": "L"}, headers=host)).json()
-            await http.post(f"/api/spaces/{space['id']}/start", headers=host)
-            response = await http.options(f"/whip/{space['id']}")
-            assert response.status_code == 204
-            link = response.headers["link"]
-            assert link == ", ".join(f'<{url}>; rel="ice-server"' for url in servers)
-            # Not on a CORS preflight (RFC 9725 §4.6).
-            preflight = {"Origin": "https://x.example", "Access-Control-Request-Method": "POST"}
-            response = await http.options(f"/whip/{space['id']}", headers=preflight)
-            assert "link" not in response.headers
+    ) as running, httpx.AsyncClient(base_url=running.url) as http:
+        host = account(running.data_dir, "Hana", user="u-host")
+        space = (await http.post("/api/spaces", json={"title": "L"}, headers=host)).json()
+        await http.post(f"/api/spaces/{space['id']}/start", headers=host)
+        response = await http.options(f"/whip/{space['id']}")
+        assert response.status_code == 204
+        link = response.headers["link"]
+        assert link == ", ".join(f'<{url}>; rel="ice-server"' for url in servers)
+        # Not on a CORS preflight (RFC 9725 §4.6).
+        preflight = {"Origin": "https://x.example", "Access-Control-Request-Method": "POST"}
+        response = await http.options(f"/whip/{space['id']}", headers=preflight)
+        assert "link" not in response.headers
 
 
 # -- refusals ------------------------------------------------------------------------------

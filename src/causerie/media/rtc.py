@@ -16,9 +16,9 @@ from typing import Any
 
 import aioice.ice
 import av
+import numpy as np
 from aioice import Candidate
 from aioice.utils import random_string
-import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack

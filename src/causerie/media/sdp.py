@@ -35,10 +35,9 @@ def keep_candidates(sdp: str, addresses: Sequence[str]) -> str:
     kept: list[str] = []
     dropped = 0
     for line in sdp.splitlines():
-        if line.startswith("a=candidate:"):
-            if not _checkable(line.split(), loopback_node):
-                dropped += 1
-                continue
+        if line.startswith("a=candidate:") and not _checkable(line.split(), loopback_node):
+            dropped += 1
+            continue
         kept.append(line)
     if dropped and not any(line.startswith("a=candidate:") for line in kept):
         kept = [line for line in kept if line != "a=end-of-candidates"]

@@ -51,8 +51,8 @@ from .rtc import (
     restart_ice,
     restrict_host_addresses,
 )
-from .voice import FRAME_SAMPLES, Voice
 from .sdp import Fragment, OfferSummary, answer_fragment, check_offer, keep_candidates
+from .voice import FRAME_SAMPLES, Voice
 
 logger = logging.getLogger(__name__)
 
