@@ -284,9 +284,12 @@ async def test_a_speaker_whose_audio_stops_is_reconnecting_on_every_page(client,
         tone.resume()
         async with asyncio.timeout(5):
             async for event in svc.bus.subscribe(live["id"], before):
-                if event is not None and event.type == "space":
-                    if not event.data["stage"][0]["reconnecting"]:
-                        break
+                if (
+                    event is not None
+                    and event.type == "space"
+                    and not event.data["stage"][0]["reconnecting"]
+                ):
+                    break
         assert svc.speakers.sessions(live["id"])  # the same session throughout
     finally:
         await publisher.stop()
@@ -394,9 +397,12 @@ async def test_an_ice_restart_gets_new_credentials_and_a_new_etag(client, node, 
 async def test_options_and_answers_name_the_ice_servers(tmp_path) -> None:
     loopback_only()
     servers = ("stun:stun.example.net:3478", "turn:turn.example.net?transport=udp")
-    async with run_node(
-        tmp_path / "data", rtc_host_addresses=("127.0.0.1",), rtc_ice_servers=servers
-    ) as running, httpx.AsyncClient(base_url=running.url) as http:
+    async with (
+        run_node(
+            tmp_path / "data", rtc_host_addresses=("127.0.0.1",), rtc_ice_servers=servers
+        ) as running,
+        httpx.AsyncClient(base_url=running.url) as http,
+    ):
         host = account(running.data_dir, "Hana", user="u-host")
         space = (await http.post("/api/spaces", json={"title": "L"}, headers=host)).json()
         await http.post(f"/api/spaces/{space['id']}/start", headers=host)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import time
 from datetime import UTC, datetime, timedelta
@@ -420,14 +421,10 @@ def _handshake(client: SSL.Connection, server: SSL.Connection) -> None:
     server.set_accept_state()
     for _ in range(20):
         for side, other in ((client, server), (server, client)):
-            try:
+            with contextlib.suppress(SSL.WantReadError):
                 side.do_handshake()
-            except SSL.WantReadError:
-                pass
-            try:
+            with contextlib.suppress(SSL.WantReadError):
                 other.bio_write(side.bio_read(65536))
-            except SSL.WantReadError:
-                pass
         if client.get_peer_certificate() is not None and server.get_peer_certificate() is not None:
             try:
                 client.do_handshake()
