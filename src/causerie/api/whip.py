@@ -59,7 +59,9 @@ CORS = {
 router = APIRouter(
     prefix="/whip",
     tags=["speakers"],
-    responses={status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 415, 503)},
+    responses={
+        status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 415, 422, 503)
+    },
 )
 
 
