@@ -34,7 +34,9 @@ serve: install
 
 # Test tools in the venv, and the real programs the tests meet (Debian packages).
 test-deps: $(VENV)/.test-installed
-	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium
+	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium \
+	  iproute2 nftables python3-gi gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 \
+	  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice libopus0
 
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'

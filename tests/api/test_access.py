@@ -482,8 +482,11 @@ ROWS: list[Row] = [
     Row(
         "PATCH",
         "/whip/{space_id}/sessions/{session_id}",
-        everyone(405),
-        values={"session_id": "s1"},
+        by_role(host=403, cohost=403, speaker=204, listener=403),
+        content=b"a=end-of-candidates\r\n",
+        headers={"Content-Type": "application/trickle-ice-sdpfrag", "If-Match": "*"},
+        setup=speaker_session,
+        note="trickle ICE and ICE restarts: the session's own speaker only",
     ),
     Row("OPTIONS", "/whip/{space_id}", everyone(204)),
     Row(

@@ -42,8 +42,9 @@ from tests.harness.causerie_process import causerie_process
 
 pytestmark = pytest.mark.slow
 
-# WHIP offers are SDP text: sent as generated, like text/plain.
+# WHIP offers and trickle fragments are SDP text: sent as generated, like text/plain.
 schemathesis.serializer.alias("application/sdp", "text/plain")
+schemathesis.serializer.alias("application/trickle-ice-sdpfrag", "text/plain")
 
 CHECKS = [
     not_a_server_error,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import m3u8
 import pytest
+from aiortc import RTCSessionDescription
 
 from causerie.domain import SpaceState
 from causerie.store import update_space
@@ -42,6 +44,15 @@ async def live(client, node) -> dict:
     space = (await client.post("/api/spaces", json={"title": "WHIP"}, headers=host)).json()
     assert (await client.post(f"/api/spaces/{space['id']}/start", headers=host)).is_success
     return {**space, "host": host, "token": host["Authorization"].split()[1]}
+
+
+def frag_headers(token: str | None, if_match: str | None = "*") -> dict[str, str]:
+    headers = {"Content-Type": "application/trickle-ice-sdpfrag"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if if_match is not None:
+        headers["If-Match"] = if_match
+    return headers
 
 
 def sdp_headers(token: str | None) -> dict[str, str]:
@@ -236,6 +247,168 @@ async def test_ending_the_space_ends_its_sessions(client, node, live) -> None:
         await speaker.close()
 
 
+async def test_a_speaker_whose_audio_stops_is_reconnecting_on_every_page(client, node, live):
+    from causerie.node.loops import WhoIsReconnecting
+    from causerie.node.periodic import Periodic
+
+    svc = node.app.services
+    tone = ToneTrack(440)
+    speaker = await publish(client, live["id"], live["token"], tone)
+    publisher = Periodic("publish-reconnecting", 0.25, WhoIsReconnecting(svc).step)
+    publisher.start()
+    try:
+        await speaker.wait_connected()
+        await eventually(lambda: svc.speakers.sessions(live["id"])[0].frames_received > 10, 5)
+        assert svc.speakers.reconnecting(live["id"]) == []
+        before = await svc.bus.last_id(live["id"])
+        tone.pause()  # nothing more leaves the speaker, as when their network drops
+        stopped = time.monotonic()
+        async with asyncio.timeout(5):
+            async for event in svc.bus.subscribe(live["id"], before):
+                if event is not None and event.type == "space":
+                    [host] = [p for p in event.data["stage"] if p["id"] == "u-host"]
+                    if host["reconnecting"]:
+                        break
+        assert time.monotonic() - stopped < 2.0  # marked within 2 s (issue 14)
+        view = (await client.get(f"/api/spaces/{live['id']}")).json()
+        assert view["stage"][0]["reconnecting"] is True
+        # The audio comes back (an ICE restart, say): no longer reconnecting, on every page.
+        before = await svc.bus.last_id(live["id"])
+        tone.resume()
+        async with asyncio.timeout(5):
+            async for event in svc.bus.subscribe(live["id"], before):
+                if (
+                    event is not None
+                    and event.type == "space"
+                    and not event.data["stage"][0]["reconnecting"]
+                ):
+                    break
+        assert svc.speakers.sessions(live["id"])  # the same session throughout
+    finally:
+        await publisher.stop()
+        await speaker.close()
+
+
+# -- ICE after the answer: trickle, restart (RFC 9725 §4.3.1) ---------------------------------
+
+
+async def test_a_trickling_client_sends_its_candidates_with_patch(client, node, live) -> None:
+    pc = await offer(ToneTrack(440))
+    try:
+        sdp = pc.localDescription.sdp
+        candidates = [line[2:] for line in sdp.splitlines() if line.startswith("a=candidate:")]
+        bare = "\r\n".join(
+            line
+            for line in sdp.splitlines()
+            if "a=candidate:" not in line and "a=end-of-candidates" not in line
+        )
+        url = f"/whip/{live['id']}"
+        response = await client.post(url, content=bare + "\r\n", headers=sdp_headers(live["token"]))
+        assert response.status_code == 201
+        etag = response.headers["etag"]
+        assert etag.startswith('"') and etag.endswith('"')
+        location = response.headers["location"]
+        [session] = node.app.services.speakers.sessions(live["id"])
+        assert session.etag == etag
+        fragment = (
+            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+        )
+        ufrag = next(x for x in sdp.splitlines() if x.startswith("a=ice-ufrag:")).split(":")[1]
+        pwd = next(x for x in sdp.splitlines() if x.startswith("a=ice-pwd:")).split(":")[1]
+        body = fragment.format(ufrag, pwd) + "".join(f"a={c}\r\n" for c in candidates)
+        body += "a=end-of-candidates\r\n"
+        token = live["token"]
+        # If-Match: missing (428), stale (412); the wrong media type (415); garbage (400).
+        response = await client.patch(location, content=body, headers=frag_headers(token, None))
+        assert response.status_code == 428 and response.json()["error"] == "precondition_required"
+        response = await client.patch(location, content=body, headers=frag_headers(token, '"x"'))
+        assert response.status_code == 412
+        response = await client.patch(location, content=body, headers=sdp_headers(token))
+        assert response.status_code == 415
+        assert response.headers["accept-patch"] == "application/trickle-ice-sdpfrag"
+        garbage = frag_headers(token, etag)
+        response = await client.patch(location, content="a=candidate:1 1 udp", headers=garbage)
+        assert response.status_code == 400
+        # Another listener may not touch it.
+        _, other = await listener(client, live["id"])
+        response = await client.patch(location, content=body, headers=frag_headers(other, etag))
+        assert response.status_code == 403
+        # The candidates, with the current ETag: 204, and the node knows them.
+        response = await client.patch(location, content=body, headers=frag_headers(token, etag))
+        assert response.status_code == 204, response.text
+        assert response.content == b""
+        session_pc = next(iter(node.app.services.speakers._sessions[live["id"]].values())).pc
+        transport = session_pc.getTransceivers()[0].receiver.transport.transport
+        assert {c.port for c in transport.getRemoteCandidates()} >= {
+            int(c.split()[5]) for c in candidates
+        }
+        await pc.setRemoteDescription(
+            RTCSessionDescription(sdp=answer_of(node, live), type="answer")
+        )
+        await eventually(lambda: pc.connectionState == "connected", 10)
+    finally:
+        await pc.close()
+
+
+def answer_of(node: RunningNode, live: dict) -> str:
+    session = next(iter(node.app.services.speakers._sessions[live["id"]].values()))
+    return session.answer
+
+
+async def test_an_ice_restart_gets_new_credentials_and_a_new_etag(client, node, live) -> None:
+    speaker = await publish(client, live["id"], live["token"], ToneTrack(440))
+    try:
+        await speaker.wait_connected()
+        [session] = node.app.services.speakers.sessions(live["id"])
+        first = session.etag
+        old_ufrag = next(x for x in speaker.answer.splitlines() if x.startswith("a=ice-ufrag:"))
+        body = "a=ice-ufrag:n3wU\r\na=ice-pwd:aNewPasswordOf22Chars0\r\n"
+        response = await client.patch(
+            speaker.location, content=body, headers=frag_headers(live["token"], "*")
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/trickle-ice-sdpfrag"
+        second = response.headers["etag"]
+        assert second != first and node.app.services.speakers.sessions(live["id"])[0].etag == second
+        lines = response.text.splitlines()
+        ufrag = next(x for x in lines if x.startswith("a=ice-ufrag:"))
+        assert ufrag != old_ufrag and any(x.startswith("a=ice-pwd:") for x in lines)
+        assert any(x.startswith("a=candidate:") and " 127.0.0.1 " in x for x in lines)
+        assert lines[-1] == "a=end-of-candidates" and "a=mid:0" in lines
+        # Candidates sent for the ICE session that ended: 412. The session lives on.
+        response = await client.patch(
+            speaker.location,
+            content="a=end-of-candidates\r\n",
+            headers=frag_headers(live["token"], first),
+        )
+        assert response.status_code == 412
+        assert node.app.services.speakers.sessions(live["id"])
+    finally:
+        await speaker.close()
+
+
+async def test_options_and_answers_name_the_ice_servers(tmp_path) -> None:
+    loopback_only()
+    servers = ("stun:stun.example.net:3478", "turn:turn.example.net?transport=udp")
+    async with (
+        run_node(
+            tmp_path / "data", rtc_host_addresses=("127.0.0.1",), rtc_ice_servers=servers
+        ) as running,
+        httpx.AsyncClient(base_url=running.url) as http,
+    ):
+        host = account(running.data_dir, "Hana", user="u-host")
+        space = (await http.post("/api/spaces", json={"title": "L"}, headers=host)).json()
+        await http.post(f"/api/spaces/{space['id']}/start", headers=host)
+        response = await http.options(f"/whip/{space['id']}")
+        assert response.status_code == 204
+        link = response.headers["link"]
+        assert link == ", ".join(f'<{url}>; rel="ice-server"' for url in servers)
+        # Not on a CORS preflight (RFC 9725 §4.6).
+        preflight = {"Origin": "https://x.example", "Access-Control-Request-Method": "POST"}
+        response = await http.options(f"/whip/{space['id']}", headers=preflight)
+        assert "link" not in response.headers
+
+
 # -- refusals ------------------------------------------------------------------------------
 
 
@@ -351,8 +524,8 @@ async def test_other_bad_requests(client, node, live, good_offer) -> None:
     response = await client.post(url, content=b"v=0\n" + b"a" * 100_000, headers=sdp_headers(token))
     assert response.status_code == 413
     session_url = f"{url}/sessions/whatever"
-    response = await client.patch(session_url, content=b"a=candidate", headers=sdp_headers(token))
-    assert response.status_code == 405 and "trickle" in response.json()["message"]
+    response = await client.patch(session_url, content=b"a=candidate", headers=frag_headers(token))
+    assert response.status_code == 404
     response = await client.delete(session_url, headers=sdp_headers(token))
     assert response.status_code == 404
     assert (await client.get(url)).status_code == 405

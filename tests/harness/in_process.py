@@ -32,8 +32,11 @@ class RunningNode:
 
 
 @asynccontextmanager
-async def run_node(data_dir: Path, port: int = 0, **options: object) -> AsyncIterator[RunningNode]:
-    """Serve a node (`Config(**options)`) on 127.0.0.1 until the block ends.
+async def run_node(
+    data_dir: Path, port: int = 0, *, host: str = HOST, **options: object
+) -> AsyncIterator[RunningNode]:
+    """Serve a node (`Config(**options)`) on `host` (127.0.0.1, or the address of a network
+    namespace's veth the test made) until the block ends.
 
     `port`: 0 for any free one; a port chosen beforehand (`free_port()`) when nodes sharing a
     Redis must reach this one at the address it advertises (they forward to a space's owner).
@@ -43,7 +46,7 @@ async def run_node(data_dir: Path, port: int = 0, **options: object) -> AsyncIte
     to tests of a node in a process of its own (test_storm.py) unless `max_lag` is given.
     """
     options.setdefault("max_lag", 10.0)
-    config = Config(host=HOST, port=port, data_dir=data_dir, log_level="warning", **options)
+    config = Config(host=host, port=port, data_dir=data_dir, log_level="warning", **options)
     app = create_app(config)
     server = build_server(app, config)
     task = asyncio.create_task(server.serve())
@@ -53,7 +56,7 @@ async def run_node(data_dir: Path, port: int = 0, **options: object) -> AsyncIte
         raise RuntimeError("the node did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield RunningNode(f"http://{HOST}:{port}", data_dir, app, server)
+        yield RunningNode(f"http://{host}:{port}", data_dir, app, server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)

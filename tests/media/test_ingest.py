@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aioice.ice
 import av
@@ -13,18 +14,29 @@ import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from OpenSSL import SSL
 
 from causerie.domain import Conflict, Space
 from causerie.media import rtc
 from causerie.media.broadcasts import Broadcasts
 from causerie.media.return_track import FRAME_SAMPLES, ReturnTrack
 from causerie.media.rtc import (
-    StandingDelay,
     release_audio_at_once,
     restrict_host_addresses,
     to_mono,
 )
-from causerie.media.sdp import InvalidOffer, check_offer, keep_candidates
+from causerie.media.sdp import (
+    Fragment,
+    InvalidOffer,
+    answer_fragment,
+    check_offer,
+    keep_candidates,
+    parse_fragment,
+    shape_answer,
+)
 from causerie.media.speakers import Speakers
 from tests.fixtures.rtc import ToneTrack, loopback_only, offer
 
@@ -147,16 +159,6 @@ def test_mono_passes_and_other_formats_are_resampled() -> None:
 
 
 # -- delay -------------------------------------------------------------------------------------
-
-
-def test_standing_delay_is_trimmed_one_frame_per_window() -> None:
-    delay = StandingDelay(window=5, keep_samples=480)
-    # Always at least 1.5 frames waiting before each push: one frame can go, once per window.
-    decisions = [delay.should_drop(queued, 960) for queued in [1440, 2400, 1500, 1920, 1440] * 2]
-    assert decisions == [False] * 4 + [True] + [False] * 4 + [True]
-    assert delay.dropped == 2
-    # Less slack than that at any point in the window: nothing is dropped.
-    assert not any(delay.should_drop(queued, 960) for queued in [2000, 2000, 1439, 2000, 2000])
 
 
 async def test_received_audio_is_released_without_prefetch() -> None:
@@ -314,3 +316,160 @@ async def test_publishing_needs_the_space_on_the_air_and_a_free_input(on_air) ->
         assert speakers.sessions("s1") == []
     finally:
         await pc.close()
+
+
+# -- the answer, fragments, DTLS -----------------------------------------------------------------
+
+ANSWER = """v=0\r
+o=- 1 1 IN IP4 0.0.0.0\r
+s=-\r
+t=0 0\r
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r
+c=IN IP4 0.0.0.0\r
+a=mid:0\r
+a=rtpmap:111 opus/48000/2\r
+a=ice-ufrag:wxyz\r
+a=ice-pwd:abcdefghijklmnopqrstuv\r
+a=candidate:1 1 udp 2130706431 192.0.2.1 40000 typ host\r
+a=fingerprint:sha-256 AB:CD\r
+a=setup:active\r
+"""
+
+
+def test_an_actpass_offer_gets_the_node_as_dtls_server() -> None:
+    shaped = shape_answer(ANSWER, AUDIO_OFFER)
+    assert "a=setup:passive" in shaped and "a=setup:active" not in shaped
+    # An offer that insists on being the server keeps the node as the client.
+    passive_offer = AUDIO_OFFER.replace("a=setup:actpass", "a=setup:passive")
+    assert "a=setup:active" in shape_answer(ANSWER, passive_offer)
+
+
+def test_the_answer_asks_for_opus_in_band_fec() -> None:
+    shaped = shape_answer(ANSWER, AUDIO_OFFER)
+    assert "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n" in shaped
+    with_fmtp = ANSWER.replace(
+        "a=rtpmap:111 opus/48000/2\r\n", "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 stereo=1\r\n"
+    )
+    assert "a=fmtp:111 stereo=1;useinbandfec=1\r\n" in shape_answer(with_fmtp, AUDIO_OFFER)
+    assert shape_answer(shape_answer(ANSWER, AUDIO_OFFER), AUDIO_OFFER).count("useinbandfec") == 1
+
+
+def test_a_trickle_fragment() -> None:
+    fragment = parse_fragment(
+        "a=ice-options:trickle\r\na=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\n"
+        "m=audio 9 RTP/AVP 0\r\na=mid:0\r\n"
+        "a=candidate:1 1 udp 2122260223 192.0.2.1 61764 typ host generation 0\r\n"
+        "a=end-of-candidates\r\n"
+    )
+    assert (fragment.ufrag, fragment.pwd) == ("EsAw", "P2uYro0UCOQ4zxjKXaWCBui1")
+    assert fragment.candidates == (
+        "candidate:1 1 udp 2122260223 192.0.2.1 61764 typ host generation 0",
+    )
+    assert fragment.end_of_candidates
+    assert parse_fragment("a=end-of-candidates\r\n") == Fragment(None, None, (), True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not sdp\r\n", "line 1"),
+        ("a=ice-ufrag:abcd\r\n", "both"),
+        ("a=ice-ufrag:ab\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", "credential"),
+        ("a=ice-ufrag:ab cd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", "credential"),
+        ("a=candidate:1 1 udp\r\n", "candidate"),
+        ("a=candidate:1 1 udp 1 192.0.2.1 1 typ host\r\n" * 65, "more than"),
+        ("a=x\r\n" * 5000, "too long"),
+    ],
+)
+def test_bad_fragments(text: str, message: str) -> None:
+    with pytest.raises(InvalidOffer, match=message):
+        parse_fragment(text)
+
+
+def test_the_answer_to_a_restart() -> None:
+    body = answer_fragment(
+        ANSWER, "newU", "newpasswordnewpassword", ["candidate:2 1 udp 1 192.0.2.1 5 typ host"]
+    )
+    assert body.splitlines() == [
+        "a=ice-ufrag:newU",
+        "a=ice-pwd:newpasswordnewpassword",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=mid:0",
+        "a=candidate:2 1 udp 1 192.0.2.1 5 typ host",
+        "a=end-of-candidates",
+    ]
+
+
+def test_a_node_on_a_real_address_checks_real_candidates_only() -> None:
+    offer = AUDIO_OFFER + "a=end-of-candidates\r\n"
+    kept = keep_candidates(offer, ["192.0.2.7"])
+    candidates = [line.split()[0] for line in kept.splitlines() if line.startswith("a=candidate:")]
+    assert candidates == ["a=candidate:1"]  # 10.1.2.3; not loopback, not mDNS
+    assert "a=end-of-candidates" in kept
+    # Nothing left to check: no end-of-candidates either, so ICE waits for the peer's checks.
+    only_mdns = (
+        AUDIO_OFFER.split("a=candidate:1")[0]
+        + "a=candidate:3 1 udp 1 abc.local 5 typ host\r\na=end-of-candidates\r\n"
+    )
+    kept = keep_candidates(only_mdns, ["192.0.2.7"])
+    assert "a=candidate" not in kept and "a=end-of-candidates" not in kept
+
+
+def _handshake(client: SSL.Connection, server: SSL.Connection) -> None:
+    """Run a DTLS handshake between two in-memory connections."""
+    client.set_connect_state()
+    server.set_accept_state()
+    for _ in range(20):
+        for side, other in ((client, server), (server, client)):
+            with contextlib.suppress(SSL.WantReadError):
+                side.do_handshake()
+            with contextlib.suppress(SSL.WantReadError):
+                other.bio_write(side.bio_read(65536))
+        if client.get_peer_certificate() is not None and server.get_peer_certificate() is not None:
+            try:
+                client.do_handshake()
+                server.do_handshake()
+                return
+            except SSL.WantReadError:
+                continue
+    raise AssertionError("no handshake")
+
+
+def _rsa_server_context() -> SSL.Context:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "gst")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    context = SSL.Context(SSL.DTLS_METHOD)
+    context.use_certificate(cert)
+    context.use_privatekey(key)
+    context.set_verify(SSL.VERIFY_PEER, lambda *args: True)
+    context.set_tlsext_use_srtp(b"SRTP_AES128_CM_SHA1_80")
+    return context
+
+
+def test_the_dtls_client_accepts_an_rsa_server() -> None:
+    from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate
+
+    def attempt() -> None:
+        ours = RTCCertificate.generateCertificate()._create_ssl_context(SRTP_PROFILES)
+        _handshake(SSL.Connection(ours), SSL.Connection(_rsa_server_context()))
+
+    original = RTCCertificate._create_ssl_context
+    try:
+        RTCCertificate._create_ssl_context = rtc._ORIGINAL_CONTEXT
+        with pytest.raises(SSL.Error):  # aiortc as shipped: "no shared cipher"
+            attempt()
+        rtc.accept_rsa_peers()
+        attempt()
+    finally:
+        RTCCertificate._create_ssl_context = original

@@ -2,14 +2,17 @@
 
     POST    /whip/{space_id}                         SDP offer in, 201 + SDP answer + Location
     DELETE  /whip/{space_id}/sessions/{session_id}   end the session (200)
-    PATCH   /whip/{space_id}/sessions/{session_id}   405: no trickle ICE, no ICE restart
-    OPTIONS on both                                  CORS preflight
+    PATCH   /whip/{space_id}/sessions/{session_id}   trickle ICE (204) or an ICE restart (200)
+    OPTIONS on both                                  CORS preflight; ICE servers (Link)
 
 The bearer token is causerie's own (RFC 9725 §4.5 lets the endpoint choose its tokens): an
 account or listener token whose subject may publish in the space right now (live space; host,
-co-host or speaker). The answer carries all of the server's candidates (non-trickle), so a
-client that waits for ICE gathering to complete needs nothing else. A second POST by the same
-user replaces their earlier session (see causerie.media.ingest).
+co-host or speaker). The answer carries all of the server's candidates, so a client that waits
+for ICE gathering to complete needs nothing else; one that trickles sends its candidates with
+PATCH (``application/trickle-ice-sdpfrag``, RFC 8840), and restarts ICE the same way with new
+credentials (RFC 9725 §4.3.1). The session's ``ETag`` names its ICE session: a PATCH needs
+``If-Match`` (428 without), with that tag for candidates (412 if it is stale) or ``*`` for a
+restart. A second POST by the same user replaces their earlier session (media/speakers.py).
 
 With several nodes (Redis), a request that reaches a node which does not run the space's media
 is forwarded to the node that does (its owner, api/forward.py): the answer, its candidates and
@@ -30,7 +33,8 @@ from fastapi import APIRouter, Path, Request, Response
 
 from ..cluster.forward import response_headers
 from ..domain import Conflict, DomainError, NotAllowed, Role, SpaceState, check_space_id
-from ..media.sdp import InvalidOffer
+from ..media.rtc import IceRestartFailed
+from ..media.sdp import SDPFRAG_TYPE, InvalidOffer, parse_fragment
 from ..node.schemas import Error
 from ..node.services import Services
 from ..security.tokens import InvalidToken
@@ -160,10 +164,24 @@ async def publish(space_id: SpaceId, request: Request, svc: ServicesDep) -> Resp
         "Location": session_url(space_id, session_id),
         "Cache-Control": "no-store",
     }
-    links = [f'<{url}>; rel="ice-server"' for url in svc.config.rtc_ice_servers]
-    if links:
-        headers["Link"] = ", ".join(links)  # RFC 9725 §4.6: ICE servers for the client
+    headers.update(ice_server_links(svc))
+    session = svc.speakers.get(space_id, session_id)
+    if session is not None:
+        headers["ETag"] = session.etag
     return Response(answer, status_code=201, media_type=SDP_TYPE, headers=headers)
+
+
+def ice_server_links(svc: Services) -> dict[str, str]:
+    """The configured STUN/TURN servers as ``Link: <url>; rel="ice-server"`` (RFC 9725 §4.6)."""
+    links = [f'<{url}>; rel="ice-server"' for url in svc.config.rtc_ice_servers]
+    return {"Link": ", ".join(links)} if links else {}
+
+
+def if_match(header: str, etag: str) -> bool:
+    """Whether an If-Match value matches ``etag`` (RFC 9110 §13.1.1: strong comparison)."""
+    if header.strip() == "*":
+        return True
+    return any(tag.strip() == etag for tag in header.split(","))
 
 
 @router.delete("/{space_id}/sessions/{session_id}", summary="Stop publishing (WHIP)")
@@ -193,32 +211,82 @@ async def stop(
 
 @router.patch(
     "/{space_id}/sessions/{session_id}",
-    summary="Trickle ICE (not supported)",
-    responses={405: {"model": Error, "description": "Always: no trickle ICE, no ICE restart"}},
+    summary="Trickle ICE or restart ICE (WHIP)",
+    response_class=Response,
+    responses={
+        200: {"content": {SDPFRAG_TYPE: {}}, "description": "ICE restarted: the new fragment"},
+        204: {"description": "Candidates added"},
+        412: {"model": Error, "description": "If-Match names an ICE session that is gone"},
+        428: {"model": Error, "description": "If-Match is missing"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {SDPFRAG_TYPE: {"schema": {"type": "string"}}},
+            "description": "An SDP fragment (RFC 8840): candidates, or new ICE credentials.",
+        }
+    },
 )
 async def patch(
     space_id: SpaceId, session_id: SessionId, request: Request, svc: ServicesDep
 ) -> Response:
-    """405: the answer already holds every candidate (RFC 9725 §4.3.1 lets servers refuse)."""
+    """The session's speaker sends trickled candidates (`If-Match` with the session's ETag;
+    204), or new `a=ice-ufrag`/`a=ice-pwd` to restart ICE (`If-Match: *`; 200 with the node's
+    new credentials and candidates, and the new ETag). RFC 9725 §4.3.1."""
     with cors_errors():
         forwarded = await to_owner(request, svc, space_id)
         if forwarded is not None:
             return forwarded
-    raise ApiError(
-        405,
-        "trickle ICE and ICE restarts are not supported: the answer carries all candidates; "
-        "to reconnect, DELETE the session and POST a new offer",
-        {**CORS, "Allow": "DELETE, OPTIONS"},
-    )
+        check_space_id(space_id)
+        claims = authenticate(request, svc, space_id)
+        session = svc.speakers.get(space_id, session_id)
+        if session is None:
+            raise ApiError(404, "no such session (it may have ended already)")
+        if claims.sub != session.user_id:
+            raise NotAllowed("only the session's own speaker can change its ICE")
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != SDPFRAG_TYPE:
+            raise ApiError(
+                415, f"send an SDP fragment as {SDPFRAG_TYPE}", {"Accept-Patch": SDPFRAG_TYPE}
+            )
+        condition = request.headers.get("if-match")
+        if condition is None:
+            raise ApiError(428, "send If-Match: the session's ETag for candidates, * for a restart")
+        try:
+            fragment = parse_fragment((await request.body()).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ApiError(400, "the SDP fragment is not UTF-8 text") from None
+        if not if_match(condition, session.etag):
+            raise ApiError(412, "this ICE session is over (ICE restarted): use the new ETag")
+        current = svc.speakers.remote_ufrag(space_id, session_id)
+        if fragment.ufrag is not None and fragment.ufrag != current:
+            try:
+                body = await svc.speakers.restart(space_id, session_id, fragment)
+            except IceRestartFailed as exc:
+                raise ApiError(409, str(exc)) from exc
+            restarted = svc.speakers.get(space_id, session_id)
+            if body is None or restarted is None:
+                raise ApiError(404, "no such session (it may have ended already)")
+            headers = {**CORS, "ETag": restarted.etag, "Cache-Control": "no-store"}
+            return Response(body, status_code=200, media_type=SDPFRAG_TYPE, headers=headers)
+        if not await svc.speakers.trickle(space_id, session_id, fragment):
+            raise ApiError(404, "no such session (it may have ended already)")
+    return Response(status_code=204, headers={**CORS, "Cache-Control": "no-store"})
 
 
 @router.options("/{space_id}", include_in_schema=False)
-async def endpoint_options(space_id: SpaceId) -> Response:
-    return Response(
-        status_code=204, headers={**CORS, "Allow": "POST, OPTIONS", "Accept-Post": SDP_TYPE}
-    )
+async def endpoint_options(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
+    headers = {**CORS, "Allow": "POST, OPTIONS", "Accept-Post": SDP_TYPE}
+    # ICE servers for clients that configure them before their offer, but not on a CORS
+    # preflight (RFC 9725 §4.6: that one is answered without doing any work).
+    if "access-control-request-method" not in request.headers:
+        headers.update(ice_server_links(svc))
+    return Response(status_code=204, headers=headers)
 
 
 @router.options("/{space_id}/sessions/{session_id}", include_in_schema=False)
 async def session_options(space_id: SpaceId, session_id: SessionId) -> Response:
-    return Response(status_code=204, headers={**CORS, "Allow": "DELETE, PATCH, OPTIONS"})
+    return Response(
+        status_code=204,
+        headers={**CORS, "Allow": "DELETE, PATCH, OPTIONS", "Accept-Patch": SDPFRAG_TYPE},
+    )

@@ -3,10 +3,11 @@
 One :class:`Speakers` registry per node holds the live *sessions*: one aiortc peer connection
 per speaker (RFC 9725 §3: one WHIP session is one peer connection). For each session:
 
-- the speaker's incoming audio track is read frame by frame (aiortc decodes Opus to s16 stereo,
-  960 samples at 48 kHz, even from a mono source), downmixed to mono int16 and pushed into the
-  space's mixer as the input named by the speaker's user id; the mixer's bounded queue absorbs
-  jitter and never makes the mix wait;
+- the speaker's Opus packets are taken from aiortc before its own jitter buffer and decoder
+  and go through causerie's (:class:`~causerie.media.voice.Voice`: an adaptive jitter buffer,
+  libopus with in-band FEC and concealment); after every mix, each voice is decoded into the
+  space's mixer input named by the speaker's user id, so the playout follows the mixer's clock
+  and a lost packet is rebuilt or concealed in its turn;
 - the speaker's mix-minus (everyone but themselves) goes back on the same peer connection
   through a :class:`~causerie.media.return_track.ReturnTrack`, when the offer asked to receive
   audio too (``sendrecv``); a ``sendonly`` offer gets a ``recvonly`` answer;
@@ -32,7 +33,6 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -41,18 +41,42 @@ from .broadcasts import Broadcasts
 from .mixer import MixerInput, MixResult
 from .pipeline import LivePipeline
 from .return_track import ReturnTrack
-from .rtc import SAMPLE_RATE, StandingDelay, negotiate, restrict_host_addresses, to_mono
-from .sdp import OfferSummary, check_offer, keep_candidates
+from .rtc import (
+    SAMPLE_RATE,
+    accept_rsa_peers,
+    add_remote_candidates,
+    local_ice,
+    negotiate,
+    remote_ufrag,
+    restart_ice,
+    restrict_host_addresses,
+)
+from .sdp import Fragment, OfferSummary, answer_fragment, check_offer, keep_candidates
+from .voice import FRAME_SAMPLES, Voice
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 30.0
 """A session whose peer connection is not connected this long after the answer is closed."""
-AUDIO_TIMEOUT = 5.0
+RECONNECTING_AFTER = 1.0
+"""A session whose audio stopped arriving this long ago is *reconnecting*: shown so on every
+page (the stage's ``reconnecting``) while the speaker's page restarts ICE or publishes again.
+(Browsers, OBS and GStreamer send packets even when muted: 20 ms apart, 50 a second.)"""
+AUDIO_TIMEOUT = 15.0
 """A session whose audio stopped arriving this long ago is closed: the speaker's network or
-device went away without a goodbye. (Browsers send packets even when muted; ICE consent
-freshness, RFC 7675, would only notice after about 30 s.)"""
+device went away and did not come back through an ICE restart. (ICE consent freshness,
+RFC 7675, would only notice after about 30 s.)"""
+RECONNECT_GRACE = 30.0
+"""How long a speaker whose connection was lost stays *reconnecting* without a session: their
+page is publishing again."""
 WATCH_INTERVAL = 0.5
+
+
+def ice_etag(pc: RTCPeerConnection) -> str:
+    """A strong entity-tag for the connection's ICE session: its local ufrag, which changes at
+    every restart (RFC 8445 §9) and is no secret (it is in the answer)."""
+    ufrag, _, _ = local_ice(pc)
+    return f'"{ufrag}"'
 
 
 # -- Sessions -------------------------------------------------------------------------------
@@ -70,11 +94,18 @@ class SessionInfo:
     sends_back: bool
     """Whether the speaker gets their mix-minus on this session."""
     frames_received: int
+    """Opus packets received (20 ms each, usually)."""
     frames_dropped: int
-    """Frames dropped to keep the standing delay down (see StandingDelay)."""
+    """Packets dropped to bring the delay down after the network calmed (media/jitter.py)."""
+    frames_recovered: int
+    """Lost packets rebuilt from the next packet's in-band FEC."""
+    frames_concealed: int
+    """Lost (or too late) packets concealed."""
     queued_ms: float
-    """The speaker's audio waiting in the mixer now: their delay there."""
+    """The speaker's audio held by the jitter buffer and the mixer: their delay there."""
     created_at: float
+    etag: str
+    """The entity-tag of the session's ICE session (RFC 9725 §4.3.1): new at each restart."""
 
 
 @dataclass(eq=False)
@@ -86,11 +117,9 @@ class _Session:
     pipeline: LivePipeline
     mixer_input: MixerInput
     return_track: ReturnTrack | None
+    voice: Voice
+    answer: str
     created_at: float = field(default_factory=time.time)
-    frames_received: int = 0
-    last_frame_at: float | None = None
-    """When the last audio frame arrived (time.monotonic()); None before the first."""
-    delay: StandingDelay = field(default_factory=StandingDelay)
     ended: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -101,10 +130,15 @@ class _Session:
             user_id=self.user_id,
             connection_state=self.pc.connectionState,
             sends_back=self.return_track is not None,
-            frames_received=self.frames_received,
-            frames_dropped=self.delay.dropped,
-            queued_ms=1000 * self.mixer_input.queued_samples / SAMPLE_RATE,
+            frames_received=self.voice.buffer.received,
+            frames_dropped=self.voice.buffer.skipped,
+            frames_recovered=self.voice.buffer.recovered,
+            frames_concealed=self.voice.buffer.concealed,
+            queued_ms=1000
+            * (self.voice.buffer.depth * FRAME_SAMPLES + self.mixer_input.queued_samples)
+            / SAMPLE_RATE,
             created_at=self.created_at,
+            etag=ice_etag(self.pc),
         )
 
 
@@ -132,7 +166,11 @@ class Speakers:
         self.connect_timeout = connect_timeout
         if self.host_addresses is not None:
             restrict_host_addresses(self.host_addresses)
+        accept_rsa_peers()
         self._sessions: dict[str, dict[str, _Session]] = {}  # space id -> session id -> session
+        # (space, user) -> when their connection was lost (time.monotonic()), until their audio
+        # is back, they leave, or RECONNECT_GRACE passes.
+        self._lost: dict[tuple[str, str], float] = {}
         self._publishing: set[tuple[str, str]] = set()  # (space, user) being negotiated
         self._hooked: dict[str, LivePipeline] = {}  # the pipeline whose on_mix we chained
         self._background: set[asyncio.Task[None]] = set()
@@ -156,6 +194,8 @@ class Speakers:
             raise Conflict("you are already being connected; wait for that answer")
         self._publishing.add(key)
         try:
+            if user_id in self.reconnecting(space_id):
+                self._lost.setdefault(key, time.monotonic())  # back through a new session
             await self.close_user(space_id, user_id)  # one session per user: the new one wins
             if user_id in pipeline.mixer.inputs:
                 raise Conflict("someone already speaks into this space under your name")
@@ -186,10 +226,12 @@ class Speakers:
             offer_sdp = keep_candidates(offer_sdp, self.host_addresses)
         pc = RTCPeerConnection(self._configuration())
         return_track = ReturnTrack() if summary.wants_return else None
+        voice = Voice()
         try:
-            voice = await negotiate(pc, offer_sdp, return_track)
+            track = await negotiate(pc, offer_sdp, return_track, voice.put)
         except BaseException:
             await pc.close()
+            voice.close()
             raise
         if self.broadcasts.get(space_id) is not pipeline or space_id not in (
             self.broadcasts.live_ids()
@@ -209,6 +251,8 @@ class Speakers:
             pipeline=pipeline,
             mixer_input=mixer_input,
             return_track=return_track,
+            voice=voice,
+            answer=pc.localDescription.sdp,
         )
         self._sessions.setdefault(space_id, {})[session.session_id] = session
         self._hook(space_id, pipeline)
@@ -217,10 +261,12 @@ class Speakers:
         async def _state_changed() -> None:
             # Failed (ICE consent lost) or closed (the peer said DTLS goodbye, or we closed):
             # the session ends quietly and the mix goes on without this speaker.
+            if pc.connectionState == "failed":
+                self._lost.setdefault((space_id, user_id), time.monotonic())
             if pc.connectionState in ("failed", "closed"):
                 await self._end(session, f"connection {pc.connectionState}")
 
-        session.tasks.add(asyncio.create_task(self._receive(session, voice)))
+        session.tasks.add(asyncio.create_task(self._until_track_ends(session, track)))
         session.tasks.add(asyncio.create_task(self._watch(session)))
         logger.info(
             "space %s: %s publishes (session %s, %s)",
@@ -231,24 +277,16 @@ class Speakers:
         )
         return session.session_id, pc.localDescription.sdp
 
-    async def _receive(self, session: _Session, track: MediaStreamTrack) -> None:
-        """Feed the speaker's decoded audio to the mixer until the track ends."""
-        resampler: av.AudioResampler | None = None
+    async def _until_track_ends(self, session: _Session, track: MediaStreamTrack) -> None:
+        """End the session when aiortc ends the voice track (the connection is closing).
+
+        The track itself yields no audio: the packets go to the session's Voice (see rtc.py).
+        """
         try:
             while True:
-                frame = await track.recv()
-                assert isinstance(frame, av.AudioFrame)  # an audio track's (recv is typed for any)
-                pcm, resampler = to_mono(frame, resampler)
-                session.frames_received += 1
-                session.last_frame_at = time.monotonic()
-                if not session.delay.should_drop(session.mixer_input.queued_samples, pcm.size):
-                    session.mixer_input.push(pcm)
+                await track.recv()
         except MediaStreamError:
-            pass  # the track ended: the peer connection is closing
-        except Exception:
-            logger.exception(
-                "space %s: reading %s's audio failed", session.space_id, session.user_id
-            )
+            pass
         await self._end(session, "track ended")
 
     async def _watch(self, session: _Session) -> None:
@@ -262,9 +300,11 @@ class Speakers:
             previous = now
             if woke_late:
                 continue  # the loop itself was held up: let the audio queued meanwhile in first
-            if session.last_frame_at is not None:
-                if now - session.last_frame_at > self.audio_timeout:
-                    silent = now - session.last_frame_at
+            last = session.voice.last_packet_at
+            if last is not None:
+                if now - last > self.audio_timeout:
+                    self._lost.setdefault((session.space_id, session.user_id), last)
+                    silent = now - last
                     await self._end(session, f"no audio for {silent:.0f} s: connection lost")
                     return
             elif (
@@ -272,6 +312,54 @@ class Speakers:
             ):
                 await self._end(session, f"not connected after {self.connect_timeout:.0f} s")
                 return
+
+    # -- ICE after the answer (RFC 9725 §4.3.1) -----------------------------------------------
+
+    def _allowed(self, candidates: tuple[str, ...]) -> list[str]:
+        """The trickled candidates the node may check (the offer's rule: keep_candidates)."""
+        if self.host_addresses is None:
+            return list(candidates)
+        kept = keep_candidates("".join(f"a={c}\r\n" for c in candidates), self.host_addresses)
+        return [line[2:] for line in kept.splitlines() if line.startswith("a=candidate:")]
+
+    async def trickle(self, space_id: str, session_id: str, fragment: Fragment) -> bool:
+        """Add a client's trickled candidates to its session; False if there is no session."""
+        session = self._sessions.get(space_id, {}).get(session_id)
+        if session is None:
+            return False
+        await add_remote_candidates(
+            session.pc, self._allowed(fragment.candidates), fragment.end_of_candidates
+        )
+        return True
+
+    async def restart(self, space_id: str, session_id: str, fragment: Fragment) -> str | None:
+        """Restart ICE with the client's new credentials: the answer's fragment, or None if
+        there is no such session. Raises IceRestartFailed if the connection cannot."""
+        session = self._sessions.get(space_id, {}).get(session_id)
+        if session is None:
+            return None
+        assert fragment.ufrag is not None and fragment.pwd is not None
+        ufrag, pwd, candidates = await restart_ice(
+            session.pc,
+            fragment.ufrag,
+            fragment.pwd,
+            self._allowed(fragment.candidates),
+            fragment.end_of_candidates,
+        )
+        logger.info(
+            "space %s: %s restarts ICE (session %s)",
+            space_id,
+            session.user_id,
+            session.session_id,
+        )
+        return answer_fragment(session.answer, ufrag, pwd, candidates)
+
+    def remote_ufrag(self, space_id: str, session_id: str) -> str | None:
+        """The client's current ICE ufrag in the session (a PATCH with another restarts)."""
+        session = self._sessions.get(space_id, {}).get(session_id)
+        if session is None:
+            return None
+        return remote_ufrag(session.pc)
 
     # -- the mix-minus --------------------------------------------------------------------------
 
@@ -296,6 +384,8 @@ class Speakers:
 
     def _deliver(self, space_id: str, result: MixResult) -> None:
         for session in self._sessions.get(space_id, {}).values():
+            # The next frame of each speaker, for the next mix (the playout's clock).
+            session.voice.fill(session.mixer_input)
             if session.return_track is not None:
                 minus = result.minus.get(session.user_id)
                 if minus is not None:
@@ -317,6 +407,7 @@ class Speakers:
             mixer.remove_input(session.user_id)
         if session.return_track is not None:
             session.return_track.stop()
+        session.voice.close()
         current = asyncio.current_task()
         for task in session.tasks:
             if task is not current:
@@ -339,6 +430,7 @@ class Speakers:
         session = self._sessions.get(space_id, {}).get(session_id)
         if session is None:
             return False
+        self._lost.pop((space_id, session.user_id), None)  # a goodbye, not a lost connection
         await self._end(session, "closed")
         return True
 
@@ -354,6 +446,8 @@ class Speakers:
         for session in list(self._sessions.get(space_id, {}).values()):
             await self._end(session, "the space went off the air")
         self._hooked.pop(space_id, None)
+        for key in [key for key in self._lost if key[0] == space_id]:
+            del self._lost[key]
 
     async def close_all(self) -> None:
         """End every session on this node (shutdown)."""
@@ -369,6 +463,9 @@ class Speakers:
         to the audience, removed, the space ended) leaves the mix at once; its peer connection
         is closed in the background.
         """
+        for space_id, user_id in list(self._lost):
+            if space_id == space.id and not space.may_publish(user_id):
+                del self._lost[(space_id, user_id)]
         for session in list(self._sessions.get(space.id, {}).values()):
             if not space.may_publish(session.user_id):
                 if self._detach(session, "may no longer publish"):
@@ -391,6 +488,30 @@ class Speakers:
     def sessions(self, space_id: str) -> list[SessionInfo]:
         """The live sessions of a space."""
         return [s.info() for s in self._sessions.get(space_id, {}).values()]
+
+    def reconnecting(self, space_id: str, now: float | None = None) -> list[str]:
+        """Who in the space is reconnecting: their audio stopped more than RECONNECTING_AFTER
+        ago, or their connection was lost less than RECONNECT_GRACE ago and no audio came back
+        since (through an ICE restart or a new session). Sorted user ids."""
+        now = time.monotonic() if now is None else now
+        users = set()
+        with_session = set()
+        for session in self._sessions.get(space_id, {}).values():
+            with_session.add(session.user_id)
+            key = (space_id, session.user_id)
+            last = session.voice.last_packet_at
+            if last is not None and now - last <= RECONNECTING_AFTER:
+                self._lost.pop(key, None)  # the audio is back
+            elif last is not None or key in self._lost:
+                users.add(session.user_id)
+        for (lost_space, user_id), since in list(self._lost.items()):
+            if lost_space != space_id:
+                continue
+            if now - since > RECONNECT_GRACE and user_id not in with_session:
+                del self._lost[(lost_space, user_id)]
+            elif user_id not in with_session:
+                users.add(user_id)
+        return sorted(users)
 
     def get(self, space_id: str, session_id: str) -> SessionInfo | None:
         """One session of a space, or None."""

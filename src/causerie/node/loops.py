@@ -14,7 +14,7 @@ from ..domain import SpaceState
 from .activity import PUBLISH_INTERVAL
 from .periodic import Periodic
 from .services import Services
-from .views import pushed_numbers, space_view, speaking_now, summarize
+from .views import pushed_numbers, reconnecting_now, space_view, speaking_now, summarize
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,27 @@ class WhoIsSpeaking:
             del self.last[gone]
 
 
+class WhoIsReconnecting:
+    """Publishes the space (a `space` event) when the set of its speakers whose connection
+    is being re-established changes: every page marks them within about 1.5 s."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.last: dict[str, list[str]] = {}
+
+    async def step(self) -> None:
+        live = self.svc.broadcasts.live_ids()
+        for space_id in live:
+            now = reconnecting_now(self.svc, space_id)
+            if self.last.get(space_id, []) != now:
+                self.last[space_id] = now
+                space = await self.svc.cached_space(space_id)
+                data = (await space_view(space, self.svc)).model_dump(mode="json")
+                await self.svc.bus.publish(space_id, "space", data)
+        for gone in set(self.last) - set(live):
+            del self.last[gone]
+
+
 class RecordingProblems:
     """When the recording of a live space on this node starts failing (a full disk, say),
     publishes the space again: its `recording_error` reaches the host's studio at once."""
@@ -138,6 +159,7 @@ def loops(svc: Services) -> list[Periodic]:
         Periodic("publish-counts", COUNTS_INTERVAL, ListenerCounts(svc).step),
         Periodic("publish-stats", STATS_INTERVAL, AudienceNumbers(svc).step),
         Periodic("publish-speaking", SPEAKING_INTERVAL, WhoIsSpeaking(svc).step),
+        Periodic("publish-reconnecting", SPEAKING_INTERVAL, WhoIsReconnecting(svc).step),
         Periodic(
             "publish-recording-problems", RECORDING_CHECK_INTERVAL, RecordingProblems(svc).step
         ),

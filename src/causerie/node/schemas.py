@@ -86,6 +86,11 @@ class Person(BaseModel):
     name: str
     role: Literal["host", "cohost", "speaker"]
     muted: bool
+    reconnecting: bool = Field(
+        False,
+        description="Their audio connection dropped and their page is bringing it back "
+        "(ICE restart, or a new session): marked within about 1.5 s of the audio stopping.",
+    )
 
 
 class Host(BaseModel):

@@ -53,8 +53,14 @@ def speaking_now(svc: Services, space_id: str) -> list[str]:
     return sorted(i for i, source in pipeline.mixer.inputs.items() if source.active)
 
 
+def reconnecting_now(svc: Services, space_id: str) -> list[str]:
+    """The ids of the speakers whose connection to this node is being re-established."""
+    return svc.speakers.reconnecting(space_id)
+
+
 async def space_view(space: Space, svc: Services) -> SpaceView:
     """The public view of a space, with its live listener count."""
+    reconnecting = set(reconnecting_now(svc, space.id))
     return SpaceView(
         id=space.id,
         title=space.title,
@@ -69,7 +75,13 @@ async def space_view(space: Space, svc: Services) -> SpaceView:
         listeners_now=await svc.presence.listening_now(space.id, svc.clock()),
         host={"id": space.host_id, "name": space.host.name},
         stage=[
-            {"id": m.user_id, "name": m.name, "role": m.role.value, "muted": m.muted}
+            {
+                "id": m.user_id,
+                "name": m.name,
+                "role": m.role.value,
+                "muted": m.muted,
+                "reconnecting": m.user_id in reconnecting,
+            }
             for m in space.on_stage()
         ],
         speaking=speaking_now(svc, space.id),

@@ -97,6 +97,8 @@ export function personItem(template, person, { you = false } = {}) {
   item.querySelector(".person-name").textContent = you ? `${name} (you)` : name;
   item.querySelector(".person-role").textContent = roleLabel(person.role);
   item.querySelector(".person-muted").hidden = !person.muted;
+  // Their audio connection dropped; their page is bringing it back (a `space` event says so).
+  item.querySelector(".person-reconnecting").hidden = !person.reconnecting;
   item.dataset.role = person.role;
   item.dataset.id = String(person.id ?? "");
   return item;

@@ -212,7 +212,9 @@ function renderStage(space) {
   const people = space.state === "ended" || !Array.isArray(space.stage) ? [] : space.stage;
   setText(ui.stageTitle, space.state === "live" ? "On stage" : "Speakers");
   ui.stage.hidden = !people.length;
-  const key = JSON.stringify(people.map((p) => [p.id, p.name, p.role, Boolean(p.muted)]));
+  const key = JSON.stringify(
+    people.map((p) => [p.id, p.name, p.role, Boolean(p.muted), Boolean(p.reconnecting)]),
+  );
   if (key === stageKey) return;
   stageKey = key;
   ui.stageList.replaceChildren(...people.map((person) => personItem(ui.personTemplate, person)));

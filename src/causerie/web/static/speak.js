@@ -75,7 +75,7 @@ const state = {
   onStage: false,
   wasOnStage: false, // on stage at some point while this page was open
   offStageReason: null, // "left" | "moved" | "ended" once off stage again
-  phase: "idle", // "idle" | "connecting" | "live"
+  phase: "idle", // "idle" | "connecting" | "live" | "reconnecting"
   speaking: [],
 };
 
@@ -115,6 +115,8 @@ function renderSpace(space) {
     // The server ends the sessions of whoever leaves the stage (and of a space that ends).
     if (air) stopAir({ tellServer: false });
   }
+  // The node no longer hears us though we hear it: the way out broke. Reconnect.
+  if (air && me()?.reconnecting) air.session.nudge();
   render();
 }
 
@@ -213,7 +215,10 @@ function renderStage() {
   const space = state.space;
   const people = space?.state === "live" && Array.isArray(space.stage) ? space.stage : [];
   ui.stage.hidden = !people.length;
-  const key = JSON.stringify([myId(), people.map((p) => [p.id, p.name, p.role, p.muted])]);
+  const key = JSON.stringify([
+    myId(),
+    people.map((p) => [p.id, p.name, p.role, p.muted, Boolean(p.reconnecting)]),
+  ]);
   if (key === stageKey) return;
   stageKey = key;
   ui.stageList.replaceChildren(
@@ -293,8 +298,9 @@ function onConnection(connection) {
   if (connection === "connected") {
     state.phase = "live";
     setStatus(me()?.muted ? "You're live, muted." : "You're live.");
-  } else if (connection === "disconnected") {
-    setStatus("The connection is unstable. Hold on…");
+  } else if (connection === "reconnecting") {
+    state.phase = "reconnecting";
+    setStatus("Your connection dropped: reconnecting…");
   } else if (connection === "failed" || connection === "closed") {
     stopAir({ tellServer: true });
     setStatus("The connection was lost. Press Go live to try again.", { error: true });

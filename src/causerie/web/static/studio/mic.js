@@ -31,6 +31,8 @@ export function renderMic() {
   const onStage = Boolean(me());
   const show = isModerator() && onStage && state.space && state.space.state !== "ended";
   ui.mic.hidden = !show;
+  // The node no longer hears us though we hear it: the way out broke. Reconnect.
+  if (air && me()?.reconnecting) air.session.nudge();
   if (air && (!isLive() || !onStage)) {
     const why = !isLive()
       ? "The space has ended: you're off the air."
@@ -76,8 +78,9 @@ function onAirState(connection) {
         ? "You're on air, muted. You hear the others here, live."
         : "You're on air. You hear the others here, live.",
     );
-  } else if (connection === "disconnected") {
-    setStatus(ui.micStatus, "The connection is unstable. Hold on…");
+  } else if (connection === "reconnecting") {
+    state.onAir = false;
+    setStatus(ui.micStatus, "Your connection dropped: reconnecting…");
   } else if (connection === "failed" || connection === "closed") {
     stopAir({
       tellServer: true,

@@ -44,7 +44,7 @@ export function renderStage() {
     space?.state,
     confirmingRemove,
     [...stageBusy],
-    people.map((p) => [p.id, p.name, p.role, Boolean(p.muted)]),
+    people.map((p) => [p.id, p.name, p.role, Boolean(p.muted), Boolean(p.reconnecting)]),
   ]);
   if (key === stageKey) return;
   stageKey = key;
@@ -67,6 +67,8 @@ function memberItem(person) {
   item.querySelector(".person-name").textContent = self ? `${person.name} (you)` : person.name;
   item.querySelector(".person-role").textContent = roleLabel(person.role);
   item.querySelector(".studio-muted").hidden = !person.muted;
+  item.querySelector(".studio-reconnecting").hidden = !person.reconnecting;
+  item.classList.toggle("is-reconnecting", Boolean(person.reconnecting));
   item.classList.toggle("is-muted", Boolean(person.muted));
   const live = state.space?.state === "live";
   const can = isModerator() && !self && state.space?.state !== "ended";
