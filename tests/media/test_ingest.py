@@ -1,10 +1,9 @@
-"""Ingest without HTTP: offer checks, candidate filtering, downmix, the return track, Speakers."""
+"""Ingest without HTTP: offer checks, candidate filtering, downmix, Speakers."""
 
 from __future__ import annotations
 
 import asyncio
 import fractions
-import time
 from datetime import UTC, datetime
 
 import aioice.ice
@@ -12,12 +11,10 @@ import av
 import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
 from causerie.domain import Conflict, Space
 from causerie.media import rtc
 from causerie.media.broadcasts import Broadcasts
-from causerie.media.return_track import FRAME_SAMPLES, ReturnTrack
 from causerie.media.rtc import (
     StandingDelay,
     release_audio_at_once,
@@ -168,56 +165,6 @@ async def test_received_audio_is_released_without_prefetch() -> None:
         assert buffer._prefetch == 0 and buffer.capacity == 16
     finally:
         await pc.close()
-
-
-# -- the return track --------------------------------------------------------------------------
-
-
-async def test_the_return_track_sends_queued_frames_in_order() -> None:
-    track = ReturnTrack()
-    for value in (1, 2):
-        track.push(np.full(FRAME_SAMPLES, value, dtype=np.int16))
-    first, second = await track.recv(), await track.recv()
-    assert (first.format.name, first.layout.name, first.sample_rate) == ("s16", "stereo", 48000)
-    assert first.samples == FRAME_SAMPLES
-    assert (first.to_ndarray() == 1).all() and (second.to_ndarray() == 2).all()
-    assert (first.pts, second.pts) == (0, FRAME_SAMPLES)
-    assert first.time_base == fractions.Fraction(1, 48000)
-
-
-async def test_the_return_track_drops_the_oldest_beyond_60_ms() -> None:
-    track = ReturnTrack()
-    for value in range(5):
-        track.push(np.full(FRAME_SAMPLES, value, dtype=np.int16))
-    assert track.queued_frames == 3 and track.dropped_frames == 2
-    values = [int((await track.recv()).to_ndarray()[0, 0]) for _ in range(3)]
-    assert values == [2, 3, 4]
-
-
-async def test_the_return_track_paces_silence_when_nothing_comes() -> None:
-    track = ReturnTrack()
-    started = time.monotonic()
-    frames = [await track.recv() for _ in range(11)]
-    elapsed = time.monotonic() - started
-    assert all((f.to_ndarray() == 0).all() for f in frames)
-    assert 0.18 < elapsed < 0.4  # ten 20 ms steps after the first frame
-    # A frame pushed while recv() waits is sent at once.
-    waiting = asyncio.create_task(track.recv())
-    await asyncio.sleep(0.005)
-    track.push(np.full(FRAME_SAMPLES, 7, dtype=np.int16))
-    assert (await asyncio.wait_for(waiting, 0.1)).to_ndarray()[0, 0] == 7
-
-
-async def test_a_stopped_return_track_ends() -> None:
-    track = ReturnTrack()
-    waiting = asyncio.create_task(track.recv())
-    await asyncio.sleep(0)
-    track.stop()
-    with pytest.raises(MediaStreamError):
-        await waiting
-    track.push(np.zeros(FRAME_SAMPLES, dtype=np.int16))  # ignored, no error
-    with pytest.raises(MediaStreamError):
-        await track.recv()
 
 
 # -- the registry ------------------------------------------------------------------------------

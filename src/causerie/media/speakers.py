@@ -40,7 +40,7 @@ from ..domain import Conflict, Space
 from .broadcasts import Broadcasts
 from .mixer import MixerInput, MixResult
 from .pipeline import LivePipeline
-from .return_track import ReturnTrack
+from .return_track import ReturnFeeds, ReturnTrack
 from .rtc import SAMPLE_RATE, StandingDelay, negotiate, restrict_host_addresses, to_mono
 from .sdp import OfferSummary, check_offer, keep_candidates
 
@@ -280,6 +280,7 @@ class Speakers:
         if self._hooked.get(space_id) is pipeline:
             return
         previous: Callable[[MixResult], None] | None = pipeline.on_mix
+        feeds = ReturnFeeds()
 
         def on_mix(result: MixResult) -> None:
             if previous is not None:
@@ -287,19 +288,20 @@ class Speakers:
                     previous(result)
                 except Exception:
                     logger.exception("space %s: on_mix hook failed", space_id)
-            self._deliver(space_id, result)
+            self._deliver(space_id, result, feeds)
 
         pipeline.on_mix = on_mix
         self._hooked[space_id] = pipeline
         # When the space goes off the air, its speakers are let go.
         self.broadcasts.attach(space_id, lambda: self.close_space(space_id))
 
-    def _deliver(self, space_id: str, result: MixResult) -> None:
-        for session in self._sessions.get(space_id, {}).values():
-            if session.return_track is not None:
-                minus = result.minus.get(session.user_id)
-                if minus is not None:
-                    session.return_track.push(minus)
+    def _deliver(self, space_id: str, result: MixResult, feeds: ReturnFeeds) -> None:
+        tracks = {
+            session.user_id: session.return_track
+            for session in self._sessions.get(space_id, {}).values()
+            if session.return_track is not None
+        }
+        feeds.send(result, tracks)  # each distinct mix-minus encoded once (return_track.py)
 
     # -- ending sessions ------------------------------------------------------------------------
 
