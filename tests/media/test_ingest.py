@@ -1,4 +1,4 @@
-"""Ingest without HTTP: offer checks, candidate filtering, downmix, Speakers."""
+"""Ingest without HTTP: offer checks, candidate filtering, downmix, DTX, Speakers."""
 
 from __future__ import annotations
 
@@ -206,6 +206,18 @@ async def test_video_and_extra_audio_are_answered_inactive(on_air) -> None:
         assert "host" in pipeline.mixer.inputs
         [info] = speakers.sessions("s1")
         assert info.session_id == session_id and not info.sends_back
+    finally:
+        await pc.close()
+
+
+async def test_the_answer_asks_for_opus_dtx(on_air) -> None:
+    speakers, _, _ = on_air
+    pc = await offer(ToneTrack(440))
+    try:
+        _, sdp = await speakers.publish("s1", "host", pc.localDescription.sdp)
+        [opus] = [line for line in sdp.splitlines() if line.endswith(" opus/48000/2")]
+        payload_type = opus.split(":")[1].split()[0]
+        assert f"a=fmtp:{payload_type} usedtx=1" in sdp.splitlines()
     finally:
         await pc.close()
 

@@ -1,8 +1,8 @@
 """The few places causerie adjusts aiortc and aioice, and the audio frames it reads from them.
 
 Kept apart so that an upgrade of aiortc has one module to check: the host addresses ICE may
-offer, the receive delay aiortc holds audio for, negotiating one voice track, and frames
-downmixed to mono.
+offer, the receive delay aiortc holds audio for, asking speakers for Opus DTX, negotiating one
+voice track, and frames downmixed to mono.
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ from collections.abc import Sequence
 import aioice.ice
 import av
 import numpy as np
-from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -90,8 +95,9 @@ def release_audio_at_once(transceiver: RTCRtpTransceiver) -> None:
     (``prefetch=4``), and has no setting for it. causerie does not need that: the mixer's
     input queue already absorbs jitter, and those 80 ms would be added to what every speaker
     hears of the others. This replaces the receiver's private jitter buffer by one without
-    prefetch (same capacity, same reordering and loss handling); it is the only place causerie
-    touches aiortc's internals, and does nothing if a newer aiortc is built differently.
+    prefetch (same capacity, same reordering and loss handling); one of the two places causerie
+    touches aiortc's internals (see :func:`ask_for_dtx`), and does nothing if a newer aiortc is
+    built differently.
     """
     name = "_RTCRtpReceiver__jitter_buffer"
     current = getattr(transceiver.receiver, name, None)
@@ -99,6 +105,29 @@ def release_audio_at_once(transceiver: RTCRtpTransceiver) -> None:
         setattr(transceiver.receiver, name, JitterBuffer(capacity=current.capacity, prefetch=0))
     else:
         logger.debug("aiortc's receiver has no jitter buffer where expected; left as is")
+
+
+def ask_for_dtx(transceiver: RTCRtpTransceiver) -> None:
+    """Ask the speaker not to send while they are silent: ``usedtx=1`` in the answer's Opus fmtp.
+
+    ``usedtx`` is the receiver's preference for discontinuous transmission (RFC 7587 §6.1).
+    Browsers honour it: while the microphone is quiet they send one comfort-noise packet every
+    400 ms instead of one every 20 ms. A silent speaker then costs the node (receiving,
+    decrypting, decoding, mixing) next to nothing, and the mixer takes the gaps for silence;
+    the first packet of speech arrives as usual. aiortc answers with its own codec parameters
+    (none for Opus) and has no setting for them, so this adds the parameter to the codecs
+    negotiated for this transceiver: its own copies, made when the offer was applied (call it
+    between ``setRemoteDescription`` and ``createAnswer``). The second place causerie touches
+    aiortc's internals (see :func:`release_audio_at_once`); it does nothing if a newer aiortc
+    is built differently.
+    """
+    codecs = getattr(transceiver, "_codecs", None)
+    if not isinstance(codecs, list):
+        logger.debug("aiortc's transceiver has no negotiated codecs where expected; no DTX")
+        return
+    for codec in codecs:
+        if isinstance(codec, RTCRtpCodecParameters) and codec.mimeType.lower() == "audio/opus":
+            codec.parameters["usedtx"] = 1
 
 
 async def negotiate(
@@ -124,6 +153,7 @@ async def negotiate(
     if voice is None:
         raise InvalidOffer("the SDP offer sends no audio")
     release_audio_at_once(voice)
+    ask_for_dtx(voice)
     if return_track is not None:
         voice.sender.replaceTrack(return_track)
         voice.direction = "sendrecv"
