@@ -100,14 +100,40 @@ def test_a_new_talker_takes_over_without_a_hole() -> None:
     packets, results = run(mixer, audio, 50, feeds)
     switch = next(i for i, r in enumerate(results) if "s0" in r.talkers)
     assert 20 <= switch <= 26
-    # s1's own feed each frame; the shared one until s0 talks (then nobody needs it); s0's
-    # own from then on, after the three frames of the shared feed that start its encoder.
-    assert feeds.encodes == 50 + switch + 3 + (50 - switch)
+    # The shared feed and s1's own each frame (the shared one even once nobody hears it:
+    # whoever stops talking first continues from it); s0's own from the switch on, after the
+    # three frames of the shared feed that start its encoder.
+    assert feeds.encodes == 50 + 50 + 3 + (50 - switch)
     heard = decode(packets["s0"])
     # The tone's envelope, in 2.5 ms steps, around the switch (the codec delays by 6.5 ms).
     around = heard[(switch - 2) * FRAME_SAMPLES : (switch + 3) * FRAME_SAMPLES]
     envelope = np.abs(around).reshape(-1, 120).max(axis=1)
     assert envelope.min() > 0.8 * envelope.max(), envelope
+
+
+def test_a_talker_who_stops_goes_back_to_the_shared_feed_without_a_hole() -> None:
+    # s0 and s1 talk (nobody hears the shared feed); s0 stops after 0.3 s and, after the hang
+    # time, hears the shared feed again: s1's tone goes on without a dip.
+    mixer = Mixer()
+    mixer.add_input("s0")
+    mixer.add_input("s1")
+    own = np.concatenate([make_tone(2000, 0.3), noise(1.2, -70.0)])
+    audio = {"s0": own, "s1": make_tone(440, 1.5)}
+    packets, results = run(mixer, audio, 75, ReturnFeeds())
+    switch = next(i for i, r in enumerate(results) if "s0" not in r.talkers)
+    assert 35 <= switch <= 45
+    heard = decode(packets["s0"])
+    around = heard[(switch - 2) * FRAME_SAMPLES : (switch + 3) * FRAME_SAMPLES]
+    envelope = np.abs(around).reshape(-1, 120).max(axis=1)
+    assert envelope.min() > 0.8 * envelope.max(), envelope
+
+
+def test_nobody_to_send_to_costs_nothing() -> None:
+    mixer, audio = stage(talking=1, speakers=2)
+    feeds = ReturnFeeds()
+    mixer.inputs["s0"].push(audio["s0"][:FRAME_SAMPLES])
+    feeds.send(mixer.mix(), {})  # speakers who publish only (sendonly), or the demo voices
+    assert feeds.encodes == 0
 
 
 def test_talkers_without_a_track_cost_nothing() -> None:

@@ -111,8 +111,8 @@ class ReturnFeeds:
     Call :meth:`send` with every mixed frame and the return tracks of the moment, by mixer
     input id. Everyone who is not a talker of that frame gets the packet of one shared encoder,
     fed the program (which is their mix-minus, see MixResult); each talker with a track gets a
-    packet from an encoder of their own, kept while they talk. Inputs without a track cost
-    nothing. ``encodes`` counts the frames encoded so far.
+    packet from an encoder of their own, kept while they talk. Talkers without a track cost
+    nothing. ``encodes`` counts the frames encoded so far: one per frame, plus one per talker.
     """
 
     def __init__(self, new_encoder: Callable[[], OpusEncoder] = OpusEncoder) -> None:
@@ -124,7 +124,14 @@ class ReturnFeeds:
 
     def send(self, result: MixResult, tracks: Mapping[str, ReturnTrack]) -> None:
         """Encode this frame's feeds that someone needs and push the packets to the tracks."""
-        shared: list[bytes] | None = None
+        if not tracks:
+            return
+        # The shared feed is encoded even in a frame where everyone talks: whoever stops
+        # talking next switches to it, and an encoder that skipped frames would not continue
+        # what their decoder last heard (see PRIME_FRAMES).
+        if self._shared is None:
+            self._shared = self._new_encoder()
+        shared = self._encode(self._shared, result.program)
         own: dict[str, OpusEncoder] = {}
         for input_id, track in tracks.items():
             pcm = result.minus.get(input_id)
@@ -135,10 +142,6 @@ class ReturnFeeds:
                 own[input_id] = encoder
                 packets = self._encode(encoder, pcm)
             else:
-                if shared is None:
-                    if self._shared is None:
-                        self._shared = self._new_encoder()
-                    shared = self._encode(self._shared, result.program)
                 packets = shared
             for packet in packets:
                 track.push(packet)
