@@ -16,12 +16,22 @@ b. Listener delay. Speaker A sends the same bursts; a listener follows the space
    A's first burst frame went into its encoder). Also shown: that plus the playlist's
    PART-HOLD-BACK, an estimate (not a measurement) of when a player holding back that much
    would play it. `--no-listener-delay` skips it.
-c. CPU. With 0, then N speakers each sending a tone and receiving its mix-minus, the server
-   process's CPU (user + system, all threads, from /proc) over a window, as % of one core.
-   The clients run in this process, on the same machine: they cost about as much again.
+c. CPU. With 0, then N speakers of whom T talk (`--mixes N/T,...`), each receiving its
+   mix-minus, the server process's CPU (user + system, all threads, from /proc) over a window,
+   as % of one core. Talkers send a tone at -12 dBFS; the others the idle floor of a
+   microphone with noise suppression (white noise at -70 dBFS), with Opus DTX (one packet every
+   400 ms) when the node's answer asks for it, as browsers do (`--no-dtx`: every 20 ms, like a
+   client without DTX). The clients send Opus packets encoded once in advance
+   (tests/fixtures/rtc.py's PacketTrack), so that they take little of the machine the server
+   shares with them; they run in this process and decode what comes back. "heard" is the
+   share of 20 ms frames received back above -40 dBFS, for the worst client among those who
+   should hear a tone (everyone but a lone talker): the mix-minus really flows. The most
+   speakers a space sustains on one core is extrapolated from the rows with 3 talking: where
+   a straight line through them reaches 100 % of a core.
 
     .venv/bin/python -m bench.speakers [--bursts 20] [--listener-bursts 15]
-        [--no-listener-delay] [--counts 1,5,10] [--seconds 10]
+        [--no-listener-delay] [--mixes 1/1,10/10,10/1,10/2,10/3,20/3,30/3] [--no-dtx]
+        [--seconds 10]
 """
 
 from __future__ import annotations
@@ -39,7 +49,14 @@ from pathlib import Path
 import av
 import httpx
 import numpy as np
-from tests.fixtures.rtc import Published, ToneTrack, loopback_only, publish
+from tests.fixtures.rtc import (
+    PacketTrack,
+    Published,
+    ToneTrack,
+    asks_for_dtx,
+    loopback_only,
+    publish,
+)
 from tests.harness.causerie_process import CauserieProcess, causerie_process
 from tests.harness.ports import HOST
 
@@ -53,10 +70,12 @@ from bench._common import (
 from bench._hls import PartEvent, directory_of, follow_live
 from bench._http import Connection
 from causerie.cli import issue_account_token
+from causerie.domain.spaces import SpaceLimits
 from causerie.store import SqliteStore, update_space
 
 LOUD_DBFS = -40.0
 BURST_EVERY = 1.0  # seconds: far more than any delay, so each onset matches its own burst
+IDLE_DBFS = -70.0  # a quiet room through a browser's noise suppression
 
 
 @contextlib.contextmanager
@@ -73,7 +92,11 @@ def run_server() -> Iterator[CauserieProcess]:
 async def live_space(
     server: CauserieProcess, http: httpx.AsyncClient, speakers: int
 ) -> tuple[str, list[str]]:
-    """A live space with the host and `speakers - 1` more on stage: (space id, their tokens)."""
+    """A live space with the host and `speakers - 1` more on stage: (space id, their tokens).
+
+    The stage's speaker limit (10 by default) is raised as far as needed: the benchmark
+    measures what the media side sustains.
+    """
     host_token = issue_account_token(server.data_dir, "Host", "u-host", days=1)
     host = {"Authorization": f"Bearer {host_token}"}
     space = (await http.post("/api/spaces", json={"title": "Bench"}, headers=host)).json()
@@ -86,6 +109,7 @@ async def live_space(
     store = SqliteStore(server.data_dir / "causerie.sqlite3")
 
     def promote(s) -> None:
+        s.limits = SpaceLimits(max_speakers=max(speakers, SpaceLimits().max_speakers))
         for person in joined:
             s.request_to_speak(person["listener_id"], "S", s.started_at)
             s.answer_request("u-host", person["listener_id"], approve=True)
@@ -241,33 +265,63 @@ async def measure_cpu(
     space_id: str,
     tokens: list[str],
     count: int,
+    talking: int,
     seconds: float,
-) -> dict[str, float]:
-    """Server CPU (% of a core) with `count` speakers sending tones and receiving mix-minus."""
-    clients = [
-        await publish(http, space_id, token, ToneTrack(300 + 100 * n))
-        for n, token in enumerate(tokens[:count])
-    ]
+    dtx: bool = True,
+) -> dict[str, float | str]:
+    """Server CPU (% of a core) with `count` speakers, `talking` of them talking."""
+    clients = []
+    dtx_used = False
+    for n, token in enumerate(tokens[:count]):
+        track = PacketTrack(300 + 100 * n) if n < talking else PacketTrack(None, IDLE_DBFS, seed=n)
+        client = await publish(http, space_id, token, track, keep_audio=False)
+        track.dtx = dtx and asks_for_dtx(client.answer)
+        dtx_used = dtx_used or (track.dtx and track.idle)
+        clients.append(client)
+    # Who should hear a tone: everyone, but a lone talker hears only the idle others.
+    hearing = [c for n, c in enumerate(clients) if talking >= 2 or n >= talking]
     try:
         for client in clients:
             await client.wait_connected()
         await asyncio.sleep(3)  # settle
         pid = server.process.pid
+        frames0 = [c.counts.frames for c in clients]
+        loud0 = [c.counts.loud for c in hearing]
+        heard0 = [c.counts.frames for c in hearing]
         cpu0, queue0, own0 = cpu_seconds(pid), run_queue_seconds(pid), time.process_time()
         started = time.monotonic()
         await asyncio.sleep(seconds)
         wall = time.monotonic() - started
+        cpu, queue, own = cpu_seconds(pid), run_queue_seconds(pid), time.process_time()
+        back = [c.counts.frames - f for c, f in zip(clients, frames0, strict=True)]
+        heard = [
+            (c.counts.loud - loud) / max(1, c.counts.frames - frames)
+            for c, loud, frames in zip(hearing, loud0, heard0, strict=True)
+        ]
         return {
             "speakers": count,
-            "server_cpu_pct": 100 * (cpu_seconds(pid) - cpu0) / wall,
-            "server_waited_pct": 100 * (run_queue_seconds(pid) - queue0) / wall,
-            "clients_cpu_pct": 100 * (time.process_time() - own0) / wall,
-            "frames_back": min((len(c.received) for c in clients), default=0),
+            "talking": talking if count else 0,
+            "server_cpu_pct": 100 * (cpu - cpu0) / wall,
+            "server_waited_pct": 100 * (queue - queue0) / wall,
+            "clients_cpu_pct": 100 * (own - own0) / wall,
+            "frames_back_per_s": min(back, default=0) / wall,
+            "heard_pct": 100 * min(heard) if heard else float("nan"),
+            "idle_dtx": "yes" if dtx_used else "no",
         }
     finally:
         for client in clients:
             await client.close()
         await asyncio.sleep(1)
+
+
+def most_speakers(rows: list[dict[str, float]], talking: int = 3) -> float:
+    """Speakers (with `talking` talking) at which server CPU reaches 100 % of a core, from a
+    least-squares line through the rows with that many talking (NaN with fewer than two)."""
+    points = [(r["speakers"], r["server_cpu_pct"]) for r in rows if r["talking"] == talking]
+    if len({n for n, _ in points}) < 2:
+        return float("nan")
+    slope, intercept = np.polyfit(*zip(*points, strict=True), 1)
+    return (100 - intercept) / slope if slope > 0 else float("inf")
 
 
 async def main() -> None:
@@ -280,14 +334,25 @@ async def main() -> None:
         help="measure speaker-to-LL-HLS-listener delay (~25 s)",
     )
     parser.add_argument("--listener-bursts", type=int, default=15)
-    parser.add_argument("--counts", default="1,5,10", help="speaker counts for the CPU figure")
-    parser.add_argument("--seconds", type=float, default=10.0, help="CPU window per count")
+    parser.add_argument(
+        "--mixes",
+        default="1/1,10/10,10/1,10/2,10/3,20/3,30/3",
+        help="speakers/talking pairs for the CPU figure",
+    )
+    parser.add_argument(
+        "--dtx",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="idle speakers use Opus DTX when the node asks for it (as browsers do)",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="CPU window per mix")
     args = parser.parse_args()
-    counts = [int(n) for n in args.counts.split(",")]
+    mixes = [tuple(int(n) for n in mix.split("/")) for mix in args.mixes.split(",")]
     loopback_only()
     with run_server() as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-            space_id, tokens = await live_space(server, http, max([2, *counts]))
+            most = max([2, *(count for count, _ in mixes)])
+            space_id, tokens = await live_space(server, http, most)
             rows = []
             for low_delay in (False, True):
                 delays = await measure_delay(http, space_id, tokens, args.bursts, low_delay)
@@ -323,18 +388,35 @@ async def main() -> None:
                     "  the second row is an estimate of what a listener hears: a player that"
                     " holds back PART-HOLD-BACK behind the live edge; not measured"
                 )
-            rows = []
-            for count in [0, *counts]:
-                figures = await measure_cpu(server, http, space_id, tokens, count, args.seconds)
-                rows.append(list(figures.values()))
-            print("\nserver CPU with N WebRTC speakers (% of one core)")
+            results = []
+            for count, talking in [(0, 0), *mixes]:
+                results.append(
+                    await measure_cpu(
+                        server, http, space_id, tokens, count, talking, args.seconds, args.dtx
+                    )
+                )
+            print("\nserver CPU with N WebRTC speakers, T of them talking (% of one core)")
             print_table(
-                ["speakers", "server CPU %", "server waited %", "clients CPU %", "frames back"],
-                rows,
+                [
+                    "speakers",
+                    "talking",
+                    "server CPU %",
+                    "server waited %",
+                    "clients CPU %",
+                    "frames back/s",
+                    "heard %",
+                    "idle DTX",
+                ],
+                [list(r.values()) for r in results],
             )
-            base = rows[0][1]
-            for row in rows[1:]:
-                print(f"  {row[0]} speakers: {(row[1] - base) / row[0]:.1f} % of a core each")
+            base = results[0]["server_cpu_pct"]
+            for r in results[1:]:
+                each = (r["server_cpu_pct"] - base) / r["speakers"]
+                print(f"  {r['speakers']}/{r['talking']}: {each:.1f} % of a core per speaker")
+            print(
+                "  most speakers one space sustains on one core (3 talking, extrapolated): "
+                f"{most_speakers(results):.0f}"
+            )
     print(f"\ncores: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}")
     print(f"command: {command_line('speakers')}")
 

@@ -1,11 +1,10 @@
-"""Ingest without HTTP: offer checks, candidate filtering, downmix, the return track, Speakers."""
+"""Ingest without HTTP: offer checks, candidate filtering, downmix, DTX, Speakers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import fractions
-import time
 from datetime import UTC, datetime, timedelta
 
 import aioice.ice
@@ -13,7 +12,6 @@ import av
 import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -22,7 +20,6 @@ from OpenSSL import SSL
 from causerie.domain import Conflict, Space
 from causerie.media import rtc
 from causerie.media.broadcasts import Broadcasts
-from causerie.media.return_track import FRAME_SAMPLES, ReturnTrack
 from causerie.media.rtc import (
     release_audio_at_once,
     restrict_host_addresses,
@@ -172,56 +169,6 @@ async def test_received_audio_is_released_without_prefetch() -> None:
         await pc.close()
 
 
-# -- the return track --------------------------------------------------------------------------
-
-
-async def test_the_return_track_sends_queued_frames_in_order() -> None:
-    track = ReturnTrack()
-    for value in (1, 2):
-        track.push(np.full(FRAME_SAMPLES, value, dtype=np.int16))
-    first, second = await track.recv(), await track.recv()
-    assert (first.format.name, first.layout.name, first.sample_rate) == ("s16", "stereo", 48000)
-    assert first.samples == FRAME_SAMPLES
-    assert (first.to_ndarray() == 1).all() and (second.to_ndarray() == 2).all()
-    assert (first.pts, second.pts) == (0, FRAME_SAMPLES)
-    assert first.time_base == fractions.Fraction(1, 48000)
-
-
-async def test_the_return_track_drops_the_oldest_beyond_60_ms() -> None:
-    track = ReturnTrack()
-    for value in range(5):
-        track.push(np.full(FRAME_SAMPLES, value, dtype=np.int16))
-    assert track.queued_frames == 3 and track.dropped_frames == 2
-    values = [int((await track.recv()).to_ndarray()[0, 0]) for _ in range(3)]
-    assert values == [2, 3, 4]
-
-
-async def test_the_return_track_paces_silence_when_nothing_comes() -> None:
-    track = ReturnTrack()
-    started = time.monotonic()
-    frames = [await track.recv() for _ in range(11)]
-    elapsed = time.monotonic() - started
-    assert all((f.to_ndarray() == 0).all() for f in frames)
-    assert 0.18 < elapsed < 0.4  # ten 20 ms steps after the first frame
-    # A frame pushed while recv() waits is sent at once.
-    waiting = asyncio.create_task(track.recv())
-    await asyncio.sleep(0.005)
-    track.push(np.full(FRAME_SAMPLES, 7, dtype=np.int16))
-    assert (await asyncio.wait_for(waiting, 0.1)).to_ndarray()[0, 0] == 7
-
-
-async def test_a_stopped_return_track_ends() -> None:
-    track = ReturnTrack()
-    waiting = asyncio.create_task(track.recv())
-    await asyncio.sleep(0)
-    track.stop()
-    with pytest.raises(MediaStreamError):
-        await waiting
-    track.push(np.zeros(FRAME_SAMPLES, dtype=np.int16))  # ignored, no error
-    with pytest.raises(MediaStreamError):
-        await track.recv()
-
-
 # -- the registry ------------------------------------------------------------------------------
 
 
@@ -261,6 +208,20 @@ async def test_video_and_extra_audio_are_answered_inactive(on_air) -> None:
         assert "host" in pipeline.mixer.inputs
         [info] = speakers.sessions("s1")
         assert info.session_id == session_id and not info.sends_back
+    finally:
+        await pc.close()
+
+
+async def test_the_answer_asks_for_opus_dtx(on_air) -> None:
+    speakers, _, _ = on_air
+    pc = await offer(ToneTrack(440))
+    try:
+        _, sdp = await speakers.publish("s1", "host", pc.localDescription.sdp)
+        [opus] = [line for line in sdp.splitlines() if line.endswith(" opus/48000/2")]
+        payload_type = opus.split(":")[1].split()[0]
+        fmtp = next(line for line in sdp.splitlines() if line.startswith(f"a=fmtp:{payload_type} "))
+        params = fmtp.split(" ", 1)[1].split(";")
+        assert "usedtx=1" in params and "useinbandfec=1" in params  # DTX and in-band FEC
     finally:
         await pc.close()
 

@@ -209,3 +209,148 @@ def test_push_rejects_anything_but_mono_int16():
         a.push(np.zeros(960, dtype=np.float32))
     with pytest.raises(ValueError, match="int16"):
         a.push(np.zeros((2, 960), dtype=np.int16))
+
+
+def noise(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
+    """White noise at ``dbfs`` RMS: the idle floor of a microphone."""
+    rms = 32768 * 10 ** (dbfs / 20)
+    samples = np.random.default_rng(seed).normal(0, rms, round(seconds * 48000))
+    return np.rint(samples).astype(np.int16)
+
+
+def ten_speakers(tone, talking: int) -> tuple[Mixer, dict[str, np.ndarray]]:
+    """Ten inputs: the first ``talking`` with tones at -12 dBFS, the others at -70 dBFS."""
+    mixer = Mixer()
+    feeds = {}
+    for n in range(10):
+        mixer.add_input(f"s{n}")
+        feeds[f"s{n}"] = tone(300 + 100 * n, 1.0) if n < talking else noise(1.0, -70.0, seed=n)
+    return mixer, feeds
+
+
+def test_silent_inputs_are_left_out_of_every_mix(tone):
+    mixer, feeds = ten_speakers(tone, talking=1)
+    inputs = mixer.inputs
+    for i in range(10):
+        for input_id, pcm in feeds.items():
+            inputs[input_id].push(pcm[i * FRAME : (i + 1) * FRAME])
+        result = mixer.mix()
+        assert result.talkers == {"s0"}
+        # The idle floors add nothing: the program is the talker, bit for bit.
+        assert np.array_equal(result.program, feeds["s0"][i * FRAME : (i + 1) * FRAME])
+        assert not result.minus["s0"].any()
+    assert [inputs[f"s{n}"].heard for n in range(10)] == [True] + [False] * 9
+
+
+def test_the_shared_mix_is_each_non_talkers_mix_minus_exactly(tone):
+    mixer, feeds = ten_speakers(tone, talking=3)
+    inputs = mixer.inputs
+    talkers = ["s0", "s1", "s2"]
+    for i in range(10):
+        frames = {key: pcm[i * FRAME : (i + 1) * FRAME] for key, pcm in feeds.items()}
+        for input_id, frame in frames.items():
+            inputs[input_id].push(frame)
+        result = mixer.mix()
+        assert result.talkers == set(talkers)
+        everyone = sum(frames[t].astype(np.int32) for t in talkers)  # under the limiter
+        assert np.array_equal(result.program, everyone)
+        for n in range(3, 10):
+            # Not a copy: the same array, so it is encoded once for all of them.
+            assert result.minus[f"s{n}"] is result.program
+        for talker in talkers:
+            others = everyone - frames[talker]
+            assert np.array_equal(result.minus[talker], others)
+            assert result.minus[talker] is not result.program
+
+
+def test_a_quiet_voice_is_heard_and_its_tail_too(tone):
+    mixer = Mixer()
+    a = mixer.add_input("a")
+    mixer.add_input("b")
+    quiet = tone(440, 0.2, dbfs=-50.0)  # above the -60 dBFS gate, under the talking threshold
+    for i in range(0, quiet.size, FRAME):
+        a.push(quiet[i : i + FRAME])
+        result = mixer.mix()
+        assert np.array_equal(result.program, quiet[i : i + FRAME])
+    assert a.heard and not a.active
+    # Silence: still mixed for the hang time (0.5 s), so a word's tail is not cut, then left out.
+    for _ in range(25):
+        assert mixer.mix().talkers == {"a"}
+    result = mixer.mix()
+    assert result.talkers == frozenset() and not a.heard
+    assert result.minus["a"] is result.program
+
+
+def test_a_muted_talker_gets_the_shared_mix(tone):
+    mixer = Mixer()
+    a = mixer.add_input("a")
+    b = mixer.add_input("b")
+    a.muted = True
+    a.push(tone(440, 0.02))
+    b.push(tone(660, 0.02))
+    result = mixer.mix()
+    assert result.talkers == {"b"}
+    assert result.minus["a"] is result.program
+    assert np.array_equal(result.program, tone(660, 0.02))
+
+
+def play(source, arrivals: list[int], frame: np.ndarray) -> list[bool]:
+    """Per tick, push ``arrivals[tick]`` frames then pull one: did it play audio (not silence)?"""
+    played = []
+    for count in arrivals:
+        for _ in range(count):
+            source.push(frame)
+        played.append(bool(source._pull().any()))
+    return played
+
+
+def test_after_a_pause_an_input_waits_for_a_frame_and_a_half(tone):
+    a = Mixer().add_input("a")
+    frame = tone(440, 0.02)
+    assert play(a, [1] * 10, frame) == [True] * 10  # no wait at the start
+    assert play(a, [0] * 5, frame) == [False] * 5  # a pause (DTX): 60 ms with nothing
+    assert a.resume_samples == 1440
+    # The next spurt starts one frame later, and then a late frame (0, then 2) is no hole.
+    assert play(a, [1, 1, 1, 0, 2, 1, 1], frame) == [False] + [True] * 6
+    # Without the pause, the same late frame is a hole: continuous streams are as before.
+    b = Mixer().add_input("b")
+    assert play(b, [1, 1, 1, 0, 2, 1, 1], frame) == [True, True, True, False, True, True, True]
+
+
+def holes(played: list[bool]) -> int:
+    """Silent frames between the first and the last frame of audio."""
+    audio = [n for n, loud in enumerate(played) if loud]
+    return played[audio[0] : audio[-1]].count(False) if audio else 0
+
+
+def test_the_slack_after_pauses_follows_the_spurts_that_ran_dry(tone):
+    a = Mixer().add_input("a")
+    frame = tone(440, 0.02)
+    late = [1] * 3 + [0, 2] + [1] * 3 + [0] * 6  # a talk spurt with a late frame, then a pause
+    assert holes(play(a, late, frame)) == 1
+    assert a.resume_samples == 1440 + 960  # so the next spurts start a frame later
+    assert holes(play(a, late, frame)) == 0  # and the same late frame is no hole any more
+    assert a.resume_samples == 1440 + 960
+    # Comfort noise every 400 ms during a long silence changes nothing.
+    play(a, [2] + [0] * 19 + [2] + [0] * 19, frame)
+    assert a.resume_samples == 1440 + 960
+    # A second and more that never ran dry gives the frame back.
+    play(a, [1] * 60 + [0] * 6, frame)
+    assert a.resume_samples == 1440
+
+
+def test_a_paced_input_plays_its_frame_at_once_after_a_pause():
+    """An input filled one frame per mix by its own jitter buffer (media/voice.py) must not
+    wait for slack after a pause: nothing would ever be queued ahead of the next frame."""
+    frame = np.full(960, 8000, dtype=np.int16)
+    for paced, heard_at_once in ((True, True), (False, False)):
+        mixer = Mixer()
+        source = mixer.add_input("a", paced=paced)
+        for _ in range(20):
+            source.push(frame)
+            mixer.mix()
+        for _ in range(30):  # a pause: long enough to count as one
+            mixer.mix()
+        source.push(frame)  # the first frame of the next sentence, exactly one
+        result = mixer.mix()
+        assert (int(np.abs(result.program).max()) > 0) is heard_at_once, paced

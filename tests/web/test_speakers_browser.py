@@ -207,3 +207,67 @@ async def test_two_browsers_speak_and_hear_each_other(rtc_server, tmp_path, ffmp
         # The mix-minus holds the other speaker's tone, and not one's own.
         assert abs(result["peakHz"] - other) < 10, result
         assert result[f"db{int(other)}"] - result[f"db{int(own)}"] > 30, result
+
+
+# Runs in the page: packets the audio sender sent, sampled every 200 ms for `seconds`.
+PACKETS_SENT_JS = """async (seconds) => {
+    const samples = [];
+    for (let i = 0; i <= seconds * 5; i++) {
+        let sent = 0;
+        (await window.pc.getStats()).forEach((report) => {
+            if (report.type === "outbound-rtp" && report.kind === "audio") {
+                sent = report.packetsSent;
+            }
+        });
+        samples.push(sent);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return samples;
+}"""
+
+
+def write_pause_then_tone(path: Path, pause: float = 4.0, tone: float = 4.0) -> Path:
+    """A WAV of digital silence, then a 440 Hz tone (Chromium loops it as the microphone).
+
+    The tone swells and fades four times a second, like syllables (between -18 and -12 dBFS):
+    a voice activity detector takes a perfectly steady tone for background noise after a while.
+    """
+    t = np.arange(round(tone * 48000)) / 48000
+    swell = 0.75 + 0.25 * np.cos(2 * np.pi * 4 * t)
+    voice = np.rint(make_tone(440.0, tone) * swell).astype(np.int16)
+    pcm = np.concatenate([np.zeros(round(pause * 48000), np.int16), voice])
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(48000)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+async def test_a_silent_browser_sends_next_to_nothing(rtc_server, tmp_path, ffmpeg) -> None:
+    """The node's answer asks for Opus DTX: Chromium stops sending while its microphone is
+    silent (the node has nothing to receive, decrypt, decode or mix) and speaks again at once."""
+    from playwright.async_api import async_playwright
+
+    url, data_dir = rtc_server
+    space_id, host_token, _ = await live_space_with_two_speakers(url, data_dir)
+    wav = write_pause_then_tone(tmp_path / "pause-then-tone.wav")
+    async with async_playwright() as playwright, speaker_browser(playwright, wav) as browser:
+        page = await browser.new_page()
+        await page.goto(f"{url}/healthz")
+        await page.evaluate(PUBLISH_JS, {"spaceId": space_id, "token": host_token})
+        await page.wait_for_function("window.pc.connectionState === 'connected'", timeout=15_000)
+        sent = await page.evaluate(PACKETS_SENT_JS, 10)  # more than one 8 s loop of the file
+        recording = await asyncio.to_thread(record_output, url, space_id, tmp_path / "out.raw", 9.0)
+    # Packets per second, over each second of the samples (5 samples a second).
+    rates = [later - earlier for earlier, later in zip(sent, sent[5:], strict=False)]
+    # The listeners' output in 20 ms frames: 9 s of it hold a whole 4 s tone.
+    frames = recording[: recording.size // 960 * 960].reshape(-1, 960).astype(np.float64)
+    loud = np.sqrt(np.mean(np.square(frames), axis=1)) > 32768 * 10 ** (-30 / 20)
+    print(f"\npackets sent per second: {rates}")
+    print("loud 20 ms frames of the output: " + "".join("x" if x else "." for x in loud))
+    assert max(rates) >= 45  # talking: a packet every 20 ms
+    assert min(rates) <= 10  # silent: a comfort-noise packet every 400 ms or so, not 50
+    # The voice after each pause is mixed (a stall of this shared machine may cost a frame).
+    assert loud.sum() >= 180
+    assert spectrum_at(frames[loud].astype(np.int16).reshape(-1), 440) > 0.1

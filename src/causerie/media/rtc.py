@@ -1,8 +1,8 @@
 """The few places causerie adjusts aiortc and aioice, and the audio frames it reads from them.
 
 Kept apart so that an upgrade of aiortc has one module to check: the host addresses ICE may
-offer, the DTLS cipher suites, the receive delay aiortc holds audio for, negotiating one voice
-track, and frames downmixed to mono.
+offer, the DTLS cipher suites, the receive delay aiortc holds audio for, asking speakers for
+Opus DTX, negotiating one voice track, and frames downmixed to mono.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ import av
 import numpy as np
 from aioice import Candidate
 from aioice.utils import random_string
-from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate
@@ -139,6 +144,29 @@ def tap_audio(transceiver: RTCRtpTransceiver, on_packet: Callable[[int, bytes], 
     setattr(transceiver.receiver, name, PacketTap(on_packet))
 
 
+def ask_for_dtx(transceiver: RTCRtpTransceiver) -> None:
+    """Ask the speaker not to send while they are silent: ``usedtx=1`` in the answer's Opus fmtp.
+
+    ``usedtx`` is the receiver's preference for discontinuous transmission (RFC 7587 §6.1).
+    Browsers honour it: while the microphone is quiet they send one comfort-noise packet every
+    400 ms instead of one every 20 ms. A silent speaker then costs the node (receiving,
+    decrypting, decoding, mixing) next to nothing, and the mixer takes the gaps for silence;
+    the first packet of speech arrives as usual. aiortc answers with its own codec parameters
+    (none for Opus) and has no setting for them, so this adds the parameter to the codecs
+    negotiated for this transceiver: its own copies, made when the offer was applied (call it
+    between ``setRemoteDescription`` and ``createAnswer``). The second place causerie touches
+    aiortc's internals (see :func:`release_audio_at_once`); it does nothing if a newer aiortc
+    is built differently.
+    """
+    codecs = getattr(transceiver, "_codecs", None)
+    if not isinstance(codecs, list):
+        logger.debug("aiortc's transceiver has no negotiated codecs where expected; no DTX")
+        return
+    for codec in codecs:
+        if isinstance(codec, RTCRtpCodecParameters) and codec.mimeType.lower() == "audio/opus":
+            codec.parameters["usedtx"] = 1
+
+
 async def negotiate(
     pc: RTCPeerConnection,
     offer_sdp: str,
@@ -166,6 +194,7 @@ async def negotiate(
         raise InvalidOffer("the SDP offer sends no audio")
     only_opus(voice)
     tap_audio(voice, on_packet)
+    ask_for_dtx(voice)
     if return_track is not None:
         voice.sender.replaceTrack(return_track)
         voice.direction = "sendrecv"

@@ -40,7 +40,7 @@ from ..domain import Conflict, Space
 from .broadcasts import Broadcasts
 from .mixer import MixerInput, MixResult
 from .pipeline import LivePipeline
-from .return_track import ReturnTrack
+from .return_track import ReturnFeeds, ReturnTrack
 from .rtc import (
     SAMPLE_RATE,
     accept_rsa_peers,
@@ -241,7 +241,7 @@ class Speakers:
         if user_id in pipeline.mixer.inputs:
             await pc.close()  # someone took the input while we negotiated
             raise Conflict("someone already speaks into this space under your name")
-        mixer_input = pipeline.mixer.add_input(user_id)
+        mixer_input = pipeline.mixer.add_input(user_id, paced=True)
         mixer_input.muted = muted
         session = _Session(
             session_id=secrets.token_urlsafe(12),
@@ -368,6 +368,7 @@ class Speakers:
         if self._hooked.get(space_id) is pipeline:
             return
         previous: Callable[[MixResult], None] | None = pipeline.on_mix
+        feeds = ReturnFeeds()
 
         def on_mix(result: MixResult) -> None:
             if previous is not None:
@@ -375,21 +376,24 @@ class Speakers:
                     previous(result)
                 except Exception:
                     logger.exception("space %s: on_mix hook failed", space_id)
-            self._deliver(space_id, result)
+            self._deliver(space_id, result, feeds)
 
         pipeline.on_mix = on_mix
         self._hooked[space_id] = pipeline
         # When the space goes off the air, its speakers are let go.
         self.broadcasts.attach(space_id, lambda: self.close_space(space_id))
 
-    def _deliver(self, space_id: str, result: MixResult) -> None:
-        for session in self._sessions.get(space_id, {}).values():
+    def _deliver(self, space_id: str, result: MixResult, feeds: ReturnFeeds) -> None:
+        sessions = self._sessions.get(space_id, {}).values()
+        for session in sessions:
             # The next frame of each speaker, for the next mix (the playout's clock).
             session.voice.fill(session.mixer_input)
-            if session.return_track is not None:
-                minus = result.minus.get(session.user_id)
-                if minus is not None:
-                    session.return_track.push(minus)
+        tracks = {
+            session.user_id: session.return_track
+            for session in sessions
+            if session.return_track is not None
+        }
+        feeds.send(result, tracks)  # each distinct mix-minus encoded once (return_track.py)
 
     # -- ending sessions ------------------------------------------------------------------------
 
