@@ -113,6 +113,8 @@ export function followSpace(id, onSpace, onError, options = {}) {
   let pollTimer = null;
   let pollFailures = 0;
   let generation = 0; // bumped when the feed starts over: readers of older windows stop
+  let goneBelow = -Infinity; // windows below this one answered 410: never asked for again
+  let resetSeen = -Infinity; // the latest reset line acted on (its `at`, ms)
   const windows = new Map(); // window number → {controller, next}
   const stateAt = new Map(); // state event type → `at` of the last one applied (ms)
   const seen = new Set();
@@ -172,8 +174,12 @@ export function followSpace(id, onSpace, onError, options = {}) {
     if (!event || typeof event.type !== "string") return;
     const at = Number(event.at) * 1000;
     if (event.type === "reset") {
-      // Events before this line may be missing: details made since are complete.
-      if (!(detailsAt >= at)) resync();
+      // Events before this line may be missing: details made since are complete (and so are
+      // those read after the line came: a window read again repeats it).
+      if (!(detailsAt >= at) && at > resetSeen) {
+        resetSeen = at;
+        resync();
+      }
       return;
     }
     const key = `${event.id}@${event.at}`;
@@ -222,11 +228,13 @@ export function followSpace(id, onSpace, onError, options = {}) {
         if (!response.ok) throw await errorFrom(response);
         const now = await response.json();
         if (Number(now.seconds) > 0) seconds = Number(now.seconds);
-        const number = Number(now.window);
-        if (!Number.isInteger(number)) throw new ApiError(502, "bad_feed", "No window.", null);
+        if (!Number.isInteger(now.window)) throw new ApiError(502, "bad_feed", "No window.", null);
+        // After a 410 for the window in progress (the node's backlog has a gap there), the next
+        // one: the node takes a request one window ahead and answers as it begins.
+        const number = Math.max(now.window, goneBelow);
         // The node's clock is within that window (give or take the second it may be cached).
         const local = Date.now();
-        const [low, high] = [number * seconds * 1000 - 1000, windowEnd(number) + 1000];
+        const [low, high] = [now.window * seconds * 1000 - 1000, windowEnd(now.window) + 1000];
         if (local + clockOffset < low) clockOffset = low - local;
         if (local + clockOffset > high) clockOffset = high - local;
         if (following && mine === generation) openWindow(number);
@@ -282,8 +290,12 @@ export function followSpace(id, onSpace, onError, options = {}) {
         const response = await fetch(feedUrl(id, `${number}.ndjson`), { signal: stream.signal });
         if (response.status === 410) {
           if (!current()) return;
+          goneBelow = Math.max(goneBelow, number + 1);
           await resync();
-          if (current()) startOver(); // from the window in progress
+          if (!current()) return;
+          // On from a later window already open, else from the window in progress.
+          if ([...windows.keys()].some((other) => other > number)) closeWindow(number);
+          else startOver();
           return;
         }
         if (!response.ok) throw await errorFrom(response);
