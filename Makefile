@@ -6,7 +6,8 @@ VENDOR := src/causerie/web/static/vendor
 
 .PHONY: install demo serve test test-deps lint bench clean
 
-VENDORED := $(VENDOR)/hls.min.js $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css
+VENDORED := $(VENDOR)/dash.mediaplayer.min.js $(VENDOR)/hls.min.js \
+	$(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css
 
 install: $(VENV)/.installed $(VENDORED)
 
@@ -17,12 +18,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The pages' JavaScript comes from npm at install time (never from a CDN at run time): the
-# player (hls.js) and the API documentation (Swagger UI). No install scripts run: these
-# packages need none, and swagger-ui-dist's dependency would report the install to a tracker.
+# players (dash.js's media player, without DRM; hls.js) and the API documentation (Swagger UI).
+# No install scripts run: these packages need none, and swagger-ui-dist's dependency would
+# report the install to a tracker.
 $(VENDORED) &: package.json package-lock.json
 	command -v npm >/dev/null || scripts/apt-install.sh npm
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
+	cp node_modules/dashjs/dist/modern/umd/dash.mediaplayer.min.js $(VENDOR)/
 	cp node_modules/hls.js/dist/hls.min.js $(VENDOR)/
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/
 

@@ -4,9 +4,11 @@ a. Origin latency. One client follows the live playlist like hls.js (blocking re
    part, then GET the part) for ~30 s. For each part: (time its bytes were fully received) minus
    the wall time of its first sample and of its last sample, where a part's first sample is at
    its segment's EXT-X-PROGRAM-DATE-TIME + index x part duration.
-b. Glass-to-ear. Headless Chromium opens the listener page, presses play, waits for playback,
-   then samples every 500 ms for ~20 s: hls.js's `latency` and wall clock minus the
-   PROGRAM-DATE-TIME of what is playing (`hls.playingDate`). Repeated on fresh pages.
+b. Glass-to-ear. Headless Chromium opens the listener page forced onto hls.js
+   (`?player=hls.js`; its default player, dash.js, is measured by bench.listener_cost), presses
+   play, waits for playback, then samples every 500 ms for ~20 s: hls.js's `latency` and wall
+   clock minus the PROGRAM-DATE-TIME of what is playing (`hls.playingDate`). Repeated on fresh
+   pages.
 
     .venv/bin/python -m bench.latency [--origin-seconds 30] [--browser-seconds 20] [--runs 3]
 """
@@ -119,7 +121,9 @@ async def browser_latency(
     """`runs` fresh pages, one after the other, in one headless Chromium."""
     from playwright.async_api import async_playwright
 
-    url = f"{server.url}/s/{server.space_id}"
+    # The page plays LL-DASH by default; this measures its LL-HLS player (hls.js).
+    # bench.listener_cost measures the default player beside it.
+    url = f"{server.url}/s/{server.space_id}?player=hls.js"
     results = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

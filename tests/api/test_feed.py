@@ -123,3 +123,24 @@ async def test_a_stalled_reader_does_not_hold_the_others(client, node) -> None:
             assert got == 30
     finally:
         stalled.close()
+
+
+async def test_a_new_run_is_announced(client, node) -> None:
+    """Going live starts a run: its id (the LL-DASH Period's) comes in the feed, so players
+    reload their manifest when a failover starts another."""
+    host = account(node.data_dir)
+    space = (await client.post("/api/spaces", json={"title": "Runs"}, headers=host)).json()
+    number = (await client.get(f"/feed/{space['id']}/now")).json()["window"]
+    await client.post(f"/api/spaces/{space['id']}/start", headers=host)
+    runs: list[str] = []
+    async with asyncio.timeout(WINDOW_SECONDS + 5):
+        while not runs:  # the window of the start, or the next if it ended meanwhile
+            async with client.stream("GET", f"/feed/{space['id']}/{number}.ndjson") as response:
+                async for line in response.aiter_lines():
+                    event = json.loads(line) if line.strip() else {}
+                    if event.get("type") == "run":
+                        runs.append(event["data"]["run"])
+                        break
+            number += 1
+    manifest = (await client.get(f"/dash/{space['id']}/manifest.mpd")).text
+    assert f'<Period id="{runs[0]}"' in manifest

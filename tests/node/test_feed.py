@@ -131,3 +131,31 @@ async def test_an_event_after_its_window_closed_goes_to_the_next() -> None:
         assert events(window.lines)[-1]["type"] == "end"
     finally:
         await feeds.close()
+
+
+async def test_a_bus_younger_than_the_space_says_what_it_cannot_know() -> None:
+    """An in-process bus starts empty with its node: after a restart, the window in progress
+    may lack what the node published before it; it says so, and older windows are gone."""
+    started = 600 * W + 5
+    clock = Clock(started)
+    bus = LocalBus(clock=clock)
+    feeds = Feeds(bus, clock, W, history_since=started)
+    try:
+        with pytest.raises(WindowGone):
+            await feeds.window("old", 599, created=0.0)
+        window = await feeds.window("old", 600, created=0.0)
+        await bus.publish("old", "space", {"title": "after the restart"})
+        await asyncio.sleep(0.05)
+        lines = events(window.lines)
+        assert lines[0] == {"type": "reset", "at": started}
+        assert [e["type"] for e in lines[1:]] == ["space"]
+        nxt = await feeds.window("old", 601, created=0.0)
+        assert events(nxt.lines) == []  # the next window is whole
+
+        # A space made since has nothing before the bus: no reset, its windows are whole.
+        clock.now = started + 1
+        await bus.publish("new", "space", {"title": "fresh"})
+        fresh = await feeds.window("new", 600, created=started + 0.5)
+        assert [e["type"] for e in events(fresh.lines)] == ["space"]
+    finally:
+        await feeds.close()

@@ -33,7 +33,7 @@ def test_percentile_nearest_rank():
     assert f.percentile({7: 1}, 0.01) == 7
 
 
-def snap(at, users, joins, ttfa, late=0, parts=0, requests=0, errors=None):
+def snap(at, users, joins, ttfa, late=0, parts=0, requests=0, errors=None, events=None):
     return f.Snapshot(
         at=at,
         users=users,
@@ -42,6 +42,7 @@ def snap(at, users, joins, ttfa, late=0, parts=0, requests=0, errors=None):
             f.JOIN_ADMITTED: f.Histogram(joins, {10: joins}),
             f.TIME_TO_FIRST_AUDIO: f.Histogram(sum(ttfa.values()), ttfa),
             f.PART_LATE: f.Histogram(late, {300: late} if late else {}),
+            f.EVENT_DELAY: f.Histogram(sum((events or {}).values()), events or {}),
         },
         parts=parts,
         errors=errors or {},
@@ -61,6 +62,7 @@ RUN = [
         requests=160,
         parts=100,
         errors={"HTTP 503": 3, "ConnectionResetError": 1},
+        events={20: 9, 400: 1},
     ),
 ]
 
@@ -93,6 +95,10 @@ def test_summary():
     assert list(summary.errors) == ["HTTP 503", "ConnectionResetError"]  # most first
     assert summary.peak_users == 20
     assert summary.retries == 0 and summary.retry_wait_min is None
+    # 0 → 10 → 20 → 20 users over three seconds: 5 + 15 + 20 listener-seconds.
+    assert summary.listener_seconds == 40
+    assert summary.requests_per_listener_second == 4.0
+    assert summary.event_delay_p50 == 0.02 and summary.event_delay_p99 == 0.4
 
 
 def test_summary_of_nothing():

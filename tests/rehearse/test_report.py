@@ -26,7 +26,7 @@ def summary() -> f.Summary:
         listeners=20,
         ramp=2,
         duration=3,
-        requests_by_name=[("GET part", 100, 0, 0.02, 0.2), ("POST join", 23, 3, 0.01, 0.05)],
+        requests_by_name=[("GET segment", 100, 0, 0.02, 0.2), ("POST join", 23, 3, 0.01, 0.05)],
     )
 
 
@@ -34,7 +34,11 @@ def test_text_summary_says_every_figure():
     text = text_summary(summary(), "PASSED")
     assert "joins admitted       20 (10.0/s mean, 10.0/s peak)" in text
     assert "time to first audio  p50 0.20 s, p99 0.90 s (20 visits)" in text
-    assert "parts fetched        100, late 2 (2.00%)" in text
+    assert "parts received       100, late 2 (2.00%)" in text
+    assert "live events          delay after publication p50 0.020 s, p99 0.400 s" in text
+    assert (
+        "per listener         4.000 requests/s, everything included (40 listener-seconds)" in text
+    )
     assert "errors by kind       HTTP 503: 3, ConnectionResetError: 1" in text
     assert "errors 1 (0.62%), refused politely 3" in text
     assert re.search(r"POST join\s+23\s+3\s+0.010 s\s+0.050 s", text)
@@ -87,6 +91,7 @@ def test_json_has_the_series():
     assert data["refused"] == 3 and data["hard_errors"] == 1
     assert [w["joins_per_second"] for w in data["series"]] == [10, 10, 0]
     assert data["requests_by_name"][1]["failures"] == 3
+    assert data["requests_per_listener_second"] == 4.0 and data["listener_seconds"] == 40
 
 
 def test_nice_steps():

@@ -122,18 +122,39 @@ async def start_listening(page, timeout: float = 20) -> None:
     """Press play on a loaded space page and wait until sound really plays."""
     await page.locator("#play:enabled").click()
     await page.wait_for_function(
-        "window.causerie?.state.phase === 'playing' && window.causerie.hls !== null"
+        "window.causerie?.state.phase === 'playing' && window.causerie.player !== null"
         " && !window.causerie.audio.paused && window.causerie.audio.currentTime > 0",
         timeout=timeout * 1000,
     )
 
 
+async def player_of(page) -> str | None:
+    """The player the listener page chose ("dash.js", "hls.js", "native"): its data-player."""
+    return await page.locator("#player").get_attribute("data-player")
+
+
+COUNT_EVENT_SOURCES_JS = """
+window.__eventSources = 0;
+if (window.EventSource) {
+    const Original = window.EventSource;
+    window.EventSource = class extends Original {
+        constructor(...args) {
+            super(...args);
+            window.__eventSources += 1;
+        }
+    };
+}
+"""
+"""An init script: `window.__eventSources` counts the EventSource streams the page opens."""
+
 SAMPLE_JS = """() => {
     const audio = window.causerie.audio;
-    const hls = window.causerie.hls;
+    const player = window.causerie.player;
+    const at = player ? player.playingAt() : null;
     return {
         currentTime: audio.currentTime,
-        latency: hls ? hls.latency : null,
+        latency: player ? player.latency() : null,
+        glassToEar: at === null ? null : (Date.now() - at) / 1000,
         paused: audio.paused,
         playbackRate: audio.playbackRate,
         waiting: window.__waiting || 0,
@@ -152,27 +173,30 @@ class Playback:
 
     wall: float  # seconds of wall time measured
     advanced: float  # seconds the audio clock moved in that time
-    latencies: list[float]  # hls.latency, sampled every `every` seconds
+    latencies: list[float]  # the player's latency, sampled every `every` seconds
+    glass_to_ear: list[float]  # wall clock − when what plays was live, sampled alike
     stalls: int  # 'waiting' events during the measurement
 
 
 async def measure_playback(
     page, settle: float = 2.0, seconds: float = 6.0, every: float = 0.5
 ) -> Playback:
-    """Let playback settle, then sample hls.latency every `every` s for `seconds` s."""
+    """Let playback settle, then sample the player's latency every `every` s for `seconds` s."""
     await page.evaluate(COUNT_WAITING_JS)
     await asyncio.sleep(settle)
     first = await page.evaluate(SAMPLE_JS)
     started = time.monotonic()
-    latencies = []
+    latencies, glass_to_ear = [], []
     for _ in range(round(seconds / every)):
         await asyncio.sleep(every)
         sample = await page.evaluate(SAMPLE_JS)
         latencies.append(sample["latency"])
+        glass_to_ear.append(sample["glassToEar"])
     wall = time.monotonic() - started
     return Playback(
         wall=wall,
         advanced=sample["currentTime"] - first["currentTime"],
         latencies=latencies,
+        glass_to_ear=glass_to_ear,
         stalls=sample["waiting"] - first["waiting"],
     )

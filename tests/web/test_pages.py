@@ -8,11 +8,12 @@ through the HTTP API, as hosts and listeners would. The audience's writes carry 
 addresses do, so the per-address limits see a crowd, not one machine. Tests that need other
 settings (short heartbeats, short-lived tokens, a restart) run a node of their own.
 
-Faults the node cannot be asked for — an overloaded join, an events endpoint that fails or hangs
-up or never delivers, a stale cached copy of the details — are made at the browser's edge with
-Playwright's routing; a dropped connection by a TCP relay between the browser and the node; a
-restart by restarting the node. Everything else the pages see is the node's own JSON. Waits are
-for conditions; a few checks that something does *not* happen watch for it over a bounded time.
+Faults the node cannot be asked for — an overloaded join, a feed (or an events endpoint) that
+fails or hangs up or never delivers, a stale cached copy of the details — are made at the
+browser's edge with Playwright's routing; a dropped connection by a TCP relay between the
+browser and the node; a restart by restarting the node. Everything else the pages see is the
+node's own JSON. Waits are for conditions; a few checks that something does *not* happen watch
+for it over a bounded time.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from causerie.media.demo import DemoSpeaker
 from tests.conftest import account
 from tests.harness.in_process import RunningNode, run_node
 from tests.media.conftest import make_tone
-from tests.web.live import CHROMIUM, PHONE, chromium
+from tests.web.live import CHROMIUM, COUNT_EVENT_SOURCES_JS, PHONE, chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -46,6 +47,8 @@ XSS_TITLE = "Launch night <img src=x onerror=alert(1)>"
 XSS_NAME = "<i>Basile</i>"
 XSS_QUESTION = "<script>alert(1)</script> <b>bold?</b>"
 LIVE_WITHIN = 5_000  # ms: a change made through the API shows on a page (events: once a second)
+FEED_NOW = re.compile(r"^/feed/[^/]+/now$")
+FEED_WINDOW = re.compile(r"^/feed/[^/]+/(\d+)\.ndjson$")
 RECORD_SECONDS = 12.0  # how long the module's recorded space is live before its replay is tried
 
 
@@ -377,12 +380,13 @@ async def test_space_page_shows_api_text_as_text(node, api: Api, browser) -> Non
 
         # refresh() reads the details again, at once.
         await events_following(page)
-        await api.join(space["id"])
         details = f"/api/spaces/{space['id']}"
+        assert seen.count("GET", details) == 1  # read once, then the feed
+        await api.join(space["id"])
         async with page.expect_request(request_to("GET", details)):
             await page.evaluate("window.causerie.refresh()")
         await page.locator("#listeners").filter(has_text="2 listening now").wait_for()
-        assert seen.count("GET", details) == 1
+        assert seen.count("GET", details) == 2
 
 
 async def test_play_joins_with_backoff_plays_and_sends_heartbeats(browser, tmp_path: Path) -> None:
@@ -426,9 +430,10 @@ async def test_play_joins_with_backoff_plays_and_sends_heartbeats(browser, tmp_p
             assert seen.count("POST", join) == 2
             assert await page.evaluate("window.causerie.state.joinAttempts") == 2
 
-            # Sound plays: the audio element's clock advances.
+            # Sound plays, with dash.js: the audio element's clock advances.
             await page.wait_for_function("window.causerie?.audio.currentTime > 1.5", timeout=20_000)
-            assert await page.evaluate("window.causerie.hls !== null")
+            assert await page.evaluate("window.causerie.dash !== null")
+            assert await page.locator("#player").get_attribute("data-player") == "dash.js"
             assert not await page.evaluate("window.causerie.audio.paused")
 
             # Heartbeats every heartbeat_interval, with the token from the join.
@@ -450,7 +455,7 @@ async def test_play_joins_with_backoff_plays_and_sends_heartbeats(browser, tmp_p
             await play.click()
             await page.wait_for_function("window.causerie?.state.phase === 'idle'")
             assert await page.evaluate("window.causerie.audio.paused")
-            assert await page.evaluate("window.causerie.hls") is None
+            assert await page.evaluate("window.causerie.player") is None
             await no_request(page, request_to("POST", heartbeat), seconds=1.5)
 
 
@@ -541,13 +546,11 @@ async def test_unknown_space_is_not_found(node, browser) -> None:
         await page.locator("#title").filter(has_text="Space not found").wait_for()
         assert await page.locator("#notice").is_visible()
         assert await page.locator("#play").is_disabled()
-        # The events endpoint said 404, then so did the read: the page stops asking.
+        # The details said 404: the page stops asking (and never follows a feed).
         await page.wait_for_function("window.causerie.watching === 'stopped'")
-        await seen.settled()
-        asked = [(s.method, s.path) for s in seen.sent if s.path.startswith("/api/spaces/")]
-        assert asked == [("GET", "/api/spaces/nope/events"), ("GET", "/api/spaces/nope")]
-        stream = seen.requests("GET", "/api/spaces/nope/events")[0]
-        assert stream.headers.get("last-event-id") is None
+        await no_request(page, lambda r: "/nope" in r.url, seconds=1.5)
+        asked = [(s.method, s.path) for s in seen.sent if s.path.startswith(("/api/", "/feed/"))]
+        assert asked == [("GET", "/api/settings"), ("GET", "/api/spaces/nope")]
 
 
 async def test_retry_helpers(node, browser) -> None:
@@ -792,9 +795,15 @@ class Relay:
             await self._server.wait_closed()
 
 
+def windows_asked(seen: Seen) -> list[int]:
+    """The feed windows a page asked for, in order."""
+    return [int(m[1]) for sent in seen.sent if (m := FEED_WINDOW.match(sent.path))]
+
+
 async def test_space_page_follows_live_events_without_polling(browser, tmp_path: Path) -> None:
     data = tmp_path / "data"
     async with phone(browser) as (page, seen):
+        await page.add_init_script(COUNT_EVENT_SOURCES_JS)
         async with run_node(data) as first, httpx.AsyncClient(base_url=first.url) as http:
             api = Api(first, http)
             space = await api.space("Launch night")
@@ -805,13 +814,13 @@ async def test_space_page_follows_live_events_without_polling(browser, tmp_path:
             await page.goto(f"{url}/s/{space['id']}")
             await page.locator("#listeners").filter(has_text="1 listening now").wait_for()
             await events_following(page)
-            # The stream's snapshot brought the details: they were not read at all.
-            await seen.settled()
-            streams = seen.requests("GET", f"{base}/events")
-            assert [s.headers.get("last-event-id") for s in streams] == [None]
-            assert seen.count("GET", base) == 0
+            # The details were read once; then the feed: the window in progress, no stream.
+            assert seen.count("GET", base) == 1
+            assert seen.count("GET", f"/feed/{space['id']}/now") == 1
+            assert seen.count("GET", f"{base}/events") == 0
+            assert await page.evaluate("window.__eventSources") == 0
 
-            # What the node pushes reaches the page: the listener count…
+            # What the node publishes reaches the page: the listener count…
             await api.join(space["id"])
             await (
                 page.locator("#listeners")
@@ -828,28 +837,28 @@ async def test_space_page_follows_live_events_without_polling(browser, tmp_path:
                 "document.querySelectorAll('#stage-list li').length === 1", timeout=LIVE_WITHIN
             )
 
-            # The connection drops (an edge restarts, say): the browser comes back by itself,
-            # from the last event it saw, and gets what it missed meanwhile.
-            svc = first.app.services
-            last = await svc.bus.last_id(space["id"])
-            async with page.expect_request(request_to("GET", f"{base}/events"), timeout=10_000):
+            # The connection drops (an edge restarts, say): the page asks for the window again
+            # and gets what it missed meanwhile, nothing twice, without reading the details.
+            before = windows_asked(seen)
+            async with page.expect_request(
+                lambda r: FEED_WINDOW.match(urlsplit(r.url).path) is not None, timeout=10_000
+            ):
                 relay.cut()
                 await api.call("PATCH", base, api.host, json={"title": "While away"})
             await page.locator("#title").filter(has_text="While away").wait_for(timeout=LIVE_WITHIN)
-            await seen.settled()
-            again = seen.requests("GET", f"{base}/events")
-            assert len(again) == 2 and again[1].headers.get("last-event-id") == str(last)
-            assert seen.count("GET", base) == 0
+            again = windows_asked(seen)[len(before) :]
+            assert again and again[0] in (before[-1], before[-1] + 1), (before, again)
+            assert seen.count("GET", base) == 1
 
-            # The node restarts: its events start over, so the page's last event is unknown
-            # there (a `reset`). A change made just before is read with the details, once.
+            # The node restarts: its in-process events start over, so the window in progress
+            # says that what came before may be missing (or is gone: 410). A change made just
+            # before is read with the details.
             relay.cut(hold=True)
             await api.call("PATCH", base, api.host, json={"title": "Read again"})
         async with run_node(data) as second, httpx.AsyncClient(base_url=second.url) as http:
             api = Api(second, http)
             relay.let_through(second.url)
-            await page.locator("#title").filter(has_text="Read again").wait_for(timeout=10_000)
-            assert seen.count("GET", base) == 1
+            await page.locator("#title").filter(has_text="Read again").wait_for(timeout=15_000)
 
             # The space ends.
             await api.call("POST", f"{base}/end", api.host)
@@ -858,39 +867,153 @@ async def test_space_page_follows_live_events_without_polling(browser, tmp_path:
             assert await page.locator("#play").is_hidden()
             assert await page.locator("#play").is_disabled()
 
-            # Longer than the polling period: no other read, and no other stream.
-            streams = seen.count("GET", f"{base}/events")
+            # Read again after the restart (the reset line, or a 410 for a window the node no
+            # longer has), perhaps polled while the node was away: a few reads, no more.
+            reads = seen.count("GET", base)
+            assert 2 <= reads <= 4, [(s.method, s.path) for s in seen.sent]
+            # Longer than the polling period: no other read of the details, no event stream.
             await no_request(page, lambda r: base in r.url, seconds=6)
-            assert seen.count("GET", base) == 1
-            assert seen.count("GET", f"{base}/events") == streams == 3
+            assert seen.count("GET", base) == reads
+            assert seen.count("GET", f"{base}/events") == 0
             assert await page.evaluate("window.causerie.watching") == "events"
-            await relay.close()  # the page's stream ends here, and the node can stop
+            await relay.close()  # the page's window ends here, and the node can stop
 
 
 @pytest.mark.parametrize("status", [404, 500])
-async def test_space_page_polls_when_events_fail(node, api: Api, browser, status: int) -> None:
-    space = await api.space("No events here")
+async def test_space_page_polls_when_the_feed_fails(node, api: Api, browser, status: int) -> None:
+    space = await api.space("No feed here")
     base = f"/api/spaces/{space['id']}"
     async with phone(browser) as (page, seen):
-        # Something between the browser and the node refuses event streams.
+        # Something between the browser and the node refuses the feed.
         await page.route(
-            f"**{base}/events",
+            f"**/feed/{space['id']}/**",
             lambda route: route.fulfill(
-                status=status, json={"error": "unavailable", "message": "No events here."}
+                status=status, json={"error": "unavailable", "message": "No feed here."}
             ),
         )
         await page.goto(f"{node.url}/s/{space['id']}")
         await page.locator("#listeners").filter(has_text="0 listening now").wait_for()
-        assert await page.evaluate("window.causerie.watching") == "polling"
-        assert seen.count("GET", f"{base}/events") == 1
-        assert seen.count("GET", base) == 1  # read at once when the stream failed
+        await page.wait_for_function("window.causerie.watching === 'polling'")
+        assert seen.count("GET", base) == 1  # read once, before the feed
 
         # Changes reach the page by polling, without refresh().
         await api.call("PATCH", base, api.host, json={"title": "Polled"})
         await api.join(space["id"])
         await page.locator("#listeners").filter(has_text="1 listening now").wait_for(timeout=10_000)
         assert await page.locator("#title").text_content() == "Polled"
-        assert seen.count("GET", base) == 2
+        assert seen.count("GET", base) >= 2
+        # The feed is retried politely: waits of about 1, 2, 4, 8 s (jittered).
+        tries = seen.count("GET", f"/feed/{space['id']}/now")
+        assert 1 <= tries <= 6, tries
+
+
+FOLLOW_JS = """async ({ id, seconds }) => {
+    const feed = await import("/static/feed.js");
+    window.seen = [];
+    window.resyncs = 0;
+    window.follower = feed.followSpace(
+        id,
+        (space) => window.seen.push(`space ${space.title}`),
+        (error) => window.seen.push(`error ${error.status}`),
+        {
+            interval: 0.5, retry: 0.2, maxRetry: 1, silence: seconds,
+            on: { questions: (data) => window.seen.push(`questions ${data.n}`) },
+            onResync: () => { window.resyncs += 1; },
+        },
+    );
+}"""
+
+
+def ndjson(*lines: dict) -> str:
+    return "".join(json.dumps(line) + "\n" for line in lines)
+
+
+async def test_follow_space_resumes_without_repeats_and_reads_again_when_told(
+    node, api: Api, browser
+) -> None:
+    """followSpace itself, against a feed made up at the browser's edge with short windows: a
+    window cut short is read again without repeating its events; empty lines are nothing; a
+    `reset` line and a 410 read the details again; a stream that never delivers is given up,
+    and the details polled meanwhile."""
+    followed = await api.space("Followed")
+    other = await api.space("Where the page is", start=False)
+    seconds = 2
+    first = int(time.time() // seconds) + 1  # the next window: the page asks for it as it starts
+    served: dict[int, int] = {}  # window → times asked
+    held = []
+
+    def question(n: int, window: int) -> dict:
+        return {"id": n, "type": "questions", "at": window * seconds + 0.1, "data": {"n": n}}
+
+    end = {"type": "end", "next": first + 1}
+    answers: dict[int, list] = {
+        first: [  # cut short (no end line), then whole, with an empty line
+            ndjson(question(1, first)),
+            ndjson(question(1, first)) + "\n" + ndjson(question(2, first), end),
+        ],
+        # Events before the reset line may be missing (it is far ahead of any details read).
+        first + 1: [
+            ndjson(
+                {"type": "reset", "at": time.time() + 3600},
+                question(3, first + 1),
+                {"type": "end", "next": first + 2},
+            )
+        ],
+        first + 2: [410],
+    }
+
+    async def feed(route) -> None:
+        path = urlsplit(route.request.url).path
+        if FEED_NOW.match(path):
+            window = max(first, int(time.time() // seconds))
+            await route.fulfill(json={"window": window, "seconds": seconds})
+            return
+        number = int(FEED_WINDOW.match(path)[1])
+        served[number] = served.get(number, 0) + 1
+        queue = answers.get(number)
+        if not queue:
+            held.append(route)  # opens and never delivers
+            return
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        if answer == 410:
+            await route.fulfill(status=410, json={"error": "gone", "message": "Gone."})
+        else:
+            await route.fulfill(status=200, body=answer, content_type="application/x-ndjson")
+
+    async with phone(browser) as (page, seen):
+        await page.route(f"**/feed/{followed['id']}/**", feed)
+        await page.goto(f"{node.url}/s/{other['id']}")
+        await page.evaluate(FOLLOW_JS, {"id": followed["id"], "seconds": seconds})
+        details = f"/api/spaces/{followed['id']}"
+
+        # The details, then window `first` (cut short, read again: event 1 once), then the next.
+        await page.wait_for_function("window.seen.includes('questions 3')", timeout=10_000)
+        got = await page.evaluate("window.seen")
+        assert got[:3] == ["space Followed", "questions 1", "questions 2"], got
+        assert served[first] == 2
+        # The reset line: the details are read again.
+        await page.wait_for_function("window.resyncs >= 1")
+        # Window first + 2 is gone (410): read again, then on from the window in progress.
+        await page.wait_for_function("window.resyncs >= 2", timeout=10_000)
+        await until(lambda: seen.count("GET", f"/feed/{followed['id']}/now") >= 2, timeout=10)
+        assert seen.count("GET", details) >= 3
+        # From there, windows that open and never deliver: given up after `silence`, and the
+        # details polled meanwhile.
+        reads = seen.count("GET", details)
+        await page.wait_for_function("window.follower.mode === 'polling'", timeout=15_000)
+        await until(lambda: seen.count("GET", details) > reads, timeout=10)
+
+        await page.evaluate("window.follower.stop()")
+        assert await page.evaluate("window.follower.mode") == "stopped"
+        got = await page.evaluate("window.seen")
+        assert [s for s in got if s.startswith("questions")] == [
+            "questions 1",
+            "questions 2",
+            "questions 3",
+        ]
+        assert not [s for s in got if s.startswith("error")], got
+        for route in held:
+            await route.abort()
 
 
 async def test_watch_space_falls_back_to_polling_and_back(node, api: Api, browser) -> None:
@@ -963,7 +1086,8 @@ async def test_watch_space_falls_back_to_polling_and_back(node, api: Api, browse
         await no_request(page, request_to("GET", details), seconds=1.3)
         assert not [s for s in await page.evaluate("window.seen") if isinstance(s, str)]
         for route in held:
-            await route.abort()
+            with contextlib.suppress(Exception):  # the page may have given it up already
+                await route.abort()
 
 
 # ---- the audience: questions, reactions, a raised hand, before and after ------------------------
@@ -1123,10 +1247,29 @@ def float_bounds(events: list[dict[str, int]], cap: int) -> tuple[int, int]:
     )
 
 
+async def _reactions_published(svc, space_id: str, after: int) -> bool:
+    """Whether a `reactions` event came on the space's bus after event `after`."""
+    async for event in svc.bus.subscribe(space_id, after, keepalive=0.01):
+        if event is None:
+            return False
+        if event.type == "reactions":
+            return True
+    return False
+
+
 async def test_reactions_float_capped_and_gently(node, api: Api, browser) -> None:
     space = await api.space("Clap along")
     settings = (await api.http.get("/api/settings")).json()
+    # Reactions before the page opens: the feed's window replays them, the page floats none.
+    svc = api.node.app.services
+    earlier = await svc.bus.last_id(space["id"])
+    await react(api, space["id"], ["👏"] * 3, people=2)
     async with phone(browser) as (page, seen):
+        # Published (once a second) before the page opens.
+        deadline = time.monotonic() + 5
+        while not await _reactions_published(svc, space["id"], earlier):
+            assert time.monotonic() < deadline, "the reactions were never published"
+            await asyncio.sleep(0.1)
         await page.goto(f"{node.url}/s/{space['id']}")
         tray = page.get_by_role("group", name="React")
         await tray.wait_for()
@@ -1134,6 +1277,7 @@ async def test_reactions_float_capped_and_gently(node, api: Api, browser) -> Non
         await page.wait_for_function("document.querySelectorAll('#reaction-tray button').length")
         assert await buttons.count() == len(settings["reactions"])
         await events_following(page)
+        await never(page, "window.causerie.reactions.floated > 0", seconds=1.5)
         await page.evaluate(RECORD_REACTIONS)
 
         # Sixty reactions in a second: at most 30 float per event, in proportion.

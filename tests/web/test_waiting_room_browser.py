@@ -88,7 +88,7 @@ async def test_waiting_message_then_playing(tmp_path) -> None:
                 listening.clear()  # the first listener leaves
                 started = time.monotonic()
                 await page.wait_for_function(
-                    "window.causerie?.state.phase === 'playing' && window.causerie.hls !== null"
+                    "window.causerie?.state.phase === 'playing' && window.causerie.player !== null"
                     " && !window.causerie.audio.paused && window.causerie.audio.currentTime > 0",
                     timeout=20_000,
                 )

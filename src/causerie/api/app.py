@@ -212,7 +212,7 @@ class Node:
         )
         self.feed = FeedOrigin(
             svc.feeds,
-            exists=self._space_exists,
+            created=self._space_created,
             on_request=lambda kind, status: svc.metrics.inc(
                 "causerie_feed_requests_total", kind=kind, status=str(status)
             ),
@@ -224,12 +224,12 @@ class Node:
             lambda: float(self.dash.streams_open),
         )
 
-    async def _space_exists(self, space_id: str) -> bool:
+    async def _space_created(self, space_id: str) -> float | None:
         try:
-            await self.services.cached_space(space_id)
+            space = await self.services.cached_space(space_id)
         except NotFound:
-            return False
-        return True
+            return None
+        return space.created_at.timestamp()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (too_large := header_limit_error(scope)):

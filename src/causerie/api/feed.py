@@ -41,12 +41,13 @@ class FeedOrigin:
     def __init__(
         self,
         feeds: Feeds,
-        exists: Callable[[str], Awaitable[bool]],
+        created: Callable[[str], Awaitable[float | None]],
         on_request: Callable[[str, int], None] | None = None,
     ) -> None:
         self.feeds = feeds
-        self.exists = exists
-        """Whether a space exists: a node follows the events of real spaces only."""
+        self.created = created
+        """When a space was created (Unix time), None if there is no such space: a node follows
+        the events of real spaces only."""
         self.on_request = on_request or (lambda kind, status: None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,12 +78,13 @@ class FeedOrigin:
         await send({"type": "http.response.body", "body": b"" if _head(scope) else body})
 
     async def _window(self, scope: Scope, send: Send, space_id: str, number: int) -> None:
-        if not await self.exists(space_id):
+        created = await self.created(space_id)
+        if created is None:
             self.on_request("window", 404)
             await send_error(send, 404, "no such space")
             return
         try:
-            window = await self.feeds.window(space_id, number)
+            window = await self.feeds.window(space_id, number, created)
         except WindowAhead as exc:
             self.on_request("window", 404)
             await send_error(send, 404, str(exc))

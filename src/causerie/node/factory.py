@@ -115,7 +115,8 @@ def build_services(config: Config) -> tuple[Services, Shared]:
             shared.presence,
             presence_window=2 * config.heartbeat_interval,
         ),
-        feeds=Feeds(shared.bus, time.time),
+        # An in-process bus starts empty with the node: what it cannot know, its feed says.
+        feeds=Feeds(shared.bus, time.time, history_since=None if shared.redis else time.time()),
     )
     if ownership.shared:
         svc.forwarder = Forwarder(ownership, _space_state(svc))

@@ -16,6 +16,12 @@ windows, and keeps the last `KEPT_WINDOWS`.
 What a listener may miss: nothing, as long as it fetches every window; one that falls behind
 further than the windows kept gets 410 and reads the space again (its details), then goes on
 from the window in progress. Each event carries its id, so overlaps are dropped by the client.
+
+A node's in-process bus (one node, no Redis) starts empty: after a restart, it does not know
+what was published before. For a space older than the bus, the window in progress then starts
+with a `reset` line (`{"type": "reset", "at": when the bus started}`: events before it may be
+missing, read the space again) and older windows are gone (410). A bus in Redis outlives its
+nodes.
 """
 
 from __future__ import annotations
@@ -53,6 +59,12 @@ def event_line(event: Event) -> bytes:
     """One event as one line of JSON (the body of a window is newline-delimited JSON)."""
     line = {"id": event.id, "type": event.type, "at": round(event.at, 3), "data": event.data}
     return json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def reset_line(since: float) -> bytes:
+    """The first line of a window that began before the node's bus did: events published
+    before `since` may be missing from it."""
+    return json.dumps({"type": "reset", "at": round(since, 3)}).encode() + b"\n"
 
 
 def end_line(number: int) -> bytes:
@@ -112,11 +124,20 @@ class Window:
 class SpaceFeed:
     """The windows of one space on this node, filled by one subscription to the bus."""
 
-    def __init__(self, bus: Bus, space_id: str, clock: Callable[[], float], seconds: float) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        space_id: str,
+        clock: Callable[[], float],
+        seconds: float,
+        history_since: float | None = None,
+    ) -> None:
         self.bus = bus
         self.space_id = space_id
         self.clock = clock
         self.seconds = seconds
+        self.history_since = history_since
+        """When the bus's memory begins (None: it holds everything published)."""
         self.windows: dict[int, Window] = {}
         self.first_complete: float | None = None
         """The first window known to hold every one of its events (None: not known yet)."""
@@ -137,12 +158,23 @@ class SpaceFeed:
             self.first_complete is None
             or number < self.first_complete
             or number < current - KEPT_WINDOWS
+            or (
+                self.history_since is not None
+                and number < window_of(self.history_since, self.seconds)
+            )
         ):
             raise WindowGone(f"window {number} is no longer kept; read the space again")
         window = self.windows.get(number)
         if window is None:
-            window = self.windows[number] = Window(number)
+            window = self._new(number)
             self._close_due()
+        return window
+
+    def _new(self, number: int) -> Window:
+        window = self.windows[number] = Window(number)
+        since = self.history_since
+        if since is not None and number == window_of(since, self.seconds):
+            window.add(reset_line(since))
         return window
 
     async def follow(self) -> None:
@@ -185,7 +217,7 @@ class SpaceFeed:
             number += 1
             window = self.windows.get(number)
         if window is None:
-            window = self.windows[number] = Window(number)
+            window = self._new(number)
         window.add(event_line(event))
 
     def _close_due(self) -> None:
@@ -199,21 +231,39 @@ class SpaceFeed:
 
 
 class Feeds:
-    """The event windows of every space this node is asked about."""
+    """The event windows of every space this node is asked about.
+
+    `history_since`: when the bus's memory begins, for a bus that starts empty with the node
+    (in-process); None for one that holds everything published (Redis). It matters only for
+    spaces created before then.
+    """
 
     def __init__(
-        self, bus: Bus, clock: Callable[[], float], seconds: float = WINDOW_SECONDS
+        self,
+        bus: Bus,
+        clock: Callable[[], float],
+        seconds: float = WINDOW_SECONDS,
+        history_since: float | None = None,
     ) -> None:
         self.bus = bus
         self.clock = clock
         self.seconds = seconds
+        self.history_since = history_since
         self._spaces: dict[str, SpaceFeed] = {}
 
-    async def window(self, space_id: str, number: int) -> Window:
-        """Window `number` of the space, once this node has read the space's backlog."""
+    async def window(self, space_id: str, number: int, created: float | None = None) -> Window:
+        """Window `number` of the space, once this node has read the space's backlog.
+
+        `created`: when the space was created (Unix time; None: long ago).
+        """
         feed = self._spaces.get(space_id)
         if feed is None or (feed.task is not None and feed.task.done()):
-            feed = self._spaces[space_id] = SpaceFeed(self.bus, space_id, self.clock, self.seconds)
+            since = self.history_since
+            if since is not None and created is not None and created >= since:
+                since = None  # everything it ever published is on this bus
+            feed = self._spaces[space_id] = SpaceFeed(
+                self.bus, space_id, self.clock, self.seconds, since
+            )
             feed.task = asyncio.create_task(feed.follow(), name=f"feed-{space_id}")
             feed.task.add_done_callback(self._ended)
         await asyncio.wait_for(feed.ready.wait(), timeout=10)

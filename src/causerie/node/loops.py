@@ -23,6 +23,7 @@ STATS_INTERVAL = 5.0
 SPEAKING_INTERVAL = 0.25
 RECORDING_CHECK_INTERVAL = 2.0
 STAGE_SYNC_INTERVAL = 1.0
+RUNS_INTERVAL = 1.0
 
 
 class ListenerCounts:
@@ -104,6 +105,29 @@ class WhoIsReconnecting:
             del self.last[gone]
 
 
+class Runs:
+    """Publishes a `run` event when a space's stream starts a new run on this node.
+
+    A failover (or a restart) starts a new run, whose LL-DASH Period has new URLs; the listener
+    pages' dash.js would learn of it from its next manifest update, up to a minute later, or
+    from a 404. The event tells them at once (they reload the manifest).
+    """
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.last: dict[str, str] = {}
+
+    async def step(self) -> None:
+        live = self.svc.broadcasts.live_ids()
+        for space_id in live:
+            pipeline = self.svc.broadcasts.get(space_id)
+            if pipeline is not None and self.last.get(space_id) != pipeline.run_id:
+                self.last[space_id] = pipeline.run_id
+                await self.svc.bus.publish(space_id, "run", {"run": pipeline.run_id})
+        for gone in set(self.last) - set(live):
+            del self.last[gone]
+
+
 class RecordingProblems:
     """When the recording of a live space on this node starts failing (a full disk, say),
     publishes the space again: its `recording_error` reaches the host's studio at once."""
@@ -160,6 +184,7 @@ def loops(svc: Services) -> list[Periodic]:
         Periodic("publish-stats", STATS_INTERVAL, AudienceNumbers(svc).step),
         Periodic("publish-speaking", SPEAKING_INTERVAL, WhoIsSpeaking(svc).step),
         Periodic("publish-reconnecting", SPEAKING_INTERVAL, WhoIsReconnecting(svc).step),
+        Periodic("publish-runs", RUNS_INTERVAL, Runs(svc).step),
         Periodic(
             "publish-recording-problems", RECORDING_CHECK_INTERVAL, RecordingProblems(svc).step
         ),

@@ -12,25 +12,39 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 FIGURE = "figure"
 """Locust request type of the figures (not HTTP requests)."""
 
 TIME_TO_FIRST_AUDIO = "time to first audio"
-"""One per visit: from its start (before the details request) to the first part's last byte."""
+"""One per visit: from its start (before the details request) to the first chunk's last byte."""
 JOIN_ADMITTED = "join admitted"
 """One per admitted join; the value is the time from the visit's start (waits included)."""
+PART_RECEIVED = "part received"
+"""One per part received whole: a CMAF chunk (`moof` + `mdat`, ~213 ms, the LL-HLS part's
+bytes) of a streamed LL-DASH segment; the value is 0 (the count is the figure)."""
 PART_LATE = "part late"
-"""One per part that arrived after its due time (see playlist.PlayerClock); value: how late."""
+"""One per part that arrived after its due time (see manifest.PlayerClock); value: how late."""
 PART_DELAY = "part delay"
-"""One per part: its arrival - the end of its audio by PROGRAM-DATE-TIME (needs synced clocks)."""
+"""One per part made while its segment was being streamed: its arrival - the end of its audio
+(LL-DASH media time is wall time; needs synced clocks)."""
+EVENT_DELAY = "event delay"
+"""One per live event published while its feed window was being streamed: its arrival - its
+publication time (`at`; needs synced clocks)."""
 WAIT_IN_LINE = "wait in line"
 """One per waiting-room answer (the space is full); value: the wait the server asked for."""
 RETRY_WAIT = "retry wait"
 """One per refused or failed request tried again; value: the delay waited before the retry."""
 
-PART_REQUEST = "GET part"
-"""Locust name of the part requests."""
+SEGMENT_REQUEST = "GET segment"
+"""Locust name of the segment requests (their time: to the response's headers)."""
+SEGMENT_STREAM = "GET segment (body)"
+"""Locust name of a segment whose body broke off (an error only)."""
+WINDOW_REQUEST = "GET feed window"
+"""Locust name of the feed window requests (their time: to the response's headers)."""
+WINDOW_STREAM = "GET feed window (body)"
+"""Locust name of a feed window whose body broke off (an error only)."""
 
 REFUSAL_KINDS = frozenset({"HTTP 429", "HTTP 503"})
 """Error kinds that are polite refusals (tried again after Retry-After), not breakage."""
@@ -89,7 +103,7 @@ class Snapshot:
     """HTTP requests answered or failed (figures not included)."""
     figures: Mapping[str, Histogram]
     parts: int
-    """Parts fetched whole."""
+    """Parts (CMAF chunks) received whole."""
     errors: Mapping[str, int]
     """Occurrences by kind."""
 
@@ -190,6 +204,15 @@ class Summary:
     errors: Mapping[str, int]
     requests_by_name: Sequence[tuple[str, int, int, float | None, float | None]] = ()
     """(name, requests, failures, p50 s, p99 s) of each kind of HTTP request."""
+    listener_seconds: float = 0.0
+    """Simulated listeners × seconds: the time each was on, summed."""
+    event_delay_p50: float | None = None
+    event_delay_p99: float | None = None
+
+    @property
+    def requests_per_listener_second(self) -> float:
+        """HTTP requests per simulated listener per second, everything included."""
+        return self.requests / self.listener_seconds if self.listener_seconds else 0.0
 
     @property
     def refused(self) -> int:
@@ -231,6 +254,7 @@ def summarize(
     join_span = joined_windows[-1].end if joined_windows else 0.0
     ttfa = last.figure(TIME_TO_FIRST_AUDIO)
     delay = last.figure(PART_DELAY)
+    events = last.figure(EVENT_DELAY)
     retry = last.figure(RETRY_WAIT)
     return Summary(
         target=target,
@@ -257,6 +281,18 @@ def summarize(
         requests=last.requests,
         errors=dict(sorted(last.errors.items(), key=lambda kv: -kv[1])),
         requests_by_name=tuple(requests_by_name),
+        listener_seconds=listener_seconds(snapshots),
+        event_delay_p50=_seconds(percentile(events.values, 0.5)),
+        event_delay_p99=_seconds(percentile(events.values, 0.99)),
+    )
+
+
+def listener_seconds(snapshots: Sequence[Snapshot]) -> float:
+    """The users on between snapshots, times the time between them, summed (each interval
+    counted with the mean of its two ends)."""
+    return sum(
+        (later.at - earlier.at) * (earlier.users + later.users) / 2
+        for earlier, later in pairwise(snapshots)
     )
 
 

@@ -188,10 +188,12 @@ def build_parser(prog: str = "causerie rehearse") -> argparse.ArgumentParser:
 
 DESCRIPTION = (
     "Rehearse the big night against a deployment: simulated listeners (Locust users) open the "
-    "space's details, join (honouring 503/429 Retry-After and the waiting room), follow the "
-    "LL-HLS playlist with blocking reloads and fetch every part, send heartbeats, react, ask and "
-    "upvote. Prints progress to stderr and a summary to stdout; --report DIR writes an HTML "
-    "report with charts. Exit 1 if errors exceed --max-errors. See docs/rehearse.md."
+    "space's page, join (honouring 503/429 Retry-After and the waiting room), play as the "
+    "page's dash.js does (the LL-DASH manifest, one streamed request per segment), follow the "
+    "live events' feed windows, send heartbeats, react, ask and upvote. Prints progress to "
+    "stderr and a summary to stdout (requests per listener per second included); --report DIR "
+    "writes an HTML report with charts. Exit 1 if errors exceed --max-errors. See "
+    "docs/rehearse.md."
 )
 
 

@@ -53,14 +53,18 @@ def text_summary(summary: Summary, verdict: str) -> str:
         f"{s.joins_per_second_peak:.1f}/s peak)",
         f"  time to first audio  p50 {_s(s.ttfa_p50)}, p99 {_s(s.ttfa_p99)} "
         f"({s.ttfa_count} visits)",
-        f"  parts fetched        {s.parts}, late {s.parts_late} ({s.late_ratio:.2%}); "
+        f"  parts received       {s.parts}, late {s.parts_late} ({s.late_ratio:.2%}); "
         f"delay after the audio's end p50 {_s(s.part_delay_p50, 3)}, "
         f"p99 {_s(s.part_delay_p99, 3)}",
+        f"  live events          delay after publication p50 {_s(s.event_delay_p50, 3)}, "
+        f"p99 {_s(s.event_delay_p99, 3)}",
         f"  waits                {s.waits_in_line} in line (waiting room), "
         f"{s.retries} retries after a refusal or failure (waited p50 {_s(s.retry_wait_p50)}, "
         f"min {_s(s.retry_wait_min)})",
         f"  requests             {s.requests}; errors {s.hard_errors} "
         f"({s.hard_error_ratio:.2%}), refused politely {s.refused}",
+        f"  per listener         {s.requests_per_listener_second:.3f} requests/s, "
+        f"everything included ({s.listener_seconds:.0f} listener-seconds)",
     ]
     if s.errors:
         lines.append(
@@ -87,6 +91,7 @@ def summary_json(summary: Summary, windows: Sequence[Window], verdict: str, ok: 
         refused=summary.refused,
         hard_errors=summary.hard_errors,
         hard_error_ratio=summary.hard_error_ratio,
+        requests_per_listener_second=summary.requests_per_listener_second,
         verdict=verdict,
         ok=ok,
         series=[
@@ -259,16 +264,24 @@ def html_report(summary: Summary, windows: Sequence[Window], verdict: str, comma
             "time to first audio",
             f"p50 {_s(s.ttfa_p50)}, p99 {_s(s.ttfa_p99)} ({s.ttfa_count} visits)",
         ),
-        ("parts", f"{s.parts} fetched, {s.parts_late} late ({s.late_ratio:.2%})"),
+        ("parts", f"{s.parts} received, {s.parts_late} late ({s.late_ratio:.2%})"),
         (
             "part delay after its audio's end",
             f"p50 {_s(s.part_delay_p50, 3)}, p99 {_s(s.part_delay_p99, 3)}",
+        ),
+        (
+            "live event delay after publication",
+            f"p50 {_s(s.event_delay_p50, 3)}, p99 {_s(s.event_delay_p99, 3)}",
         ),
         ("waits", f"{s.waits_in_line} in line, {s.retries} retries"),
         (
             "requests",
             f"{s.requests}; errors {s.hard_errors} ({s.hard_error_ratio:.2%}), "
             f"refused politely {s.refused}",
+        ),
+        (
+            "requests per listener",
+            f"{s.requests_per_listener_second:.3f} a second, everything included",
         ),
         ("errors by kind", ", ".join(f"{k}: {n}" for k, n in s.errors.items()) or "none"),
     ]

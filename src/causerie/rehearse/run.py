@@ -85,14 +85,12 @@ def locust_options(args: argparse.Namespace) -> argparse.Namespace:
 def snapshot(runner: Runner, started: float) -> f.Snapshot:
     """Cumulative statistics now (on a master: as last reported by the workers)."""
     figures: dict[str, f.Histogram] = {}
-    requests = parts = 0
+    requests = 0
     for (name, method), entry in list(runner.stats.entries.items()):
         if method == f.FIGURE:
             figures[name] = f.Histogram(entry.num_requests, dict(entry.response_times))
-        else:
+        elif not name.endswith("(body)"):  # a body that broke off is an error, not a request
             requests += entry.num_requests
-            if name == f.PART_REQUEST:
-                parts += entry.num_requests - entry.num_failures
     errors: dict[str, int] = {}
     for error in list(runner.stats.errors.values()):
         kind = f.error_kind(error.error)
@@ -105,7 +103,7 @@ def snapshot(runner: Runner, started: float) -> f.Snapshot:
         users=runner.user_count,
         requests=requests,
         figures=figures,
-        parts=parts,
+        parts=figures[f.PART_RECEIVED].count if f.PART_RECEIVED in figures else 0,
         errors=errors,
     )
 

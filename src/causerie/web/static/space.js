@@ -18,9 +18,9 @@ import {
   sleep,
   startSpace,
   waitDelaySeconds,
-  watchSpace,
   withRetry,
 } from "./api.js";
+import { followSpace } from "./feed.js";
 import {
   $,
   copyOnClick,
@@ -45,7 +45,7 @@ import {
   untilText,
   waitingText,
 } from "./page.js";
-import { Player, playbackMethod } from "./player.js";
+import { HLS_JS, Player, choosePlayer, forcedPlayer, loadScript, replayPlayer } from "./player.js";
 import { Questions, savedName } from "./questions.js";
 import { Reactions } from "./reactions.js";
 
@@ -104,6 +104,10 @@ const ui = {
 
 /** The space's id, from /s/{id} (or ?id= when the page is opened as a plain file). */
 const spaceId = spaceIdFromLocation(/^\/s\/([^/]+)\/?$/);
+/** The player asked for in the address (`?player=hls.js`, say), if any. */
+const forced = forcedPlayer();
+/** When the page started, by the node's clock once the feed tells it (ms). */
+const pageStart = performance.timeOrigin;
 
 /** Everything the page knows; also what tests look at through window.causerie.state. */
 const state = {
@@ -185,6 +189,7 @@ function renderSpace(space) {
   ui.elsewhere.hidden = space.state !== "live";
 
   if (space.state === "ended" && state.phase !== "idle") {
+    player?.refresh(); // the manifest says it is over: dash.js plays what it has, then ends
     stopListening({ finishing: true });
   }
   if (previous?.state === "scheduled" && space.state === "live" && state.phase === "idle") {
@@ -275,11 +280,17 @@ function setStatus(text) {
   setText(ui.status, text);
 }
 
+/** Which player the page uses ("dash.js", "native", "hls.js"): `data-player` on #player. */
+function showPlayer(method) {
+  if (method) ui.player.dataset.player = method;
+  else delete ui.player.dataset.player;
+}
+
 // ---- listening ---------------------------------------------------------------------------
 
 async function startListening() {
   if (state.phase !== "idle" || state.space?.state !== "live") return;
-  if (!playbackMethod(ui.audio)) {
+  if (!choosePlayer(ui.audio, forced)) {
     setStatus("This browser can't play the stream. Try the link below in VLC or Safari.");
     return;
   }
@@ -308,8 +319,20 @@ async function startListening() {
     renderControls();
     // The listener count now includes this listener: the server pushes it within a few seconds.
     setStatus("Connecting to the stream…");
-    const url = new URL(current.playlistUrl || state.space.playlist_url, location.href).href;
-    player = new Player(ui.audio, url, { onStatus: (_kind, text) => setStatus(text) });
+    const sources = {
+      dash: new URL(`/dash/${encodeURIComponent(spaceId)}/manifest.mpd`, location.href).href,
+      hls: new URL(current.playlistUrl || state.space.playlist_url, location.href).href,
+      time: new URL("/time", location.href).href,
+    };
+    const started = new Player(ui.audio, sources, {
+      prefer: forced,
+      onStatus: (_kind, text) => {
+        setStatus(text);
+        showPlayer(started.method);
+      },
+    });
+    player = started;
+    showPlayer(player.method);
     // A join counts the listener; a token kept from earlier needs a heartbeat to, at once.
     startHeartbeats({ now: current.joinedAt < pressed });
     startLatencyDisplay();
@@ -650,11 +673,12 @@ function setReplayStatus(text) {
   setText(ui.replayStatus, text);
 }
 
-function startReplay(url) {
+async function startReplay(url) {
   const audio = ui.replayAudio;
-  const method = playbackMethod(audio);
+  const method = replayPlayer(audio);
   const listeners = new AbortController();
-  replay = { url, hls: null, listeners };
+  const mine = { url, hls: null, listeners };
+  replay = mine;
   if (!method) {
     setReplayStatus("This browser can't play the replay here: download it instead.");
     return;
@@ -663,6 +687,13 @@ function startReplay(url) {
     audio.src = url;
     return;
   }
+  try {
+    await loadScript(HLS_JS);
+  } catch {
+    setReplayStatus("The player could not be loaded: download the replay instead.");
+    return;
+  }
+  if (replay !== mine) return; // replaced or stopped meanwhile
   const Hls = window.Hls;
   const hls = new Hls({ autoStartLoad: false, backBufferLength: 90 });
   replay.hls = hls;
@@ -889,13 +920,24 @@ getSettings().then(
   },
 );
 renderControls();
+showPlayer(choosePlayer(ui.audio, forced));
 let watcher = null;
 if (spaceId) {
-  watcher = watchSpace(spaceId, renderSpace, renderError, {
+  // Listeners follow the feed every listener reads alike (edges share it), not a stream of
+  // their own: feed.js.
+  watcher = followSpace(spaceId, renderSpace, renderError, {
     on: {
       questions: (data) => questions.handle(data),
-      reactions: (data) => reactions.handle(data),
+      reactions: (data, event) => {
+        // A window replays from its start: what was sent before this page opened is past.
+        if (event.at * 1000 >= pageStart + watcher.clockOffset) reactions.handle(data);
+      },
       speaking: (data) => setSpeaking(data.speaking),
+      run: (data) => {
+        // A new run (a failover): its Period has new URLs, which dash.js learns from the MPD.
+        const playing = player?.run();
+        if (playing && data.run && data.run !== playing) player.refresh();
+      },
     },
     onResync: () => questions.resync(),
   });
@@ -924,6 +966,9 @@ window.causerie = {
   get hls() {
     return player?.hls ?? null;
   },
+  get dash() {
+    return player?.dash ?? null;
+  },
   get questions() {
     return questions;
   },
@@ -936,7 +981,7 @@ window.causerie = {
   play: startListening,
   stop: () => stopListening(),
   refresh: () => watcher?.refresh(),
-  /** How the details arrive: "events", "polling", "connecting" or "stopped" (see watchSpace). */
+  /** How the details arrive: "events", "polling", "connecting" or "stopped" (see followSpace). */
   get watching() {
     return watcher?.mode ?? null;
   },
