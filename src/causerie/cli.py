@@ -120,6 +120,30 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s MiB)",
     )
     parser.add_argument(
+        "--keep-recordings",
+        type=float,
+        default=30,
+        metavar="DAYS",
+        help="how long a recording is kept after its space ended; then it is removed and its "
+        "replay answers 410 Gone (default %(default)s, as X does; 0: forever)",
+    )
+    parser.add_argument(
+        "--recordings-max-gb",
+        type=float,
+        default=0,
+        metavar="GB",
+        help="disk all recordings may take on this node: beyond, those that ended first are "
+        "removed, never a live one (default: 0, no bound but the disk's)",
+    )
+    parser.add_argument(
+        "--end-idle-after",
+        type=float,
+        default=15,
+        metavar="MINUTES",
+        help="a live space with no speaker connected for this long ends by itself; its host is "
+        "told a few minutes before (default %(default)s; 0: never)",
+    )
+    parser.add_argument(
         "--metrics-token",
         metavar="TOKEN",
         default=os.environ.get("CAUSERIE_METRICS_TOKEN") or None,
@@ -136,6 +160,12 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "names the client, for the per-IP rate limits (repeatable; default: none, the peer's "
         "address counts); e.g. 127.0.0.1 for an edge on the same machine",
     )
+
+
+def _bytes_of_gb(gigabytes: float, flag: str) -> int:
+    if not 0 <= gigabytes < 2**20:
+        raise ValueError(f"{flag} is a number of GiB, 0 or more, not {gigabytes}")
+    return round(gigabytes * 2**30)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -156,6 +186,9 @@ def _config(args: argparse.Namespace) -> Config:
         clip_bytes_per_space=args.clips_per_space_mb * 2**20,
         clip_bytes_total=args.clips_total_mb * 2**20,
         min_free_disk_bytes=args.min_free_disk_mb * 2**20,
+        keep_recordings_seconds=args.keep_recordings * 86400,
+        recordings_max_bytes=_bytes_of_gb(args.recordings_max_gb, "--recordings-max-gb"),
+        end_idle_after=args.end_idle_after * 60,
         trusted_proxies=tuple(args.trusted_proxy or ()),
     )
 

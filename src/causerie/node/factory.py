@@ -17,6 +17,7 @@ from ..bus.redis import RedisBus
 from ..cluster.forward import Forwarder
 from ..cluster.ownership import Ownership, RedisOwnership, SoleOwner
 from ..cluster.redis_client import RedisClients
+from ..cluster.redis_health import RedisHealth
 from ..counting import LocalPresence, Presence
 from ..counting.audience_stats import AudienceStats
 from ..counting.local_stats import LocalStats
@@ -24,6 +25,8 @@ from ..counting.redis_presence import RedisPresence
 from ..counting.redis_stats import RedisStats
 from ..domain import NotFound
 from ..media.broadcasts import Broadcasts
+from ..media.clip_budget import ClipBudget
+from ..media.retention import RetentionStatus
 from ..media.speakers import Speakers
 from ..ratelimit import LocalRateLimits, RateLimits, RedisRateLimits, WriteLimits
 from ..security.secrets import load_secrets
@@ -86,7 +89,8 @@ def build_services(config: Config) -> tuple[Services, Shared]:
     """The node's parts, wired together; with what they share, for closing at the end."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     shared = shared_state(config)
-    broadcasts = Broadcasts(recordings_dir=config.data_dir / "recordings")
+    recordings = config.data_dir / "recordings"
+    broadcasts = Broadcasts(recordings_dir=recordings)
     ownership: Ownership
     if shared.redis is not None:
         # Whose media runs where: one owner per space (a lease), the others forward to it.
@@ -116,9 +120,20 @@ def build_services(config: Config) -> tuple[Services, Shared]:
             presence_window=2 * config.heartbeat_interval,
         ),
         feeds=Feeds(shared.bus, time.time),
+        clip_budget=ClipBudget(
+            recordings,
+            per_space=config.clip_bytes_per_space,
+            total=config.clip_bytes_total,
+            min_free=config.min_free_disk_bytes,
+        ),
+        recordings=RetentionStatus(
+            keep_seconds=config.keep_recordings_seconds, max_bytes=config.recordings_max_bytes
+        ),
     )
     if ownership.shared:
         svc.forwarder = Forwarder(ownership, _space_state(svc))
+    if shared.redis is not None:
+        svc.redis_health = RedisHealth(shared.redis.text)
     # After every change of a space: mutes reach the mixer, demoted speakers lose their session.
     svc.stage_listeners.append(svc.speakers.stage_changed)
     return svc, shared
