@@ -1,4 +1,5 @@
-"""The `causerie` command: serve, demo, token, edge-config."""
+"""The `causerie` command: serve, demo, token, rotate-secret, backup, restore, edge-config,
+rehearse."""
 
 from __future__ import annotations
 
@@ -247,9 +248,70 @@ def build_parser() -> argparse.ArgumentParser:
         help="older secrets still accepted (default %(default)s; 0 refuses every older token)",
     )
     rotate.add_argument("--redis", metavar="URL", help="rotate the secret the nodes share here")
+    _backup_commands(commands)
     _edge_config_command(commands)
     _rehearse_command(commands)
     return parser
+
+
+def _backup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backup = commands.add_parser(
+        "backup",
+        help="copy a node's data directory (SQLite stores, secret) to one file, while it runs",
+        description="Copy the embedded stores (spaces, questions, audience numbers: SQLite's "
+        "online backup, consistent while the node writes) and the signing secret of a data "
+        "directory to one new file (a .tar.gz, mode 0600: it holds the secret), with the "
+        "recordings if asked. See docs/operations.md.",
+    )
+    backup.add_argument("--data-dir", type=Path, default=Path("data"), help="default ./%(default)s")
+    backup.add_argument("--to", type=Path, required=True, metavar="FILE", help="a new file")
+    backup.add_argument(
+        "--with-recordings",
+        action="store_true",
+        help="also copy DATA/recordings (live ones as far as they are recorded)",
+    )
+    restore = commands.add_parser(
+        "restore",
+        help="put a backup back into a data directory (refused while a node runs on it)",
+        description="Check a backup file whole (checksums, database integrity), then put its "
+        "stores, secret and (if it has them) recordings into the data directory. Refused while "
+        "a node runs on the directory (every node holds DATA/node.lock), unless --force.",
+    )
+    restore.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="default ./%(default)s"
+    )
+    restore.add_argument(
+        "--from", dest="source", type=Path, required=True, metavar="FILE", help="the backup"
+    )
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even under a running node (each database in one transaction); restart "
+        "the node right after, since what it holds in memory is not restored",
+    )
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from .node.backup import BackupError, backup, restore
+
+    try:
+        if args.command == "backup":
+            done = backup(args.data_dir, args.to, with_recordings=args.with_recordings)
+            print(
+                f"Backed up {args.data_dir} to {done.path} ({done.bytes / 2**20:.1f} MiB): "
+                f"{done.spaces} spaces, {done.questions} questions, {done.recordings} recordings."
+            )
+        else:
+            done = restore(args.data_dir, args.source, force=args.force)
+            print(
+                f"Restored the backup of {done.created_at} into {done.path}: {done.spaces} "
+                f"spaces, {done.questions} questions, {done.recordings} recordings."
+                + (" Restart the node now." if args.force else "")
+            )
+    except BackupError as exc:
+        print(f"causerie {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _rehearse_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -444,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "rotate-secret":
         return _rotate_secret(args)
+    if args.command in ("backup", "restore"):
+        return _backup(args)
     if args.command == "edge-config":
         return _edge_config(args, argv)
     if args.command == "rehearse":

@@ -36,6 +36,7 @@ from ..store import SqliteStore, Store
 from ..store.redis import RedisStore
 from ..waiting import Lines, LocalLines, RedisLines, WaitingRoom
 from .config import Config
+from .data_dir import RECORDINGS_DIR, STATS_FILE, STORE_FILE, DataDirLock, lock_for_node
 from .feed import Feeds
 from .metrics import Metrics
 from .services import Services
@@ -54,6 +55,8 @@ class Shared:
     secrets: list[bytes]
     redis: RedisClients | None = None
     """The Redis clients everything above uses (None: embedded)."""
+    lock: DataDirLock | None = None
+    """The node's shared lock on its data directory (data_dir.py), held until it stops."""
 
 
 def shared_state(config: Config) -> Shared:
@@ -74,11 +77,11 @@ def shared_state(config: Config) -> Shared:
             redis=redis,
         )
     return Shared(
-        store=SqliteStore(config.data_dir / "causerie.sqlite3"),
+        store=SqliteStore(config.data_dir / STORE_FILE),
         bus=LocalBus(),
         presence=LocalPresence(config.heartbeat_interval),
         # Saved in the data directory, so the numbers survive a restart.
-        stats=LocalStats(path=config.data_dir / "stats.sqlite3"),
+        stats=LocalStats(path=config.data_dir / STATS_FILE),
         lines=LocalLines(),
         rate_limits=LocalRateLimits(),
         secrets=secrets,
@@ -88,8 +91,10 @@ def shared_state(config: Config) -> Shared:
 def build_services(config: Config) -> tuple[Services, Shared]:
     """The node's parts, wired together; with what they share, for closing at the end."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_for_node(config.data_dir)  # before anything is opened: no restore under way
     shared = shared_state(config)
-    recordings = config.data_dir / "recordings"
+    shared.lock = lock
+    recordings = config.data_dir / RECORDINGS_DIR
     broadcasts = Broadcasts(recordings_dir=recordings)
     ownership: Ownership
     if shared.redis is not None:
