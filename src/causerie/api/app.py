@@ -144,6 +144,10 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
     m.counter("causerie_heartbeats_total", "Listener heartbeats received")
     m.counter("causerie_spaces_created_total", "Spaces created")
     m.counter("causerie_spaces_started_total", "Spaces started")
+    m.counter(
+        "causerie_spaces_ended_idle_total",
+        "Live spaces ended by the node, nobody having been on the microphone (--end-idle-after)",
+    )
     m.counter("causerie_event_streams_total", "Live event streams opened")
     m.counter("causerie_hls_requests_total", "Requests to the LL-HLS origin, by kind and status")
     m.counter("causerie_dash_requests_total", "Requests to the LL-DASH origin, by kind and status")

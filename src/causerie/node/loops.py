@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ..domain import NotFound, SpaceState
+from ..domain import Conflict, NotFound, Space, SpaceState
+from ..domain.housekeeping import IdleAction, IdleVerdict, IdleWatch
 from ..media import retention
 from ..media.retention import OnDisk, Tombstone
+from ..store import update_space
 from .activity import PUBLISH_INTERVAL
 from .periodic import Periodic
 from .services import Services
-from .views import pushed_numbers, space_view, speaking_now, summarize
+from .views import moment, pushed_numbers, space_view, speaking_now, summarize, unix
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,8 @@ SPEAKING_INTERVAL = 0.25
 RECORDING_CHECK_INTERVAL = 2.0
 STAGE_SYNC_INTERVAL = 1.0
 REDIS_CHECK_INTERVAL = 5.0
+IDLE_CHECK_INTERVAL = 10.0
+"""Seconds between two looks at who is on the microphone (less for a short --end-idle-after)."""
 RETENTION_INTERVAL = 300.0
 """Seconds between two passes over the recordings (a pass walks every file: kept rare)."""
 RETENTION_DELAY = 10.0
@@ -136,6 +141,69 @@ class StageSync:
                 log.exception("space %s: applying the stage to its sessions failed", space_id)
 
 
+class IdleSpaces:
+    """Ends the live spaces of this node nobody has been on the microphone in for
+    `--end-idle-after`, announcing it on the space a few minutes before (the host's studio
+    shows it); domain/housekeeping.py decides. Someone speaking is a mixer input: a WebRTC
+    speaker's session, or the demo's voices. Runs on the node that runs the space's media
+    (the only one that knows who is connected)."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.watch = IdleWatch(svc.config.end_idle_after)
+
+    async def step(self) -> None:
+        svc = self.svc
+        live = svc.broadcasts.live_ids()
+        self.watch.keep_only(live)
+        for space_id in live:
+            pipeline = svc.broadcasts.get(space_id)
+            if pipeline is None:
+                continue
+            try:
+                space = await svc.cached_space(space_id)
+            except NotFound:
+                continue
+            if space.state is not SpaceState.LIVE:
+                continue
+            now = svc.clock()
+            verdict = self.watch.observe(
+                space_id,
+                speakers=bool(pipeline.mixer.inputs),
+                announced=unix(space.ending_at),
+                now=now,
+            )
+            await self._apply(space_id, verdict, now)
+
+    async def _apply(self, space_id: str, verdict: IdleVerdict, now: float) -> None:
+        if verdict.action is IdleAction.ANNOUNCE and verdict.ends_at is not None:
+            at = moment(verdict.ends_at)
+            await self._change(space_id, lambda space: space.announce_idle_end(at))
+            log.info("space %s: nobody on the microphone, it ends at %s", space_id, at)
+        elif verdict.action is IdleAction.CANCEL:
+            await self._change(space_id, Space.cancel_idle_end)
+        elif verdict.action is IdleAction.END:
+            ended = await self._change(space_id, lambda space: space.end_idle(moment(now)))
+            if ended is not None:
+                await self.svc.ownership.end(space_id)
+                self.svc.metrics.inc("causerie_spaces_ended_idle_total")
+                log.info("space %s ended: nobody was on the microphone", space_id)
+
+    async def _change(self, space_id: str, change: Callable[[Space], object]) -> Space | None:
+        """Apply a change and tell the pages (a `space` event); None if the space moved on
+        meanwhile (ended by its host, say)."""
+        svc = self.svc
+        try:
+            space, _ = await update_space(svc.store, space_id, change)
+        except (Conflict, NotFound):
+            return None
+        svc.remember(space)
+        await svc.stage_changed(space)
+        view = await space_view(space, svc)
+        await svc.bus.publish(space_id, "space", view.model_dump(mode="json"))
+        return space
+
+
 class RecordingRetention:
     """Removes the recordings on this node's disk that were kept long enough, then, while the
     rest take more than the budget, those that ended first (media/retention.py decides).
@@ -236,6 +304,10 @@ def loops(svc: Services) -> list[Periodic]:
             "publish-recording-problems", RECORDING_CHECK_INTERVAL, RecordingProblems(svc).step
         ),
     ]
+    if svc.config.end_idle_after > 0:
+        # A twentieth of the wait, so that a short one (a test, a demo) is kept to the second.
+        every = min(IDLE_CHECK_INTERVAL, max(0.5, svc.config.end_idle_after / 20))
+        running.append(Periodic("end-idle-spaces", every, IdleSpaces(svc).step))
     if svc.broadcasts.recordings_dir is not None:
         running.append(
             Periodic(
