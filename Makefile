@@ -32,9 +32,11 @@ demo: install
 serve: install
 	$(BIN)/causerie serve
 
-# Test tools in the venv, and the real programs the tests meet (Debian packages).
+# Test tools in the venv, and the real programs the tests meet (Debian packages). prometheus
+# (with promtool) checks the shipped dashboard and alerts; where systemd runs, Debian also
+# starts its service on port 9090: `systemctl disable --now prometheus` if that is unwanted.
 test-deps: $(VENV)/.test-installed
-	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium
+	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium prometheus
 
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'

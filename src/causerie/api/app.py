@@ -227,6 +227,16 @@ def _declare_recording_metrics(m: Metrics, svc: Services) -> None:
         "Recordings removed, by reason: age (--keep-recordings) or budget",
         lambda: {labels(reason=reason): float(n) for reason, n in status.removed.items()},
     )
+
+    def incomplete() -> float:
+        recorders = (svc.broadcasts.recorder(space_id) for space_id in svc.broadcasts.live_ids())
+        return float(sum(1 for r in recorders if r is not None and r.recording_error))
+
+    m.gauge(
+        "causerie_recordings_incomplete",
+        "Live recordings on this node that could not write everything (a full disk, say)",
+        incomplete,
+    )
     m.gauge(
         "causerie_recordings_disk_free_bytes",
         "Free space on the recordings' file system",
