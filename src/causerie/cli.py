@@ -20,6 +20,7 @@ from .api.app import Node
 from .api.http_timeouts import timed_http_protocol
 from .app import create_app
 from .node.config import Config
+from .node.data_dir import RestoreUnderWay
 from .security.secrets import load_secrets, rotate_secrets
 from .security.tokens import ANY_SPACE, Claims, TokenKind, TokenSigner
 
@@ -520,11 +521,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = _serve if args.command == "serve" else _demo
     # uvloop (installed with uvicorn[standard]) makes each request cheaper; asyncio.run alone
     # would not use it, since the loop is made here and not by uvicorn.
-    with (
-        contextlib.suppress(KeyboardInterrupt),
-        asyncio.Runner(loop_factory=_loop_factory()) as runner_loop,
-    ):
-        runner_loop.run(runner(config))
+    try:
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            asyncio.Runner(loop_factory=_loop_factory()) as runner_loop,
+        ):
+            runner_loop.run(runner(config))
+    except RestoreUnderWay as exc:
+        print(f"causerie: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

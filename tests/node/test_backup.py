@@ -354,3 +354,16 @@ def test_restore_bad_paths_are_refused(
     code, err = run_cli(capsys, "restore", "--data-dir", target, "--from", good)
     assert code == 2 and "is not a SQLite database" in err
     assert snapshot(target) == before
+
+
+def test_a_node_does_not_start_while_a_restore_holds_its_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from causerie.node.data_dir import DataDirLock
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with DataDirLock(data, exclusive=True):  # as `causerie restore` holds it while it works
+        code, err = run_cli(capsys, "serve", "--data-dir", data, "--port", "0")
+    assert code == 2
+    assert "is being restored" in err and "start the node once it has finished" in err

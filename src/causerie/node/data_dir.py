@@ -29,6 +29,7 @@ __all__ = [
     "STORE_FILE",
     "DataDirLock",
     "Locked",
+    "RestoreUnderWay",
     "lock_for_node",
 ]
 
@@ -40,6 +41,10 @@ LOCK_FILE = "node.lock"
 
 class Locked(Exception):
     """The lock is held by someone else (a running node, or a restore under way)."""
+
+
+class RestoreUnderWay(RuntimeError):
+    """A node cannot start: `causerie restore` is working on its data directory."""
 
 
 class DataDirLock:
@@ -78,11 +83,11 @@ class DataDirLock:
 
 
 def lock_for_node(data_dir: Path) -> DataDirLock:
-    """The shared lock a node holds while it runs; `RuntimeError` if a restore is under way."""
+    """The shared lock a node holds while it runs; `RestoreUnderWay` if it cannot have it."""
     try:
         return DataDirLock(data_dir, exclusive=False).acquire()
     except Locked:
-        raise RuntimeError(
+        raise RestoreUnderWay(
             f"{data_dir} is being restored (`causerie restore` holds {data_dir / LOCK_FILE}); "
             "start the node once it has finished"
         ) from None
