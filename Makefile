@@ -35,11 +35,14 @@ demo: install
 serve: install
 	$(BIN)/causerie serve
 
-# Test tools in the venv, and the real programs the tests meet (Debian packages).
+# Test tools in the venv, and the real programs the tests meet (Debian packages). prometheus
+# (with promtool) checks the shipped dashboard and alerts; where systemd runs, Debian also
+# starts its service on port 9090: `systemctl disable --now prometheus` if that is unwanted.
 test-deps: $(VENV)/.test-installed
 	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium \
 	  iproute2 nftables python3-gi gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 \
-	  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice libopus0
+	  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice libopus0 \
+	  prometheus
 
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'

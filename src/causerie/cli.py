@@ -1,4 +1,5 @@
-"""The `causerie` command: serve, demo, token, edge-config."""
+"""The `causerie` command: serve, demo, token, rotate-secret, backup, restore, edge-config,
+rehearse."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .api.app import Node
 from .api.http_timeouts import timed_http_protocol
 from .app import create_app
 from .node.config import Config
+from .node.data_dir import RestoreUnderWay
 from .security.secrets import load_secrets, rotate_secrets
 from .security.tokens import ANY_SPACE, Claims, TokenKind, TokenSigner
 
@@ -120,6 +122,30 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s MiB)",
     )
     parser.add_argument(
+        "--keep-recordings",
+        type=float,
+        default=30,
+        metavar="DAYS",
+        help="how long a recording is kept after its space ended; then it is removed and its "
+        "replay answers 410 Gone (default %(default)s, as X does; 0: forever)",
+    )
+    parser.add_argument(
+        "--recordings-max-gb",
+        type=float,
+        default=0,
+        metavar="GB",
+        help="disk all recordings may take on this node: beyond, those that ended first are "
+        "removed, never a live one (default: 0, no bound but the disk's)",
+    )
+    parser.add_argument(
+        "--end-idle-after",
+        type=float,
+        default=15,
+        metavar="MINUTES",
+        help="a live space with no speaker connected for this long ends by itself; its host is "
+        "told a few minutes before (default %(default)s; 0: never)",
+    )
+    parser.add_argument(
         "--metrics-token",
         metavar="TOKEN",
         default=os.environ.get("CAUSERIE_METRICS_TOKEN") or None,
@@ -136,6 +162,12 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "names the client, for the per-IP rate limits (repeatable; default: none, the peer's "
         "address counts); e.g. 127.0.0.1 for an edge on the same machine",
     )
+
+
+def _bytes_of_gb(gigabytes: float, flag: str) -> int:
+    if not 0 <= gigabytes < 2**20:
+        raise ValueError(f"{flag} is a number of GiB, 0 or more, not {gigabytes}")
+    return round(gigabytes * 2**30)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -156,6 +188,9 @@ def _config(args: argparse.Namespace) -> Config:
         clip_bytes_per_space=args.clips_per_space_mb * 2**20,
         clip_bytes_total=args.clips_total_mb * 2**20,
         min_free_disk_bytes=args.min_free_disk_mb * 2**20,
+        keep_recordings_seconds=args.keep_recordings * 86400,
+        recordings_max_bytes=_bytes_of_gb(args.recordings_max_gb, "--recordings-max-gb"),
+        end_idle_after=args.end_idle_after * 60,
         trusted_proxies=tuple(args.trusted_proxy or ()),
     )
 
@@ -214,9 +249,70 @@ def build_parser() -> argparse.ArgumentParser:
         help="older secrets still accepted (default %(default)s; 0 refuses every older token)",
     )
     rotate.add_argument("--redis", metavar="URL", help="rotate the secret the nodes share here")
+    _backup_commands(commands)
     _edge_config_command(commands)
     _rehearse_command(commands)
     return parser
+
+
+def _backup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backup = commands.add_parser(
+        "backup",
+        help="copy a node's data directory (SQLite stores, secret) to one file, while it runs",
+        description="Copy the embedded stores (spaces, questions, audience numbers: SQLite's "
+        "online backup, consistent while the node writes) and the signing secret of a data "
+        "directory to one new file (a .tar.gz, mode 0600: it holds the secret), with the "
+        "recordings if asked. See docs/operations.md.",
+    )
+    backup.add_argument("--data-dir", type=Path, default=Path("data"), help="default ./%(default)s")
+    backup.add_argument("--to", type=Path, required=True, metavar="FILE", help="a new file")
+    backup.add_argument(
+        "--with-recordings",
+        action="store_true",
+        help="also copy DATA/recordings (live ones as far as they are recorded)",
+    )
+    restore = commands.add_parser(
+        "restore",
+        help="put a backup back into a data directory (refused while a node runs on it)",
+        description="Check a backup file whole (checksums, database integrity), then put its "
+        "stores, secret and (if it has them) recordings into the data directory. Refused while "
+        "a node runs on the directory (every node holds DATA/node.lock), unless --force.",
+    )
+    restore.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="default ./%(default)s"
+    )
+    restore.add_argument(
+        "--from", dest="source", type=Path, required=True, metavar="FILE", help="the backup"
+    )
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even under a running node (each database in one transaction); restart "
+        "the node right after, since what it holds in memory is not restored",
+    )
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from .node.backup import BackupError, backup, restore
+
+    try:
+        if args.command == "backup":
+            done = backup(args.data_dir, args.to, with_recordings=args.with_recordings)
+            print(
+                f"Backed up {args.data_dir} to {done.path} ({done.bytes / 2**20:.1f} MiB): "
+                f"{done.spaces} spaces, {done.questions} questions, {done.recordings} recordings."
+            )
+        else:
+            done = restore(args.data_dir, args.source, force=args.force)
+            print(
+                f"Restored the backup of {done.created_at} into {done.path}: {done.spaces} "
+                f"spaces, {done.questions} questions, {done.recordings} recordings."
+                + (" Restart the node now." if args.force else "")
+            )
+    except BackupError as exc:
+        print(f"causerie {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _rehearse_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -411,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "rotate-secret":
         return _rotate_secret(args)
+    if args.command in ("backup", "restore"):
+        return _backup(args)
     if args.command == "edge-config":
         return _edge_config(args, argv)
     if args.command == "rehearse":
@@ -423,11 +521,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = _serve if args.command == "serve" else _demo
     # uvloop (installed with uvicorn[standard]) makes each request cheaper; asyncio.run alone
     # would not use it, since the loop is made here and not by uvicorn.
-    with (
-        contextlib.suppress(KeyboardInterrupt),
-        asyncio.Runner(loop_factory=_loop_factory()) as runner_loop,
-    ):
-        runner_loop.run(runner(config))
+    try:
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            asyncio.Runner(loop_factory=_loop_factory()) as runner_loop,
+        ):
+            runner_loop.run(runner(config))
+    except RestoreUnderWay as exc:
+        print(f"causerie: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -100,6 +100,10 @@ async def test_parts_arrive_at_wall_clock_rate_and_wake_waiters(tone, caplog):
                 latencies.append(ready_wall - audio_end)
     assert len(latencies) >= 7
     assert all(0.03 < latency < 0.15 for latency in latencies), latencies
+    # What /metrics says of it (media/timing.py): every part on time, every tick counted.
+    timing = pipeline.timing
+    assert timing.parts >= len(latencies) and timing.parts_late == 0
+    assert timing.ticks == sum(timing.lateness_counts) >= seen["mixes"] - 1
     print(f"part ready after its audio ends: median {statistics.median(latencies) * 1000:.0f} ms")
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -147,7 +151,7 @@ async def test_stop_before_start():
 
 
 async def test_a_late_loop_catches_up(tone):
-    async with running(tone) as (_, seen):
+    async with running(tone) as (pipeline, seen):
         started = time.monotonic()
         await asyncio.sleep(0.2)
         time.sleep(0.3)  # the event loop is blocked: the media loop is 300 ms late
@@ -156,6 +160,13 @@ async def test_a_late_loop_catches_up(tone):
         mixes = seen["mixes"]
     # No frame lost: as many mixes as 20 ms periods since the start.
     assert mixes == pytest.approx(elapsed / 0.02, abs=3)
+    # The stall shows in the metrics: a tick over one part (213 ms) late, and a late part (its
+    # audio ended during the stall, more than a part before it could be made).
+    timing = pipeline.timing
+    over_a_part = sum(timing.lateness_counts[timing.bounds.index(0.2133) + 1 :])
+    assert over_a_part >= 1
+    assert timing.parts_late >= 1
+    assert timing.frames_skipped == 0
 
 
 async def test_a_hopelessly_late_loop_skips_ahead(tone, caplog):
@@ -168,6 +179,7 @@ async def test_a_hopelessly_late_loop_skips_ahead(tone, caplog):
     assert skipped is not None
     skipped_seconds = int(skipped[1]) * 0.02
     assert skipped_seconds >= 1.0
+    assert pipeline.timing.frames_skipped == int(skipped[1])
 
     playlist = m3u8.loads(pipeline.packager.playlist())
     segments = playlist.segments

@@ -464,3 +464,36 @@ async def test_studio_ends_the_space_after_confirmation(rtc_server) -> None:
         await listener.locator("#badge").filter(has_text="Ended").wait_for(timeout=LIVE_WITHIN)
     assert httpx.get(f"{url}/api/spaces/{space_id}", timeout=5).json()["state"] == "ended"
     assert_clean(watched)
+
+
+async def test_studio_says_when_a_space_nobody_speaks_in_will_end(tmp_path: Path) -> None:
+    """`--end-idle-after 0.25` (15 s): nobody goes on air, the studio says when the space ends
+    by itself (announced 5 s ahead), then shows it ended."""
+    from playwright.async_api import async_playwright
+
+    from tests.harness.causerie_process import causerie_process
+
+    with causerie_process(tmp_path, "serve", "--end-idle-after", "0.25") as node:
+        token = issue_account_token(node.data_dir, "Host", None, days=1)
+        space_id = create_space(node.url, token, "Left alone")
+        started = httpx.post(
+            f"{node.url}/api/spaces/{space_id}/start",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert started.status_code == 200, started.text
+        watched = Watched()
+        async with async_playwright() as playwright, browser_with_mic(playwright) as browser:
+            studio = await new_page(browser, watched)
+            await studio.goto(f"{node.url}/studio/{space_id}#host={token}")
+            await studio.locator("#badge[data-state=live]").wait_for()
+            assert await studio.locator("#idle-notice").is_hidden()
+            notice = studio.get_by_role("alert").filter(has_text="ends by itself at")
+            await notice.wait_for(timeout=20_000)
+            assert "Go on air to keep it going." in await notice.inner_text()
+            details = httpx.get(f"{node.url}/api/spaces/{space_id}", timeout=5).json()
+            assert details["state"] == "live" and details["ending_at"]
+            await studio.locator("#badge[data-state=ended]").wait_for(timeout=15_000)
+            assert await studio.locator("#idle-notice").is_hidden()
+        assert httpx.get(f"{node.url}/api/spaces/{space_id}", timeout=5).json()["state"] == "ended"
+    assert_clean(watched)

@@ -171,6 +171,8 @@ class Admission:
         self.in_flight = 0
         self.refused = 0
         self.refused_for_lag = 0
+        self.refused_joins = 0
+        """Of the refused requests, joins (the launch-night figure: joins refused vs admitted)."""
         self._second = 0  # the current whole second (monotonic clock)
         self._this_second = 0  # requests that arrived in it
         self._last_second = 0  # requests that arrived in the second before
@@ -205,6 +207,8 @@ class Admission:
             await self.app(scope, receive, send)
             return
         if self.overloaded():
+            if scope["method"] == "POST" and scope["path"].endswith("/join"):
+                self.refused_joins += 1
             # Jitter spreads the retries so refused clients do not come back in one wave.
             wait = random.randint(*self.retry_after)
             await send_error(

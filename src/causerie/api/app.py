@@ -11,6 +11,7 @@ The request path (docs/architecture.md has the picture):
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -21,8 +22,10 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from ..asgi import ASGIApp, Receive, Scope, Send, send_error
+from ..cluster.redis_health import RedisHealth
 from ..domain import NotFound
-from ..node.metrics import labels
+from ..media.timing import MediaTiming
+from ..node.metrics import HistogramReading, Metrics, labels
 from ..node.services import Services
 from . import (
     audience,
@@ -141,6 +144,10 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
     m.counter("causerie_heartbeats_total", "Listener heartbeats received")
     m.counter("causerie_spaces_created_total", "Spaces created")
     m.counter("causerie_spaces_started_total", "Spaces started")
+    m.counter(
+        "causerie_spaces_ended_idle_total",
+        "Live spaces ended by the node, nobody having been on the microphone (--end-idle-after)",
+    )
     m.counter("causerie_event_streams_total", "Live event streams opened")
     m.counter("causerie_hls_requests_total", "Requests to the LL-HLS origin, by kind and status")
     m.counter("causerie_dash_requests_total", "Requests to the LL-DASH origin, by kind and status")
@@ -160,20 +167,117 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
         "Control-plane requests being handled",
         lambda: float(admission.in_flight),
     )
-    m.gauge(
-        "causerie_requests_refused",
+    m.counter(
+        "causerie_requests_refused_total",
         "Control-plane requests refused with 503 (overload)",
         lambda: float(admission.refused),
     )
-    m.gauge(
-        "causerie_requests_refused_for_lag",
+    m.counter(
+        "causerie_requests_refused_for_lag_total",
         "Of those, refused because the event loop ran late",
         lambda: float(admission.refused_for_lag),
+    )
+    m.counter(
+        "causerie_joins_refused_total",
+        "Joins refused with 503 (overload); admitted ones are causerie_joins_total",
+        lambda: float(admission.refused_joins),
     )
     m.gauge(
         "causerie_event_loop_lag_seconds",
         "How late the event loop runs, on average lately (the ticker behind admission control)",
         admission.lag.average,
+    )
+    _declare_media_metrics(m, svc.broadcasts.timing)
+    _declare_recording_metrics(m, svc)
+    if svc.redis_health is not None:
+        _declare_redis_metrics(m, svc.redis_health)
+
+
+def _declare_recording_metrics(m: Metrics, svc: Services) -> None:
+    status = svc.recordings
+    root = svc.broadcasts.recordings_dir
+
+    def disk_free() -> float:
+        where = root if root is not None and root.is_dir() else svc.config.data_dir
+        return float(shutil.disk_usage(where).free)
+
+    m.gauge(
+        "causerie_recordings_bytes",
+        "Disk the recordings on this node take (measured every 5 min)",
+        lambda: float(status.bytes),
+    )
+    m.gauge(
+        "causerie_recordings_live_bytes",
+        "Of those, what live recordings (never removed) take",
+        lambda: float(status.live_bytes),
+    )
+    m.gauge("causerie_recordings", "Recordings kept on this node", lambda: status.recordings)
+    m.gauge(
+        "causerie_recordings_max_bytes",
+        "The recordings' disk budget (--recordings-max-gb); 0: none",
+        lambda: float(status.max_bytes),
+    )
+    m.gauge(
+        "causerie_recordings_over_budget",
+        "1 while the live recordings alone take more than the budget",
+        lambda: 1.0 if status.over_budget else 0.0,
+    )
+    m.counter(
+        "causerie_recordings_removed_total",
+        "Recordings removed, by reason: age (--keep-recordings) or budget",
+        lambda: {labels(reason=reason): float(n) for reason, n in status.removed.items()},
+    )
+
+    def incomplete() -> float:
+        recorders = (svc.broadcasts.recorder(space_id) for space_id in svc.broadcasts.live_ids())
+        return float(sum(1 for r in recorders if r is not None and r.recording_error))
+
+    m.gauge(
+        "causerie_recordings_incomplete",
+        "Live recordings on this node that could not write everything (a full disk, say)",
+        incomplete,
+    )
+    m.gauge(
+        "causerie_recordings_disk_free_bytes",
+        "Free space on the recordings' file system",
+        disk_free,
+    )
+
+
+def _declare_redis_metrics(m: Metrics, health: RedisHealth) -> None:
+    m.gauge(
+        "causerie_redis_up",
+        "1 if the last PING to Redis (every 5 s) was answered, else 0",
+        lambda: 1.0 if health.up else 0.0,
+    )
+    m.gauge(
+        "causerie_redis_ping_seconds",
+        "Round trip of the last answered PING to Redis, retries included",
+        lambda: health.round_trip if health.round_trip is not None else float("nan"),
+    )
+    m.counter(
+        "causerie_redis_ping_failures_total",
+        "PINGs to Redis that failed (after the client's retries)",
+        lambda: float(health.failures),
+    )
+
+
+def _declare_media_metrics(m: Metrics, timing: MediaTiming) -> None:
+    m.histogram(
+        "causerie_media_loop_lateness_seconds",
+        "How late each 20 ms tick of the media loops ran after its deadline",
+        lambda: HistogramReading(timing.bounds, timing.lateness_counts, timing.lateness_sum),
+    )
+    m.counter("causerie_parts_total", "LL-HLS parts made", lambda: float(timing.parts))
+    m.counter(
+        "causerie_parts_late_total",
+        "Parts ready more than one part duration after their audio ended",
+        lambda: float(timing.parts_late),
+    )
+    m.counter(
+        "causerie_media_frames_skipped_total",
+        "20 ms frames of audio dropped after the media loop stalled for over a second",
+        lambda: float(timing.frames_skipped),
     )
 
 

@@ -16,6 +16,10 @@ Clips take disk, and anyone may ask for one, so a new clip (an existing one cost
 is answered at once) must pass, in this order: the clip rate limits per address and per space
 (429 + Retry-After, ratelimit/writes.py), then the clips' disk bounds per space and per node
 and the free space kept for recordings (507, media/clip_budget.py). SECURITY.md has the figures.
+
+A recording removed by the node's retention (media/retention.py: kept `--keep-recordings`
+days, within `--recordings-max-gb`) answers 410 Gone everywhere here, with a sentence saying
+when and why, instead of a 404 that would read as a broken link.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from ..domain import Conflict, Invalid, NotFound, Space, SpaceState
 from ..media.clip_budget import CLIPS_DIR, ClipBudget, OverBudget
 from ..media.clips import Cut, EmptyCut, cut
 from ..media.recorder import SAFE_ID, Recording
+from ..media.retention import tombstone
 from ..node.schemas import Error
 from ..node.services import Services
 from .dependencies import ServicesDep
@@ -67,7 +72,9 @@ _END_SLACK_MS = 50
 
 router = APIRouter(
     tags=["replay"],
-    responses={status: {"model": Error} for status in (400, 404, 409, 413, 422, 429, 503, 507)},
+    responses={
+        status: {"model": Error} for status in (400, 404, 409, 410, 413, 422, 429, 503, 507)
+    },
 )
 
 
@@ -123,24 +130,9 @@ async def jobs(request: Request) -> Jobs:
 JobsDep = Annotated[Jobs, Depends(jobs)]
 
 
-async def budget(request: Request) -> ClipBudget | None:
-    """The node's clip budget (None without recordings), kept on the app like `jobs`."""
-    state = request.app.state
-    if not hasattr(state, "clip_budget"):
-        svc: Services = state.services
-        root = svc.broadcasts.recordings_dir
-        config = svc.config
-        state.clip_budget = (
-            None
-            if root is None
-            else ClipBudget(
-                root,
-                per_space=config.clip_bytes_per_space,
-                total=config.clip_bytes_total,
-                min_free=config.min_free_disk_bytes,
-            )
-        )
-    return state.clip_budget
+async def budget(svc: ServicesDep) -> ClipBudget | None:
+    """The node's clip budget (None without recordings)."""
+    return svc.clip_budget
 
 
 BudgetDep = Annotated[ClipBudget | None, Depends(budget)]
@@ -163,6 +155,16 @@ async def _admit(check: Callable[[], None]) -> None:
 def _check_id(space_id: str) -> None:
     if not SAFE_ID.fullmatch(space_id):
         raise NotFound("no such space")
+
+
+async def _unless_removed(svc: Services, space_id: str) -> None:
+    """410 Gone if the node's retention removed the space's recording (`space_id` checked)."""
+    root = svc.broadcasts.recordings_dir
+    if root is None:
+        return
+    stone = await asyncio.to_thread(tombstone, root, space_id)
+    if stone is not None:
+        raise ApiError(410, stone.message)
 
 
 async def _recording(svc: Services, space_id: str) -> Recording:
@@ -188,6 +190,7 @@ async def _ended_recording(svc: Services, space_id: str) -> tuple[Space, Recordi
         )
     recording = await _recording(svc, space_id)
     if not recording:
+        await _unless_removed(svc, space_id)
         raise NotFound("nothing of this space was recorded")
     return space, recording
 
@@ -232,7 +235,8 @@ async def replay_media(space_id: str, run_id: str, name: str, svc: ServicesDep) 
     ):
         raise NotFound("there is no such recorded media")
     path = root / space_id / run_id / name
-    if not path.is_file():
+    if not await asyncio.to_thread(path.is_file):
+        await _unless_removed(svc, space_id)
         raise NotFound("there is no such recorded media")
     return FileResponse(path, media_type=MEDIA_TYPE, headers=_media_headers(IMMUTABLE))
 
@@ -351,6 +355,7 @@ async def make_clip(
     body = body or ClipRequest()
     recording = await _recording(svc, space_id)
     if not recording:
+        await _unless_removed(svc, space_id)
         space = await svc.cached_space(space_id)
         if space.state is SpaceState.SCHEDULED:
             raise Conflict("the space has not started yet: nothing is recorded")
@@ -396,7 +401,8 @@ async def get_clip(clip_id: str, svc: ServicesDep) -> FileResponse:
     if match is None or root is None:
         raise NotFound("there is no such clip")
     path = root / match["space"] / CLIPS_DIR / f"{clip_id}.m4a"
-    if not path.is_file():
+    if not await asyncio.to_thread(path.is_file):
+        await _unless_removed(svc, match["space"])
         raise NotFound("there is no such clip")
     headers = _media_headers(IMMUTABLE)
     headers["Content-Disposition"] = f'inline; filename="{clip_id}.m4a"'

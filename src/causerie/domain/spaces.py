@@ -146,6 +146,9 @@ class Space:
     recording: bool = True
     capacity: int | None = None
     """The most listeners at once; joiners beyond it wait in line (see waiting_room)."""
+    ending_at: datetime | None = None
+    """When the space ends by itself, nobody having been on the microphone for a while
+    (housekeeping.py); announced to the host beforehand, cancelled when someone goes on air."""
     version: int = 0
 
     # -- creation ---------------------------------------------------------------------------
@@ -227,8 +230,34 @@ class Space:
         self._require(actor, Action.END)
         if self.state is SpaceState.ENDED:
             raise Conflict("the space has already ended")
+        self._close(now)
+
+    def announce_idle_end(self, at: datetime) -> None:
+        """Say when this live space will end by itself if nobody goes on the microphone (the
+        node's housekeeping, housekeeping.py: no actor). Its host sees it in the studio."""
+        _require_aware(at, "at")
+        self._require_live()
+        self.ending_at = at
+
+    def cancel_idle_end(self) -> None:
+        """Someone is on the microphone again: the announced end is off."""
+        self.ending_at = None
+
+    def end_idle(self, now: datetime) -> None:
+        """The node ends a live space nobody spoke in for a while (housekeeping.py): only once
+        that end was announced (`announce_idle_end`) and its time has come, so the host was
+        always told first."""
+        self._require_live()
+        if self.ending_at is None:
+            raise Conflict("no end was announced for this space: its host must be told first")
+        if now < self.ending_at:
+            raise Conflict(f"the space is announced to end at {self.ending_at.isoformat()}")
+        self._close(now)
+
+    def _close(self, now: datetime) -> None:
         self.state = SpaceState.ENDED
         self.ended_at = now
+        self.ending_at = None
         self.speak_requests.clear()
         self.invited.clear()
 
@@ -499,6 +528,7 @@ class Space:
             "removed": sorted(self.removed),
             "recording": self.recording,
             "capacity": self.capacity,
+            "ending_at": _iso(self.ending_at),
             "version": self.version,
         }
 
@@ -534,6 +564,7 @@ class Space:
             removed=set(data["removed"]),
             recording=data["recording"],
             capacity=data.get("capacity"),
+            ending_at=_from_iso(data.get("ending_at")),  # spaces stored before housekeeping
             version=data["version"],
         )
 

@@ -20,6 +20,7 @@ from .mixer import Mixer
 from .packager import first_msn_at
 from .pipeline import LivePipeline
 from .recorder import Recorder
+from .timing import MediaTiming
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Broadcasts:
         self.clock = clock
         self.recordings_dir = recordings_dir
         """Where recordings go (DATA/recordings); None: nothing is recorded."""
+        self.timing = MediaTiming()
+        """How on time every pipeline of this node ran (the node's metrics read it)."""
         self._recorders: dict[str, Recorder] = {}
         self._live: dict[str, LivePipeline] = {}
         self._ended: dict[str, tuple[float, LivePipeline]] = {}
@@ -107,7 +110,9 @@ class Broadcasts:
                         after_msn + 1,
                         first_msn_at(self.clock(), SEGMENT_SECONDS),
                     )
-                pipeline = LivePipeline(space_id, mixer=Mixer(), clock=self.clock, **numbers)
+                pipeline = LivePipeline(
+                    space_id, mixer=Mixer(), clock=self.clock, timing=self.timing, **numbers
+                )
                 if record and self.recordings_dir is not None:
                     self._recorders[space_id] = Recorder.attach(pipeline, self.recordings_dir)
                 pipeline.start()

@@ -86,3 +86,9 @@ class ClipBudget:
         with self._lock:
             spaces = self._load()
             spaces[space_id] = spaces.get(space_id, 0) + size
+
+    def forget(self, space_id: str) -> None:
+        """The clips of `space_id` are gone from the disk (its recording was removed)."""
+        with self._lock:
+            if self._bytes is not None:
+                self._bytes.pop(space_id, None)

@@ -20,9 +20,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from causerie.media.encoder import AacEncoder, EncodedFrame
+from causerie.media.encoder import FRAME_SAMPLES, AacEncoder, EncodedFrame
 from causerie.media.mixer import Mixer, MixResult
 from causerie.media.packager import Packager, PartRef, SegmentRef, first_msn_at
+from causerie.media.timing import MediaTiming
 
 __all__ = ["LivePipeline"]
 
@@ -39,7 +40,8 @@ class LivePipeline:
     ``packager`` is there for reads (playlist, parts, segments). Hooks, all called on the event
     loop and guarded (an exception is logged, the pipeline keeps going): ``on_mix`` with every
     mixed frame (mix-minus to speakers), ``on_part`` with every new part (e.g. to warm edges),
-    ``on_segment`` with every complete segment and its bytes (the recorder).
+    ``on_segment`` with every complete segment and its bytes (the recorder). ``timing`` is told
+    how late each tick and each part is (media/timing.py; the node's metrics).
     """
 
     def __init__(
@@ -55,8 +57,10 @@ class LivePipeline:
         run_id: str | None = None,
         first_msn: int | None = None,
         discontinuity_sequence: int = 0,
+        timing: MediaTiming | None = None,
     ) -> None:
         self.space_id = space_id
+        self.timing = timing or MediaTiming()
         self.mixer = mixer
         self.clock = clock
         self.on_mix: Callable[[MixResult], None] | None = None
@@ -132,6 +136,7 @@ class LivePipeline:
                     await asyncio.sleep(deadline - now)
                     continue
                 late = now - deadline
+                self.timing.tick(late)
                 if late > MAX_CATCH_UP_SECONDS:
                     missed = int(late / period)
                     logger.warning(
@@ -141,6 +146,7 @@ class LivePipeline:
                         missed,
                     )
                     deadline += missed * period
+                    self.timing.skipped(missed)
                     self._skipped_total += missed * self.mixer.frame_samples
                     self._skips.append((self._samples_mixed, self._skipped_total))
                 self._tick()
@@ -175,7 +181,12 @@ class LivePipeline:
             self._skip_offset = self._skips.popleft()[1]
         samples = frame.pts + self._skip_offset
         wall_time = self._wall_start + samples / self.mixer.sample_rate
-        self._parts_done(self.packager.add(frame, wall_time))
+        parts = self.packager.add(frame, wall_time)
+        if parts and not self._stopped:  # parts flushed by stop() are early on purpose
+            audio_end = wall_time + FRAME_SAMPLES / self.mixer.sample_rate
+            for part in parts:
+                self.timing.part_ready(self.clock() - audio_end, float(part.duration))
+        self._parts_done(parts)
 
     def _parts_done(self, parts: list[PartRef]) -> None:
         self._notify()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -87,6 +88,15 @@ class Config:
     min_free_disk_bytes: int = 2**30
     """Free space kept for recordings on the recordings' disk: below it, no new clip or
     replay download is made (507), so clips never make a recording fail."""
+    keep_recordings_seconds: float = 30 * 86400
+    """How long a recording is kept after its space ended (X keeps 30 days); 0: forever.
+    After it, the recording is removed and its replay answers 410 Gone."""
+    recordings_max_bytes: int = 0
+    """Disk all recordings may take on this node; beyond, those that ended first are removed
+    (never a live one). 0: no bound but the disk's."""
+    end_idle_after: float = 15 * 60
+    """Seconds a live space may go with no speaker connected before it ends by itself (its
+    host is told a few minutes before); 0: never."""
     metrics_token: str | None = None
     """A bearer token that lets anyone holding it read `/metrics` (a scraper on another
     machine); None: only requests from this machine's loopback, not relayed by a proxy."""
@@ -142,6 +152,13 @@ class Config:
             check_public_url(self.public_url)
         if min(self.clip_bytes_per_space, self.clip_bytes_total, self.min_free_disk_bytes) < 0:
             raise ValueError("clip and disk bounds must not be negative")
+        if not (0 <= self.keep_recordings_seconds < math.inf) or self.recordings_max_bytes < 0:
+            raise ValueError(
+                "keep_recordings (--keep-recordings) and recordings_max (--recordings-max-gb) "
+                "are 0 (no bound) or more"
+            )
+        if not 0 <= self.end_idle_after < math.inf:
+            raise ValueError("end_idle_after (--end-idle-after) is 0 (never) or more")
         if self.metrics_token is not None and not (
             16 <= len(self.metrics_token) <= 256
             and self.metrics_token.isascii()

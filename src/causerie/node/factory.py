@@ -17,6 +17,7 @@ from ..bus.redis import RedisBus
 from ..cluster.forward import Forwarder
 from ..cluster.ownership import Ownership, RedisOwnership, SoleOwner
 from ..cluster.redis_client import RedisClients
+from ..cluster.redis_health import RedisHealth
 from ..counting import LocalPresence, Presence
 from ..counting.audience_stats import AudienceStats
 from ..counting.local_stats import LocalStats
@@ -24,6 +25,8 @@ from ..counting.redis_presence import RedisPresence
 from ..counting.redis_stats import RedisStats
 from ..domain import NotFound
 from ..media.broadcasts import Broadcasts
+from ..media.clip_budget import ClipBudget
+from ..media.retention import RetentionStatus
 from ..media.speakers import Speakers
 from ..ratelimit import LocalRateLimits, RateLimits, RedisRateLimits, WriteLimits
 from ..security.secrets import load_secrets
@@ -33,6 +36,7 @@ from ..store import SqliteStore, Store
 from ..store.redis import RedisStore
 from ..waiting import Lines, LocalLines, RedisLines, WaitingRoom
 from .config import Config
+from .data_dir import RECORDINGS_DIR, STATS_FILE, STORE_FILE, DataDirLock, lock_for_node
 from .feed import Feeds
 from .metrics import Metrics
 from .services import Services
@@ -51,6 +55,8 @@ class Shared:
     secrets: list[bytes]
     redis: RedisClients | None = None
     """The Redis clients everything above uses (None: embedded)."""
+    lock: DataDirLock | None = None
+    """The node's shared lock on its data directory (data_dir.py), held until it stops."""
 
 
 def shared_state(config: Config) -> Shared:
@@ -71,11 +77,11 @@ def shared_state(config: Config) -> Shared:
             redis=redis,
         )
     return Shared(
-        store=SqliteStore(config.data_dir / "causerie.sqlite3"),
+        store=SqliteStore(config.data_dir / STORE_FILE),
         bus=LocalBus(),
         presence=LocalPresence(config.heartbeat_interval),
         # Saved in the data directory, so the numbers survive a restart.
-        stats=LocalStats(path=config.data_dir / "stats.sqlite3"),
+        stats=LocalStats(path=config.data_dir / STATS_FILE),
         lines=LocalLines(),
         rate_limits=LocalRateLimits(),
         secrets=secrets,
@@ -85,8 +91,11 @@ def shared_state(config: Config) -> Shared:
 def build_services(config: Config) -> tuple[Services, Shared]:
     """The node's parts, wired together; with what they share, for closing at the end."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_for_node(config.data_dir)  # before anything is opened: no restore under way
     shared = shared_state(config)
-    broadcasts = Broadcasts(recordings_dir=config.data_dir / "recordings")
+    shared.lock = lock
+    recordings = config.data_dir / RECORDINGS_DIR
+    broadcasts = Broadcasts(recordings_dir=recordings)
     ownership: Ownership
     if shared.redis is not None:
         # Whose media runs where: one owner per space (a lease), the others forward to it.
@@ -117,9 +126,20 @@ def build_services(config: Config) -> tuple[Services, Shared]:
         ),
         # An in-process bus starts empty with the node: what it cannot know, its feed says.
         feeds=Feeds(shared.bus, time.time, history_since=None if shared.redis else time.time()),
+        clip_budget=ClipBudget(
+            recordings,
+            per_space=config.clip_bytes_per_space,
+            total=config.clip_bytes_total,
+            min_free=config.min_free_disk_bytes,
+        ),
+        recordings=RetentionStatus(
+            keep_seconds=config.keep_recordings_seconds, max_bytes=config.recordings_max_bytes
+        ),
     )
     if ownership.shared:
         svc.forwarder = Forwarder(ownership, _space_state(svc))
+    if shared.redis is not None:
+        svc.redis_health = RedisHealth(shared.redis.text)
     # After every change of a space: mutes reach the mixer, demoted speakers lose their session.
     svc.stage_listeners.append(svc.speakers.stage_changed)
     return svc, shared

@@ -15,7 +15,8 @@ Shutdown (the server has stopped accepting requests and closed its connections b
  6. close the forwarder's connections;
  7. save or share the numbers, send the batched heartbeats, close the waiting room, the rate
     limits, the event windows and the bus;
- 8. close the store, then the Redis clients everything above used.
+ 8. close the store, then the Redis clients everything above used;
+ 9. let go of the data directory's lock (node/data_dir.py).
 Each step runs even if an earlier one failed; failures are logged, and the count said.
 """
 
@@ -97,6 +98,7 @@ class Lifecycle:
         ]
         if shared.redis is not None:
             steps.append(("close the Redis clients", shared.redis.close))
+        steps.append(("let go of the data directory", self._release_lock))
         failed = 0
         for what, step in steps:
             try:
@@ -115,6 +117,10 @@ class Lifecycle:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def _release_lock(self) -> None:
+        if self.shared.lock is not None:
+            self.shared.lock.release()
 
     async def _close_forwarder(self) -> None:
         if self.svc.forwarder is not None:

@@ -7,14 +7,29 @@ lists them for a node, with their intervals.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from ..domain import SpaceState
+from ..domain import Conflict, NotFound, Space, SpaceState
+from ..domain.housekeeping import IdleAction, IdleVerdict, IdleWatch
+from ..media import retention
+from ..media.retention import OnDisk, Tombstone
+from ..store import update_space
 from .activity import PUBLISH_INTERVAL
 from .periodic import Periodic
 from .services import Services
-from .views import pushed_numbers, reconnecting_now, space_view, speaking_now, summarize
+from .views import (
+    moment,
+    pushed_numbers,
+    reconnecting_now,
+    space_view,
+    speaking_now,
+    summarize,
+    unix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +39,13 @@ SPEAKING_INTERVAL = 0.25
 RECORDING_CHECK_INTERVAL = 2.0
 STAGE_SYNC_INTERVAL = 1.0
 RUNS_INTERVAL = 1.0
+REDIS_CHECK_INTERVAL = 5.0
+IDLE_CHECK_INTERVAL = 10.0
+"""Seconds between two looks at who is on the microphone (less for a short --end-idle-after)."""
+RETENTION_INTERVAL = 300.0
+"""Seconds between two passes over the recordings (a pass walks every file: kept rare)."""
+RETENTION_DELAY = 10.0
+"""Seconds after start-up before the first pass (so /metrics soon shows the disk used)."""
 
 
 class ListenerCounts:
@@ -172,6 +194,154 @@ class StageSync:
                 log.exception("space %s: applying the stage to its sessions failed", space_id)
 
 
+class IdleSpaces:
+    """Ends the live spaces of this node nobody has been on the microphone in for
+    `--end-idle-after`, announcing it on the space a few minutes before (the host's studio
+    shows it); domain/housekeeping.py decides. Someone speaking is a mixer input: a WebRTC
+    speaker's session, or the demo's voices. Runs on the node that runs the space's media
+    (the only one that knows who is connected)."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.watch = IdleWatch(svc.config.end_idle_after)
+
+    async def step(self) -> None:
+        svc = self.svc
+        live = svc.broadcasts.live_ids()
+        self.watch.keep_only(live)
+        for space_id in live:
+            pipeline = svc.broadcasts.get(space_id)
+            if pipeline is None:
+                continue
+            try:
+                space = await svc.cached_space(space_id)
+            except NotFound:
+                continue
+            if space.state is not SpaceState.LIVE:
+                continue
+            now = svc.clock()
+            verdict = self.watch.observe(
+                space_id,
+                speakers=bool(pipeline.mixer.inputs),
+                announced=unix(space.ending_at),
+                now=now,
+            )
+            await self._apply(space_id, verdict, now)
+
+    async def _apply(self, space_id: str, verdict: IdleVerdict, now: float) -> None:
+        if verdict.action is IdleAction.ANNOUNCE and verdict.ends_at is not None:
+            at = moment(verdict.ends_at)
+            await self._change(space_id, lambda space: space.announce_idle_end(at))
+            log.info("space %s: nobody on the microphone, it ends at %s", space_id, at)
+        elif verdict.action is IdleAction.CANCEL:
+            await self._change(space_id, Space.cancel_idle_end)
+        elif verdict.action is IdleAction.END:
+            ended = await self._change(space_id, lambda space: space.end_idle(moment(now)))
+            if ended is not None:
+                await self.svc.ownership.end(space_id)
+                self.svc.metrics.inc("causerie_spaces_ended_idle_total")
+                log.info("space %s ended: nobody was on the microphone", space_id)
+
+    async def _change(self, space_id: str, change: Callable[[Space], object]) -> Space | None:
+        """Apply a change and tell the pages (a `space` event); None if the space moved on
+        meanwhile (ended by its host, say)."""
+        svc = self.svc
+        try:
+            space, _ = await update_space(svc.store, space_id, change)
+        except (Conflict, NotFound):
+            return None
+        svc.remember(space)
+        await svc.stage_changed(space)
+        view = await space_view(space, svc)
+        await svc.bus.publish(space_id, "space", view.model_dump(mode="json"))
+        return space
+
+
+class RecordingRetention:
+    """Removes the recordings on this node's disk that were kept long enough, then, while the
+    rest take more than the budget, those that ended first (media/retention.py decides).
+
+    A recording may be removed only if its space has ended (read from the store: with several
+    nodes, one that went live again elsewhere is not this node's to judge) and this node is
+    not still finishing it. Each pass updates `svc.recordings` for /metrics.
+    """
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self._warned_over_budget = False
+
+    async def step(self) -> None:
+        svc = self.svc
+        root = svc.broadcasts.recordings_dir
+        if root is None:
+            return
+        status = svc.recordings
+        found = await asyncio.to_thread(retention.measure, root)
+        ended_at = {
+            r.space_id: end
+            for r in found
+            if not r.removed and (end := await self._ended_at(r)) is not None
+        }
+        now = svc.clock()
+        plan = retention.plan(
+            found,
+            ended_at=ended_at,
+            now=now,
+            keep_seconds=status.keep_seconds,
+            max_bytes=status.max_bytes,
+        )
+        removed_at = datetime.fromtimestamp(now, UTC)
+        for removal in plan.removals:
+            message = retention.removal_message(removal.reason, removed_at, status.keep_seconds)
+            stone = Tombstone(removed_at, removal.reason, message)
+            freed = await asyncio.to_thread(retention.remove, root, removal.space_id, stone)
+            status.removed[removal.reason] = status.removed.get(removal.reason, 0) + 1
+            if svc.clip_budget is not None:
+                svc.clip_budget.forget(removal.space_id)
+            log.info(
+                "space %s: recording removed (%s), %.1f MiB freed",
+                removal.space_id,
+                removal.reason,
+                freed / 2**20,
+            )
+        for leftover in (r for r in found if r.removed and r.bytes):
+            # A removal interrupted (a crash): its tombstone is there, finish it.
+            stone_left = await asyncio.to_thread(retention.tombstone, root, leftover.space_id)
+            if stone_left is not None:
+                await asyncio.to_thread(retention.remove, root, leftover.space_id, stone_left)
+        status.bytes = plan.kept_bytes
+        status.recordings = sum(1 for r in found if not r.removed) - len(plan.removals)
+        status.live_bytes = plan.live_bytes
+        status.over_budget = plan.over_budget
+        if plan.over_budget and not self._warned_over_budget:
+            log.warning(
+                "recordings take %.1f GiB, over the budget of %.1f GiB (--recordings-max-gb), "
+                "and the live ones alone take %.1f GiB: nothing more can be removed until they "
+                "end. Live recordings are never cut short; raise the budget or free disk.",
+                plan.kept_bytes / 2**30,
+                status.max_bytes / 2**30,
+                plan.live_bytes / 2**30,
+            )
+        self._warned_over_budget = plan.over_budget
+
+    async def _ended_at(self, recording: OnDisk) -> float | None:
+        """When the recording's space ended (Unix time), or None if it may not be removed."""
+        svc = self.svc
+        space_id = recording.space_id
+        if space_id in svc.broadcasts.live_ids():
+            return None
+        recorder = svc.broadcasts.recorder(space_id)
+        if recorder is not None and not recorder.closed:
+            return None  # still being finished
+        try:
+            space = await svc.store.get_space(space_id)
+        except NotFound:
+            return recording.last_written  # a recording of a space the store does not know
+        if space.state is not SpaceState.ENDED:
+            return None
+        return space.ended_at.timestamp() if space.ended_at else recording.last_written
+
+
 def loops(svc: Services) -> list[Periodic]:
     """The background loops a node runs, not started yet."""
 
@@ -189,6 +359,26 @@ def loops(svc: Services) -> list[Periodic]:
             "publish-recording-problems", RECORDING_CHECK_INTERVAL, RecordingProblems(svc).step
         ),
     ]
+    if svc.config.end_idle_after > 0:
+        # A twentieth of the wait, so that a short one (a test, a demo) is kept to the second.
+        every = min(IDLE_CHECK_INTERVAL, max(0.5, svc.config.end_idle_after / 20))
+        running.append(Periodic("end-idle-spaces", every, IdleSpaces(svc).step))
+    if svc.broadcasts.recordings_dir is not None:
+        running.append(
+            Periodic(
+                "keep-recordings",
+                RETENTION_INTERVAL,
+                RecordingRetention(svc).step,
+                delay=RETENTION_DELAY,
+            )
+        )
     if svc.ownership.shared:  # stage changes can be made through other nodes
         running.append(Periodic("sync-sessions", STAGE_SYNC_INTERVAL, StageSync(svc).step))
+    if svc.redis_health is not None:
+        health = svc.redis_health
+
+        async def watch_redis() -> None:
+            await health.check()
+
+        running.append(Periodic("watch-redis", REDIS_CHECK_INTERVAL, watch_redis))
     return running

@@ -20,11 +20,13 @@ Step = Callable[[], Awaitable[None]]
 
 @dataclass
 class Periodic:
-    """One named step, run every `interval` seconds in its own task."""
+    """One named step, run every `interval` seconds in its own task (the first one after
+    `delay` seconds, if given)."""
 
     name: str
     interval: float
     step: Step
+    delay: float | None = None
     failures: int = 0
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -40,8 +42,10 @@ class Periodic:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
+        wait = self.interval if self.delay is None else self.delay
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(wait)
+            wait = self.interval
             try:
                 await self.step()
             except Exception:

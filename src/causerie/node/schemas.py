@@ -132,6 +132,12 @@ class SpaceView(BaseModel):
     capacity: int | None = Field(
         None, description="The most listeners at once; more wait in line. Null: no cap."
     )
+    ending_at: datetime | None = Field(
+        None,
+        description="When the space ends by itself, nobody having been on the microphone for a "
+        "while (the server's --end-idle-after); anyone going on air before then cancels it. "
+        "Null: no such end is planned.",
+    )
     replay_url: str | None = Field(
         None, description="The replay (HLS VOD playlist) once the space has ended, if recorded."
     )

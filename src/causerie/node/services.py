@@ -11,10 +11,13 @@ from datetime import UTC, datetime
 from ..bus import Bus
 from ..cluster.forward import Forwarder
 from ..cluster.ownership import Ownership
+from ..cluster.redis_health import RedisHealth
 from ..counting import Presence
 from ..counting.audience_stats import AudienceStats
 from ..domain import Space
 from ..media.broadcasts import Broadcasts
+from ..media.clip_budget import ClipBudget
+from ..media.retention import RetentionStatus
 from ..media.speakers import Speakers
 from ..ratelimit import WriteLimits
 from ..security.tokens import TokenSigner
@@ -53,6 +56,12 @@ class Services:
     """The live events in time windows, for listeners (through edges)."""
     forwarder: Forwarder | None = None
     """With several nodes: passes media and WHIP requests to the space's owner."""
+    clip_budget: ClipBudget | None = None
+    """The disk clips may take on this node (None: nothing is recorded)."""
+    recordings: RetentionStatus = field(default_factory=RetentionStatus)
+    """The disk recordings take on this node, and what retention removed (for /metrics)."""
+    redis_health: RedisHealth | None = None
+    """With Redis: whether this node reaches it, and how fast (for /metrics)."""
     activity: Activity = field(default_factory=Activity)
     """Reactions and changed questions waiting for the next once-a-second publication."""
     clock: Callable[[], float] = time.time

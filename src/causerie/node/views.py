@@ -88,6 +88,7 @@ async def space_view(space: Space, svc: Services) -> SpaceView:
         requests_waiting=space.hands_waiting(svc.now()),
         recording=space.recording,
         capacity=space.capacity,
+        ending_at=space.ending_at,
         **replay_links(space, svc),
     )
 

@@ -32,6 +32,7 @@ export const ui = {
   listeners: $("listeners"),
   title: $("title"),
   roleNote: $("role-note"),
+  idleNotice: $("idle-notice"),
   goLive: $("go-live"),
   end: $("end"),
   listenerLink: $("listener-link"),

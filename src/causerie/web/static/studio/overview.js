@@ -47,10 +47,12 @@ export function renderOverview() {
   renderRole();
 }
 
-/** The start time, with how long until it (it moves on: called again every few seconds). */
+/** The start time, with how long until it (it moves on: called again every few seconds); and
+ * the end the server announced for a space nobody is on the microphone in. */
 export function tickWhen() {
   const space = state.space;
   if (!space) return;
+  renderIdleEnd();
   let text = "";
   if (space.state === "scheduled" && space.scheduled_start) {
     const until = untilText(Date.parse(space.scheduled_start) - Date.now());
@@ -59,6 +61,29 @@ export function tickWhen() {
     text = "Not scheduled: go live when you're ready";
   }
   setText(ui.when, text);
+}
+
+/**
+ * A live space with nobody on the microphone ends by itself after a while (the server's
+ * --end-idle-after); the server announces the end a few minutes ahead (`ending_at`), and going
+ * on air cancels it. Said here, so that a host who stepped away can keep the space going.
+ */
+function renderIdleEnd() {
+  const space = state.space;
+  const endsAt = space?.state === "live" && !state.notFound ? Date.parse(space.ending_at) : NaN;
+  if (Number.isNaN(endsAt)) {
+    ui.idleNotice.hidden = true;
+    setText(ui.idleNotice, "");
+    return;
+  }
+  const until = untilText(endsAt - Date.now());
+  const at = new Date(endsAt).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  setText(
+    ui.idleNotice,
+    `Nobody has been on the microphone for a while, so this space ends by itself at ${at}` +
+      `${until ? ` (in ${until})` : ""}. Go on air to keep it going.`,
+  );
+  ui.idleNotice.hidden = false;
 }
 
 function renderRole() {
@@ -95,6 +120,7 @@ export function renderError(error) {
     ui.badge.hidden = true;
     setText(ui.roleNote, "There's no such space. It may have been removed, or the link is wrong.");
     ui.roleNote.hidden = false;
+    ui.idleNotice.hidden = true;
     ui.share.hidden = true;
     ui.listenerLink.hidden = true;
     for (const card of [ui.mic, ui.requests, ui.stage, ui.questions]) card.hidden = true;
