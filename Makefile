@@ -32,9 +32,14 @@ demo: install
 serve: install
 	$(BIN)/causerie serve
 
-# Test tools in the venv, and the real programs the tests meet (Debian packages).
+# Test tools in the venv, and the real programs the tests meet (Debian packages). GStreamer
+# (with Debian's Python and PyGObject) is one of the players tests/players plays the space in;
+# the browser players there (Shaka Player, dash.js) are package.json's devDependencies, which
+# `npm ci` installs with the rest and nothing copies into the package.
 test-deps: $(VENV)/.test-installed
-	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium
+	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium \
+	  python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+	  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
