@@ -90,7 +90,8 @@ probe.seekRangeLatency = () => player.seekRange().end - audio.currentTime;
 
 _DASHJS = """
 const player = dashjs.MediaPlayer().create();
-// Without it dash.js asks a public time server for the time (23009-1 §5.8.4.11).
+// The manifest's UTCTiming already names the node's /time; the default source, used for a
+// manifest without one, is a public time server (23009-1 §5.8.4.11).
 player.updateSettings({streaming: {utcSynchronization: {defaultTimingSource: {
   scheme: "urn:mpeg:dash:utc:http-iso:2014", value: params.get("time")}}}});
 player.on(dashjs.MediaPlayer.events.BUFFER_EMPTY, () => {
