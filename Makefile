@@ -35,14 +35,17 @@ demo: install
 serve: install
 	$(BIN)/causerie serve
 
-# Test tools in the venv, and the real programs the tests meet (Debian packages). prometheus
-# (with promtool) checks the shipped dashboard and alerts; where systemd runs, Debian also
-# starts its service on port 9090: `systemctl disable --now prometheus` if that is unwanted.
+# Test tools in the venv, and the real programs the tests meet (Debian packages). GStreamer
+# (with Debian's Python and PyGObject) publishes over WHIP from network namespaces and is one of
+# the players tests/players plays the space in; the browser players there (Shaka Player,
+# dash.js) are package.json's devDependencies, which `npm ci` installs and nothing copies into
+# the package. prometheus (with promtool) checks the shipped dashboard and alerts; where systemd
+# runs, Debian also starts its service on port 9090: `systemctl disable --now prometheus`.
 test-deps: $(VENV)/.test-installed
 	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium \
-	  iproute2 nftables python3-gi gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 \
-	  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice libopus0 \
-	  prometheus
+	  iproute2 nftables python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-bad-1.0 \
+	  gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	  gstreamer1.0-plugins-bad gstreamer1.0-nice libopus0 prometheus
 
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -3,12 +3,16 @@
 An asyncio task ticks every mixer frame (20 ms) of wall time: it mixes, encodes, packages and
 wakes the HTTP requests blocked on the next part (RFC 8216bis section 6.2.5.2). The schedule is
 deadline-based on ``time.monotonic``, so it never drifts: a late tick is followed by catch-up
-ticks; if the loop was stalled for more than a second, the missed audio is skipped instead (its
-senders' queues were bounded anyway) and the wall-clock mapping jumps accordingly.
+ticks; if the loop was stalled for more than a second, the missed time becomes silence instead
+(its senders' queues were bounded anyway, and mixing the backlog would only replay stale audio in
+a burst).
 
 Wall time: the pipeline reads ``clock()`` once at start and maps media time to wall time from
 there (frame pts / sample rate), so EXT-X-PROGRAM-DATE-TIME advances exactly with the media and
-never goes backwards if the system clock is stepped.
+never goes backwards if the system clock is stepped. Media time never falls behind wall time,
+even after a stall: the LL-DASH manifest places every segment by that arithmetic alone (a
+segment is due at Period@start + its media time, media/dash.py), so a hole in the media would
+make every later segment late for the rest of the run, and DASH players would stall on it.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
+
+import numpy as np
 
 from causerie.media.encoder import FRAME_SAMPLES, AacEncoder, EncodedFrame
 from causerie.media.mixer import Mixer, MixResult
@@ -29,9 +34,12 @@ __all__ = ["LivePipeline"]
 
 logger = logging.getLogger(__name__)
 
-# Beyond this lateness the pipeline stops catching up and jumps to now: mixing a second of
-# backlog in one go would only deliver stale audio in a burst.
+# Beyond this lateness the pipeline stops mixing the backlog (it would only deliver stale audio
+# in a burst) and fills the missed time with silence.
 MAX_CATCH_UP_SECONDS = 1.0
+# Silence is encoded at most this much per pass of the loop, so that requests are served in
+# between even after a very long stall (10 s of silence encode in ~10 ms here).
+MAX_SILENCE_PER_PASS_SECONDS = 10.0
 
 
 class LivePipeline:
@@ -88,12 +96,8 @@ class LivePipeline:
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Future[None] | None = None  # shared by all waiters
         self._wall_start = 0.0
-        self._samples_mixed = 0  # samples fed to the encoder so far
-        # Skips after stalls, as (first pts after the skip, total samples skipped by then), and
-        # the offset that applies to the frames now leaving the encoder (which lags its input).
-        self._skips: deque[tuple[int, int]] = deque()
-        self._skipped_total = 0
-        self._skip_offset = 0
+        self.silent_frames = 0
+        """Mixer frames replaced by silence after stalls, since the start."""
         self._stopped = False
 
     # Lifecycle
@@ -138,17 +142,18 @@ class LivePipeline:
                 late = now - deadline
                 self.timing.tick(late)
                 if late > MAX_CATCH_UP_SECONDS:
-                    missed = int(late / period)
+                    missed = min(int(late / period), int(MAX_SILENCE_PER_PASS_SECONDS / period))
                     logger.warning(
-                        "space %s: media loop %.1f s late, skipping %d frames",
+                        "space %s: media loop %.1f s late, %d frames of silence instead",
                         self.space_id,
                         late,
                         missed,
                     )
+                    self._silence(missed)
                     deadline += missed * period
-                    self.timing.skipped(missed)
-                    self._skipped_total += missed * self.mixer.frame_samples
-                    self._skips.append((self._samples_mixed, self._skipped_total))
+                    self.timing.skipped(missed)  # silenced: time the loop could not mix
+                    await asyncio.sleep(0)
+                    continue
                 self._tick()
                 deadline += period
                 if time.monotonic() >= deadline:
@@ -169,18 +174,20 @@ class LivePipeline:
                 self.on_mix(result)
             except Exception:
                 logger.exception("space %s: on_mix hook failed", self.space_id)
-        self._samples_mixed += result.program.size
         for frame in self.encoder.encode(result.program):
             self._package(frame)
 
+    def _silence(self, frames: int) -> None:
+        """Encode ``frames`` mixer frames of silence: time the loop could not mix."""
+        self.silent_frames += frames
+        silence = np.zeros(frames * self.mixer.frame_samples, dtype=np.int16)
+        for frame in self.encoder.encode(silence):
+            self._package(frame)
+
     def _package(self, frame: EncodedFrame) -> None:
-        # The frame's first sample, in wall time. The encoder's pts counts samples fed to it; the
-        # samples skipped after a stall were never fed, so they are added back from the first
-        # frame after the skip on.
-        while self._skips and frame.pts >= self._skips[0][0]:
-            self._skip_offset = self._skips.popleft()[1]
-        samples = frame.pts + self._skip_offset
-        wall_time = self._wall_start + samples / self.mixer.sample_rate
+        # The frame's first sample, in wall time: the encoder's pts counts the samples fed to it,
+        # and every 20 ms of wall time since the start fed it one mixer frame (mixed or silent).
+        wall_time = self._wall_start + frame.pts / self.mixer.sample_rate
         parts = self.packager.add(frame, wall_time)
         if parts and not self._stopped:  # parts flushed by stop() are early on purpose
             audio_end = wall_time + FRAME_SAMPLES / self.mixer.sample_rate
