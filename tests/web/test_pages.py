@@ -529,6 +529,65 @@ async def test_scheduled_space_says_when_and_plays_once_live(node, api: Api, bro
         assert await page.locator("#badge").text_content() == "Live"
 
 
+async def test_a_missing_segment_reads_the_manifest_again(node, api: Api, browser) -> None:
+    """A 404 for a segment means the run changed (a failover: a new Period, new URLs) or the
+    space ended: the page has dash.js read the manifest at once."""
+    space = await api.space("Failing over")
+    manifest = f"/dash/{space['id']}/manifest.mpd"
+    refused: list[str] = []
+
+    async def one_missing(route) -> None:
+        if refused:
+            await route.continue_()
+            return
+        refused.append(route.request.url)
+        await route.fulfill(status=404, json={"error": "not_found", "message": "No such run."})
+
+    async with phone(browser) as (page, seen):
+        await page.goto(f"{node.url}/s/{space['id']}")
+        await page.locator("#play:enabled").click()
+        await page.wait_for_function(
+            "window.causerie.dash !== null && window.causerie.audio.currentTime > 0.5",
+            timeout=20_000,
+        )
+        manifests = seen.count("GET", manifest)
+        await page.route(f"**/dash/{space['id']}/*/*.m4s", one_missing)
+        await until(lambda: bool(refused), timeout=10)
+        missed_at = time.monotonic()
+        await until(lambda: seen.count("GET", manifest) > manifests, timeout=3)
+        assert time.monotonic() - missed_at < 1.5  # at once, not at the next minute's update
+        # And it plays on.
+        played = await page.evaluate("window.causerie.audio.currentTime")
+        await page.wait_for_function(
+            f"window.causerie.audio.currentTime > {played + 1}", timeout=10_000
+        )
+
+
+async def test_listening_until_the_space_ends(node, api: Api, browser) -> None:
+    """dash.js plays what it has, then stops: the feed says the space ended and the page asks
+    the manifest again (its final form ends the Period), without waiting for dash.js's own
+    update a minute later."""
+    space = await api.space("To the end")
+    manifest = f"/dash/{space['id']}/manifest.mpd"
+    async with phone(browser) as (page, seen):
+        await page.goto(f"{node.url}/s/{space['id']}")
+        await page.locator("#play:enabled").click()
+        await page.wait_for_function(
+            "window.causerie.dash !== null && window.causerie.audio.currentTime > 1",
+            timeout=20_000,
+        )
+        manifests = seen.count("GET", manifest)
+        await api.call("POST", f"/api/spaces/{space['id']}/end", api.host)
+        await page.locator("#badge").filter(has_text="Ended").wait_for(timeout=LIVE_WITHIN)
+        await until(lambda: seen.count("GET", manifest) > manifests, timeout=5)
+        await page.wait_for_function("window.causerie.state.phase === 'idle'")
+        # The last second plays out, then the stream is let go.
+        await page.wait_for_function(
+            "window.causerie.audio.paused || window.causerie.audio.ended", timeout=20_000
+        )
+        assert await page.locator("#play").is_hidden()
+
+
 async def test_ended_space_says_so(node, api: Api, browser) -> None:
     space = await api.space("Over")
     await api.call("POST", f"/api/spaces/{space['id']}/end", api.host)
