@@ -18,7 +18,7 @@ played next after all (the concealment played becomes the extra delay, and none 
 lost); if it is later than that, it is dropped and one concealed packet is played in place of
 waiting, to build the extra delay at once. When the buffer stayed deeper than needed for a
 whole ``window`` of takes (with one packet of slack), one packet is decoded and dropped
-(``skip``), so the delay shrinks back; after ``calm`` takes (30 s) without a late packet, the
+(``skip``), so the delay shrinks back; after ``calm`` takes (10 s) without a late packet, the
 target goes down by one.
 
 Pure: no clock, no I/O, no decoding; sequence numbers are RTP's (16 bits, wrapping).
@@ -70,7 +70,7 @@ class JitterBuffer:
         max_target: int = 10,
         max_conceal: int = 5,
         window: int = 50,
-        calm: int = 1500,
+        calm: int = 500,
         capacity: int = 64,
     ) -> None:
         self.target = target
