@@ -68,19 +68,35 @@ def test_silence_after_a_few_concealed_packets_then_resume() -> None:
     assert played[6][1] == payload(20)
 
 
-def test_a_late_packet_raises_the_target_and_builds_the_delay_at_once() -> None:
+def test_a_packet_just_late_is_played_after_its_concealment() -> None:
     buffer = JitterBuffer(target=1)
     played = run(buffer, [[0], [], [1, 2], [3], [4]])
-    # 1 came after its turn (concealed): it is dropped, the buffer now holds 2 packets.
+    # 1 came just after its turn was concealed: it is played next, one packet later than
+    # planned: the buffer now holds one packet more, and no audio was lost.
     assert buffer.late == 1 and buffer.target == 2
-    assert [a for a, _ in played] == [
-        Action.PLAY,  # 0
-        Action.CONCEAL,  # 1's turn: nothing there yet
-        Action.CONCEAL,  # one packet of delay more (the stretch)
-        Action.PLAY,  # 2
-        Action.PLAY,  # 3
+    assert played == [
+        (Action.PLAY, payload(0)),
+        (Action.CONCEAL, None),  # 1's turn: nothing there yet
+        (Action.PLAY, payload(1)),
+        (Action.PLAY, payload(2)),
+        (Action.PLAY, payload(3)),
     ]
     assert buffer.depth == 1  # 4 waits: one packet held
+
+
+def test_a_packet_later_than_that_is_dropped_and_the_delay_built_at_once() -> None:
+    buffer = JitterBuffer(target=1)
+    played = run(buffer, [[0], [], [], [1, 2, 3], [4], [5]])
+    # 1's and 2's turns were concealed: 1 is too late to play (dropped), 2 just late (played).
+    assert buffer.target == 2 and buffer.late == 2
+    assert played == [
+        (Action.PLAY, payload(0)),
+        (Action.CONCEAL, None),  # 1
+        (Action.CONCEAL, None),  # 2
+        (Action.CONCEAL, None),  # one packet of delay more, for 1 that came too late
+        (Action.PLAY, payload(2)),
+        (Action.PLAY, payload(3)),
+    ]
 
 
 def test_a_burst_at_start_is_cut_to_the_target() -> None:

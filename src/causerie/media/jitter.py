@@ -13,10 +13,12 @@ decision at a time (:meth:`JitterBuffer.take`), always for the next packet in se
 
 The buffer holds ``target`` packets before playing (the delay it adds, in packets). A packet that
 comes after its turn was concealed shows that the network's jitter is larger than that: the
-target grows by one (up to ``max_target``) and one concealed packet is played in place of
+target grows by one (up to ``max_target``). If it is the very packet just concealed, it is
+played next after all (the concealment played becomes the extra delay, and none of the audio is
+lost); if it is later than that, it is dropped and one concealed packet is played in place of
 waiting, to build the extra delay at once. When the buffer stayed deeper than needed for a
 whole ``window`` of takes (with one packet of slack), one packet is decoded and dropped
-(``skip``), so the delay shrinks back; after ``calm`` takes (30 s) without a late packet, the
+(``skip``), so the delay shrinks back; after ``calm`` takes (10 s) without a late packet, the
 target goes down by one.
 
 Pure: no clock, no I/O, no decoding; sequence numbers are RTP's (16 bits, wrapping).
@@ -68,7 +70,7 @@ class JitterBuffer:
         max_target: int = 10,
         max_conceal: int = 5,
         window: int = 50,
-        calm: int = 1500,
+        calm: int = 500,
         capacity: int = 64,
     ) -> None:
         self.target = target
@@ -80,6 +82,7 @@ class JitterBuffer:
         self.capacity = capacity
         self._packets: dict[int, bytes] = {}
         self._next: int | None = None  # the extended sequence number to play next
+        self._concealed_last: int | None = None  # the last turn concealed, if nothing since
         self._newest: int | None = None
         self._playing = False
         self._concealed_in_a_row = 0
@@ -109,10 +112,21 @@ class JitterBuffer:
         reference = self._newest if self._newest is not None else sequence
         extended = _unwrap(sequence, reference)
         if self._next is not None and extended < self._next:
-            # Its turn has passed (it was concealed): the network's jitter is more than the
-            # delay held. Hold one packet more from now on.
             self.late += 1
-            # One step per turn: a burst of late packets after one stall is one sign, not many.
+            if extended == self._concealed_last and self._next == extended + 1:
+                # It missed its turn by less than a packet, and that turn was concealed: play
+                # it next after all. The concealment already played is the extra delay the
+                # network's jitter needs; nothing of the speaker's audio is lost.
+                self._next = extended
+                self._concealed_last = None
+                self._packets[extended] = payload
+                if self._takes_since_late > 0 and self.target < self.max_target:
+                    self.target += 1
+                self._takes_since_late = 0
+                return
+            # Later than that (its turn was taken by a later packet): the network's jitter is
+            # more than the delay held. Hold one packet more from now on (one step per turn: a
+            # burst of late packets after one stall is one sign, not many).
             if self._takes_since_late > 0 and self.target < self.max_target:
                 self.target += 1
                 self._stretch += 1
@@ -154,6 +168,7 @@ class JitterBuffer:
             return Take(Action.CONCEAL)
         skip = self._maybe_skip()
         current = self._next
+        self._concealed_last = None
         payload = self._packets.pop(current, None)
         if payload is not None:
             self._next = current + 1
@@ -168,6 +183,7 @@ class JitterBuffer:
             self._concealed_in_a_row += 1
             self._next = current + 1
             self.concealed += 1
+            self._concealed_last = current
             return Take(Action.CONCEAL, None, skip)
         self._next = current + 1
         self._concealed_in_a_row = 0
