@@ -19,12 +19,22 @@ import uvicorn
 from .api.app import Node
 from .api.http_timeouts import timed_http_protocol
 from .app import create_app
+from .cluster.redis_url import parse_redis_url
 from .node.config import Config
 from .node.data_dir import RestoreUnderWay
 from .security.secrets import load_secrets, rotate_secrets
 from .security.tokens import ANY_SPACE, Claims, TokenKind, TokenSigner
 
 log = logging.getLogger("causerie")
+
+
+def _redis_url(url: str) -> str:
+    """`--redis`, checked when the command line is read (cluster/redis_url.py)."""
+    try:
+        parse_redis_url(url)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return url
 
 
 def _server_flags(parser: argparse.ArgumentParser) -> None:
@@ -81,9 +91,11 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis",
         metavar="URL",
-        help="Redis shared by several nodes, e.g. redis://127.0.0.1:6379/0: spaces, questions, "
-        "live events, listener counts and the signing secret (default: none, the embedded "
-        "SQLite in the data directory, one node)",
+        type=_redis_url,
+        help="Redis shared by several nodes, e.g. redis://127.0.0.1:6379/0, or a primary "
+        "watched by Sentinel, redis+sentinel://HOST:26379,HOST2:26379,HOST3:26379/SERVICE/0: "
+        "spaces, questions, live events, listener counts and the signing secret (default: "
+        "none, the embedded SQLite in the data directory, one node)",
     )
     parser.add_argument(
         "--advertise-url",
@@ -231,7 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--days", type=float, default=30, help="validity in days (default %(default)s)"
     )
     token.add_argument(
-        "--redis", metavar="URL", help="sign with the secret the nodes share in this Redis"
+        "--redis",
+        metavar="URL",
+        type=_redis_url,
+        help="sign with the secret the nodes share in this Redis (redis:// or redis+sentinel://)",
     )
     rotate = commands.add_parser(
         "rotate-secret",
@@ -248,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="older secrets still accepted (default %(default)s; 0 refuses every older token)",
     )
-    rotate.add_argument("--redis", metavar="URL", help="rotate the secret the nodes share here")
+    rotate.add_argument(
+        "--redis",
+        metavar="URL",
+        type=_redis_url,
+        help="rotate the secret the nodes share here (redis:// or redis+sentinel://)",
+    )
     _backup_commands(commands)
     _edge_config_command(commands)
     _rehearse_command(commands)
@@ -416,7 +436,8 @@ def _rotate_secret(args: argparse.Namespace) -> int:
         print("causerie rotate-secret: --keep must be 0 or more", file=sys.stderr)
         return 2
     accepted = rotate_secrets(args.data_dir, args.redis, keep=args.keep)
-    where = f"Redis ({args.redis}) and {args.data_dir}" if args.redis else str(args.data_dir)
+    shown = parse_redis_url(args.redis).shown if args.redis else ""
+    where = f"Redis ({shown}) and {args.data_dir}" if args.redis else str(args.data_dir)
     print(
         f"New signing secret in {where}; {accepted - 1} older secret(s) still accepted. "
         "Restart the nodes to use it."

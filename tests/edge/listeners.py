@@ -119,6 +119,8 @@ class Follower:
     sizes: int = 0
     errors: int = 0
     requests: int = 0
+    failures: list[tuple[float, str]] = field(default_factory=list)
+    """(when, what) of the first errors, for a failure message."""
 
     async def follow(self, until: float, start_delay: float = 0.0) -> None:
         await asyncio.sleep(start_delay)
@@ -145,7 +147,7 @@ class Follower:
                         raise HttpError(f"blocking playlist: {status}")
                     listed = self._next_listed(body, run, msn, index)
                     if listed is None:  # fell out of the window: start again from the edge
-                        self.errors += 1
+                        self._failed(f"part after {msn}.{index} not listed")
                         run = ""
                         continue
                     status, data = await conn.get(b"%s%s/%d.%d.m4s" % (base, run.encode(), *listed))
@@ -155,11 +157,16 @@ class Follower:
                     self.received[listed] = time.monotonic()
                     self.sizes += len(data)
                     msn, index = listed
-                except (HttpError, OSError, TimeoutError, ValueError):
-                    self.errors += 1
+                except (HttpError, OSError, TimeoutError, ValueError) as exc:
+                    self._failed(repr(exc))
                     await asyncio.sleep(0.05)
         finally:
             conn.close()
+
+    def _failed(self, what: str) -> None:
+        self.errors += 1
+        if len(self.failures) < 20:
+            self.failures.append((time.monotonic(), what))
 
     @staticmethod
     def _next_listed(body: bytes, run: str, msn: int, index: int) -> tuple[int, int] | None:

@@ -7,7 +7,6 @@ Last-Event-ID, as browsers do) without losing an event.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from causerie.cli import issue_account_token
 from causerie.node.services import SPACE_CACHE_SECONDS
+from tests.harness.event_stream import EventFollower
 from tests.harness.in_process import run_node
 from tests.harness.polling import eventually
 from tests.harness.ports import stable_port
@@ -25,44 +25,6 @@ pytestmark = pytest.mark.slow
 
 DOWN_FOR = 3.0  # seconds Redis stays dead: longer than a command retries (about 0.7 s)
 RECOVER_WITHIN = 10.0
-
-
-class EventFollower:
-    """An SSE client that reconnects with Last-Event-ID like a browser's EventSource."""
-
-    def __init__(self, http: httpx.AsyncClient, path: str) -> None:
-        self.http = http
-        self.path = path
-        self.events: list[tuple[int, str, dict]] = []
-        self.last_id: str | None = None
-        self.connections = 0
-
-    async def run(self) -> None:
-        while True:
-            headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
-            try:
-                async with self.http.stream("GET", self.path, headers=headers) as reply:
-                    if reply.status_code != 200:
-                        await asyncio.sleep(0.5)
-                        continue
-                    self.connections += 1
-                    event: dict[str, str] = {}
-                    async for line in reply.aiter_lines():
-                        if line:
-                            name, _, value = line.partition(":")
-                            event[name] = value.strip()
-                            continue
-                        if "id" in event:
-                            self.last_id = event["id"]
-                            data = json.loads(event.get("data", "null"))
-                            self.events.append((int(event["id"]), event.get("event", ""), data))
-                        event = {}
-            except (httpx.HTTPError, OSError):
-                pass
-            await asyncio.sleep(0.5)  # the `retry:` the server asks for is 3 s; be quicker
-
-    def of_type(self, kind: str) -> list[tuple[int, str, dict]]:
-        return [e for e in self.events if e[1] == kind]
 
 
 async def _until_ok(call, timeout: float, what: str) -> tuple[httpx.Response, float]:

@@ -4,6 +4,8 @@ Throwaway by default: nothing saved to disk (`--save ''`, no append-only file). 
 configures it as RELIABILITY.md asks of a production Redis: the append-only file on, fsynced
 before every acknowledgement (`appendonly yes`, `appendfsync always`), so a write Redis
 acknowledged survives a crash of Redis itself; `kill9()` then `start()` shows it.
+`replica_of` makes it a replica of the server on that port; `options` are more
+`redis-server` flags (`--min-replicas-to-write 1`, …). Sentinel: tests/harness/sentinel.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -41,12 +43,16 @@ class RedisServer:
         *,
         durable: bool = False,
         preexec: Callable[[], None] | None = None,
+        replica_of: int | None = None,
+        options: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
         self.port = port
         """None until the first start picks a free one; then kept for every restart."""
         self.durable = durable
         self.preexec = preexec
+        self.replica_of = replica_of
+        self.options = tuple(options)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,6 +83,8 @@ class RedisServer:
                     *(binary, "--bind", HOST, "--port", str(port)),
                     *("--dir", str(self.workdir), "--save", ""),
                     *(persistence if self.durable else ("--appendonly", "no")),
+                    *(("--replicaof", HOST, str(self.replica_of)) if self.replica_of else ()),
+                    *self.options,
                 ],
                 self.log,
                 preexec=self.preexec,

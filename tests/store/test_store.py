@@ -24,13 +24,13 @@ def make(space_id: str, minutes: int = 0) -> Space:
     )
 
 
-def question(question_id: str, space_id: str = "a") -> Question:
+def question(question_id: str, space_id: str = "a", text: str | None = None) -> Question:
     return Question(
         id=question_id,
         space_id=space_id,
         author_id="l1",
         author_name="Lou",
-        text=f"Question {question_id}?",
+        text=text or f"Question {question_id}?",
         created_at=NOW,
     )
 
@@ -61,7 +61,7 @@ async def test_create_and_read(store) -> None:
     await store.create_space(space)
     assert await store.get_space("a") == space
     with pytest.raises(Conflict):
-        await store.create_space(make("a"))
+        await store.create_space(make("a", minutes=30))  # another space with that id
     with pytest.raises(NotFound):
         await store.get_space("missing")
 
@@ -133,7 +133,7 @@ async def test_questions_and_votes(store) -> None:
     await store.add_question(question("q1"))
     await store.add_question(question("q2"))
     with pytest.raises(Conflict):
-        await store.add_question(question("q1"))
+        await store.add_question(question("q1", text="Another question?"))
     with pytest.raises(NotFound):
         await store.get_question("a", "nope")
     assert await store.add_vote("a", "q2", "v1") == 1

@@ -9,10 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..asgi import error_body
+from ..cluster.replication import refused_for_now
 from ..domain import Conflict, DomainError, Invalid, LimitReached, NotAllowed, NotFound
 from ..ratelimit import TooManyRequests
 from ..security.tokens import InvalidToken
@@ -24,6 +26,23 @@ STATUS_FOR: dict[type[DomainError], int] = {
     LimitReached: 429,
     Invalid: 422,
 }
+
+
+STORE_RETRY_AFTER = "2"
+
+
+def store_unavailable(exc: BaseException) -> str | None:
+    """Why a Redis error means "retry shortly" (503), or None if it is a bug (500).
+
+    Unreachable (restarting, or no primary during a Sentinel failover): nothing was done. A
+    write Redis refused for now, or that no replica acknowledged in time (cluster/
+    replication.py): it was not acknowledged, and retrying is safe.
+    """
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return "the shared store is unavailable; please retry"
+    if refused_for_now(exc):
+        return "the shared store cannot keep this change safely right now; please retry"
+    return None
 
 
 class ApiError(Exception):
@@ -76,13 +95,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.message, exc.headers)
 
-    @app.exception_handler(RedisConnectionError)
-    @app.exception_handler(RedisTimeoutError)
+    @app.exception_handler(RedisError)
     async def _store_down(_: Request, exc: Exception) -> JSONResponse:
-        # Shared state unreachable (Redis restarting): nothing was done; try again shortly.
-        return error_response(
-            503, "the shared store is unavailable; please retry", {"Retry-After": "2"}
-        )
+        message = store_unavailable(exc)
+        if message is None:
+            raise exc  # a bug: the server's 500
+        return error_response(503, message, {"Retry-After": STORE_RETRY_AFTER})
 
     @app.exception_handler(RecursionError)
     async def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from ..asgi import ASGIApp, Receive, Scope, Send, read_body, send_error
@@ -26,7 +27,7 @@ from ..node.schemas import JoinRequest
 from ..node.services import Services
 from ..security.tokens import InvalidToken
 from .auth import authenticate
-from .errors import STATUS_FOR, describe_validation_errors
+from .errors import STATUS_FOR, STORE_RETRY_AFTER, describe_validation_errors, store_unavailable
 
 FAST_PATH = re.compile(r"^/api/spaces/([A-Za-z0-9_-]{1,32})/(join|heartbeat)$")
 
@@ -83,6 +84,11 @@ class FastJoins:
             await send_error(send, STATUS_FOR.get(type(exc), 400), exc.message)
         except InvalidToken as exc:
             await send_error(send, 401, str(exc), [(b"www-authenticate", b"Bearer")])
+        except RedisError as exc:  # as api/errors.py answers it (a failover: 503, retry)
+            message = store_unavailable(exc)
+            if message is None:
+                raise
+            await send_error(send, 503, message, [(b"retry-after", STORE_RETRY_AFTER.encode())])
 
     async def _join(self, space_id: str, scope: Scope, receive: Receive, send: Send) -> None:
         content_type = None

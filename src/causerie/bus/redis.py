@@ -9,6 +9,12 @@ channel when the first local subscriber of that space arrives (and drops it a wh
 last one left), and fans events out in-process the same way `LocalBus` does: a small window of
 recent events per space and one shared future that wakes every waiting subscriber.
 
+With Sentinel the pub/sub connection follows the primary: when the primary dies it breaks, and
+redis-py reconnects to the promoted one and subscribes again (then the gap is read from the
+stream); when the sentinels name another primary while it is still up (a demoted primary, or
+one cut off from its replicas), the reader moves it there (cluster/redis_client.py
+`follow_primary` learns the address once a second).
+
 A subscriber never loses or repeats an event between the replay and the live part: the node's
 subscription to the channel is confirmed by Redis *before* the subscriber reads where the
 space stands, and whatever it needs that is not in the in-process window (the replay, or a gap
@@ -31,7 +37,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..cluster.keys import KEYS, RedisKeys
-from ..cluster.redis_client import given_or_connect
+from ..cluster.redis_client import given_or_connect, primary_of
 from .local import BACKLOG
 from .protocol import Event
 
@@ -207,10 +213,23 @@ class RedisBus:
                 continue
             if message is not None:
                 self._handle(message)
+            await self._follow_primary()
             now = time.monotonic()
             if now - last_sweep >= min(self._linger, 5.0):
                 last_sweep = now
                 await self._sweep(now)
+
+    async def _follow_primary(self) -> None:
+        """Reconnect the pub/sub connection if it is not on the primary the sentinels name:
+        events are published there, so a connection left on the old one would hear none."""
+        primary = primary_of(self._redis)
+        connection = self._pubsub.connection
+        if primary is None or connection is None or not connection.is_connected:
+            return
+        if (str(connection.host), int(connection.port)) != primary:
+            log.warning("redis bus: moving to the new primary %s:%s", *primary)
+            with contextlib.suppress(RedisError, OSError):
+                await connection.disconnect()
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]

@@ -5,12 +5,14 @@ A live space's audio (mixer, encoder, packager, recorder) runs on exactly one no
 - Embedded (one node, no Redis): this node owns every space (`SoleOwner`).
 - Redis (several nodes): a lease per space, `causerie:owner:{space}`, whose value is the owner's
   node id and advertised URL ("{node} {url}"), set with ``SET NX PX`` (`RedisOwnership`). Each
-  node runs a supervisor (`RedisOwnership.supervise`) that, every second, in one script call:
+  node runs a supervisor (`RedisOwnership.supervise`) that, every half second, in one script call:
   renews the leases it holds (compare-and-extend), claims live spaces nobody holds (and starts
   their pipelines), and learns which of its pipelines lost their lease (stopped at once, so
   there are never two owners) or whose space is no longer live (ended elsewhere: stopped).
   If the owner dies, its leases expire after ``LEASE_TTL`` seconds and the next supervisor tick
-  of another node claims them: a new run starts there (docs/failover.md).
+  of another node claims them: a new run starts there (docs/failover.md). With Sentinel,
+  renewals and claims count once a replica holds them (cluster/replication.py), and an owner
+  rides out a failover of Redis that takes less than about 3 s without stopping.
 
 Runs: `causerie:run:{space}` counts the runs of a space (each new owner's run gets the next
 discontinuity sequence, so players know the timestamps restarted) and keeps the last media
@@ -32,15 +34,20 @@ from ..logs import RepeatedErrors
 from ..media.broadcasts import ENDED_KEPT_SECONDS, Broadcasts
 from .keys import KEYS, RedisKeys
 from .redis_client import given_or_connect, text
+from .replication import Replication
 
 log = logging.getLogger(__name__)
 
 LEASE_TTL = 5.0
+"""Seconds a lease lives without renewal: how long a dead owner's spaces stay silent at most."""
 SAFETY = 0.3
 """Of the lease's TTL, how much earlier than its expiry an owner cut off from Redis stops."""
-"""Seconds a lease lives without renewal: how long a dead owner's spaces stay silent at most."""
-TICK = 1.0
-"""Seconds between supervisor ticks (renewals: about five per lease lifetime)."""
+TICK = 0.5
+"""Seconds between supervisor ticks (renewals: ten per lease lifetime). Short, so that the
+last renewal is recent when Redis goes away: an owner keeps its media on the air while Redis
+fails over if a new primary is usable within `(1 - SAFETY) * LEASE_TTL - TICK` = 3 s."""
+RETRY = 0.1
+"""Seconds between a failed tick and the next attempt (each attempt retries for ~0.5 s)."""
 CLAIMS_PER_TICK = 32
 """Live spaces one node claims per tick at most, so a mass failover spreads over the nodes."""
 OWNER_CACHE_SECONDS = 0.5
@@ -48,6 +55,10 @@ OWNER_CACHE_SECONDS = 0.5
 OWNER_STALE_SECONDS = 10.0
 """How long the owner last seen is still used while Redis cannot say (an owner that really
 died is found unreachable by the forwarder, which forgets it at once)."""
+LOOKUP_PATIENCE = 0.2
+"""How long a request waits for a look-up before going to the owner last seen (< a part)."""
+LOOKUP_FAILED_SECONDS = 1.0
+"""After a failed look-up, how long requests go to the owner last seen without waiting."""
 RUN_KEPT_SECONDS = 7 * 86400
 """How long a space's run counter outlives its last claim."""
 
@@ -240,9 +251,11 @@ class RedisOwnership:
         ttl: float = LEASE_TTL,
         tick: float = TICK,
         claims_per_tick: int = CLAIMS_PER_TICK,
+        replication: Replication | None = None,
     ) -> None:
         client, self._owns_client = given_or_connect(url, client, "RedisOwnership")
         self._redis = client
+        self._replication = replication or Replication()
         self.broadcasts = broadcasts
         self.node_url = node_url
         self.node_id = secrets.token_hex(6)
@@ -256,6 +269,8 @@ class RedisOwnership:
         self._let_go = client.register_script(_LET_GO)
         self._owners: dict[str, tuple[float, Owner | None]] = {}
         self._lookups: dict[str, asyncio.Future[Owner | None]] = {}
+        self._failed: dict[str, float] = {}
+        """When a look-up of the space last failed (cleared by one that succeeds)."""
         self.tick_errors = RepeatedErrors("ownership supervisor tick failed", logger=log)
         self._me = Owner(self.node_id, node_url, True)
 
@@ -276,7 +291,8 @@ class RedisOwnership:
 
         Returns None when another node holds it.
         """
-        got = await self._claim(
+        got = await self._replication.run(
+            self._claim,
             keys=[self._lease_key(space_id), self._run_key(space_id)],
             args=[self.value, self._ttl_ms, RUN_KEPT_SECONDS],
         )
@@ -300,9 +316,11 @@ class RedisOwnership:
         """Who holds the space's lease, remembered for `OWNER_CACHE_SECONDS`.
 
         Concurrent look-ups of one space share one Redis read (a burst of listeners' requests
-        is one GET, not one per request). If Redis cannot answer (down, or the client's pool
-        exhausted), the owner last seen within `OWNER_STALE_SECONDS` is kept: an error reading
-        the lease is not a change of owner.
+        is one GET, not one per request). If Redis cannot answer (down, failing over, or the
+        client's pool exhausted), the owner last seen within `OWNER_STALE_SECONDS` is kept:
+        an error reading the lease is not a change of owner. Nor does a listener's request wait
+        for Redis's retries (a Sentinel failover takes seconds): with an owner last seen, it
+        waits `LOOKUP_PATIENCE` at most, then goes there; after a failed look-up, at once.
         """
         now = time.monotonic()
         hit = self._owners.get(space_id)
@@ -312,13 +330,28 @@ class RedisOwnership:
         if pending is None:
             pending = asyncio.ensure_future(self._look_up(space_id))
             self._lookups[space_id] = pending
-            pending.add_done_callback(lambda _: self._lookups.pop(space_id, None))
-        try:
+            pending.add_done_callback(lambda done: self._looked_up(space_id, done))
+        stale = hit[1] if hit is not None and now - hit[0] < OWNER_STALE_SECONDS else None
+        if stale is None:
             return await asyncio.shield(pending)
-        except Exception:
-            if hit is not None and hit[1] is not None and now - hit[0] < OWNER_STALE_SECONDS:
-                return hit[1]
-            raise
+        failed = self._failed.get(space_id)
+        if failed is not None and now - failed < LOOKUP_FAILED_SECONDS:
+            return stale
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending), LOOKUP_PATIENCE)
+        except Exception:  # slow (a TimeoutError) or failing: the owner last seen
+            return stale
+
+    def _looked_up(self, space_id: str, done: asyncio.Future[Owner | None]) -> None:
+        self._lookups.pop(space_id, None)
+        if done.cancelled():
+            return
+        if done.exception() is not None:  # (retrieved: the waiters, if any, have it too)
+            if len(self._failed) > 10_000:
+                self._failed.clear()
+            self._failed[space_id] = time.monotonic()
+        else:
+            self._failed.pop(space_id, None)
 
     async def _look_up(self, space_id: str) -> Owner | None:
         value = await self._redis.get(self._lease_key(space_id))
@@ -379,12 +412,17 @@ class RedisOwnership:
         while True:
             started = time.monotonic()
             safe_until = renewed + (1 - SAFETY) * self.ttl
+            pause = self.tick
             try:
                 await asyncio.wait_for(self.step(spaces), max(0.05, safe_until - started))
                 renewed = started
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a TimeoutError too: the tick hung
+                # Try again at once rather than a tick later: during a Sentinel failover the
+                # new primary is usable a moment after promotion, and every fraction of a
+                # second before the deadline below is audio kept on the air.
+                pause = RETRY
                 self.tick_errors.record(exc, "the ownership supervisor's tick")
                 if time.monotonic() >= safe_until:
                     for space_id in self.broadcasts.live_ids():
@@ -395,12 +433,17 @@ class RedisOwnership:
                             time.monotonic() - renewed,
                         )
                         await self.broadcasts.stop(space_id, keep=False)
-            await asyncio.sleep(max(0.05, self.tick - (time.monotonic() - started)))
+            await asyncio.sleep(max(0.05, pause - (time.monotonic() - started)))
 
     async def step(self, spaces: Spaces | None = None) -> list[tuple[str, str]]:
         """One supervisor tick; returns what changed, as (space, status) pairs."""
         running = self.broadcasts.live_ids()
-        reply = await self._tick(
+        # With Sentinel, renewals and claims count once a replica holds them: a primary cut
+        # off from its replicas (about to be replaced by one of them) cannot keep an owner
+        # running beside the one that claims the space on the new primary (NotReplicated:
+        # the tick failed, and the deadline above applies).
+        reply = await self._replication.run(
+            self._tick,
             keys=[self.keys.live_spaces],
             args=[
                 self.keys.owner_prefix,

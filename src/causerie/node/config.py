@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..cluster.redis_url import RedisTarget, parse_redis_url
+
 ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
 
@@ -65,9 +67,10 @@ class Config:
     Also sent to WHIP clients (Link rel="ice-server"). TURN needs credentials: not yet supported.
     """
     redis_url: str | None = None
-    """Redis shared by several nodes (e.g. "redis://127.0.0.1:6379/0"): spaces, questions,
-    live events, listener counts and the signing secret live there. None: the embedded default
-    (SQLite and in-process events in the data directory, one node)."""
+    """Redis shared by several nodes (e.g. "redis://127.0.0.1:6379/0", or a primary watched by
+    Sentinel: "redis+sentinel://host:26379,host2:26379/service/0", cluster/redis_url.py):
+    spaces, questions, live events, listener counts and the signing secret live there. None:
+    the embedded default (SQLite and in-process events in the data directory, one node)."""
 
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks (CIDR) of the reverse proxies and edges whose `X-Forwarded-For` is
@@ -110,6 +113,11 @@ class Config:
         return f"http://{host}:{self.port}"
 
     @property
+    def redis_target(self) -> RedisTarget | None:
+        """`redis_url`, read (checked when the configuration was made)."""
+        return parse_redis_url(self.redis_url) if self.redis_url else None
+
+    @property
     def node_url(self) -> str:
         """`advertise_url`, or the address this node listens on."""
         if self.advertise_url:
@@ -150,6 +158,8 @@ class Config:
             raise ValueError(f"advertise_url is http://host:port, not {self.advertise_url!r}")
         if self.public_url is not None:
             check_public_url(self.public_url)
+        if self.redis_url is not None:
+            parse_redis_url(self.redis_url)  # a clear ValueError now, not on the first request
         if min(self.clip_bytes_per_space, self.clip_bytes_total, self.min_free_disk_bytes) < 0:
             raise ValueError("clip and disk bounds must not be negative")
         if not (0 <= self.keep_recordings_seconds < math.inf) or self.recordings_max_bytes < 0:

@@ -61,12 +61,14 @@ class Shared:
 
 def shared_state(config: Config) -> Shared:
     """Where the state the nodes share lives: Redis with `redis_url`, else the data directory."""
-    secrets = load_secrets(config.data_dir, config.redis_url)
-    if config.redis_url:
-        redis = RedisClients(config.redis_url)
+    target = config.redis_target
+    secrets = load_secrets(config.data_dir, target)
+    if target is not None:
+        redis = RedisClients(target)
         presence = RedisPresence(client=redis.text, interval=config.heartbeat_interval)
         return Shared(
-            store=RedisStore(client=redis.text),
+            # Spaces and questions: acknowledged once replicas hold them (with Sentinel).
+            store=RedisStore(client=redis.text, replication=redis.replication),
             bus=RedisBus(client=redis.text),
             presence=presence,
             stats=RedisStats(client=redis.binary, presence=presence, interval=presence.interval),
@@ -99,7 +101,13 @@ def build_services(config: Config) -> tuple[Services, Shared]:
     ownership: Ownership
     if shared.redis is not None:
         # Whose media runs where: one owner per space (a lease), the others forward to it.
-        ownership = RedisOwnership(None, broadcasts, config.node_url, client=shared.redis.text)
+        ownership = RedisOwnership(
+            None,
+            broadcasts,
+            config.node_url,
+            client=shared.redis.text,
+            replication=shared.redis.replication,
+        )
     else:
         ownership = SoleOwner(broadcasts, config.node_url)
     svc = Services(

@@ -4,7 +4,7 @@ Start-up
  1. put the spaces that were live back on the air (embedded: all of them, here, now; with
     Redis: a supervisor task claims this node's share, renews, fails over: cluster/ownership.py);
  2. start keeping the audience numbers (saved to disk, or shared through Redis);
- 3. start the background loops (loops.py).
+ 3. start the background loops (loops.py; with Sentinel, also following the primary).
 
 Shutdown (the server has stopped accepting requests and closed its connections before)
  1. stop the background loops, awaiting each;
@@ -34,6 +34,9 @@ from .periodic import Periodic
 from .services import Services
 
 log = logging.getLogger(__name__)
+
+FOLLOW_PRIMARY_INTERVAL = 1.0
+"""Seconds between two questions to the sentinels: which server is the primary now?"""
 
 
 class StoreSpaces:
@@ -76,6 +79,11 @@ class Lifecycle:
         svc.stats.start()
         # 3. the background loops
         self.loops = loops(svc)
+        redis = self.shared.redis
+        if redis is not None and redis.target.sentinel:
+            self.loops.append(
+                Periodic("follow-primary", FOLLOW_PRIMARY_INTERVAL, redis.follow_primary)
+            )
         for loop in self.loops:
             loop.start()
 

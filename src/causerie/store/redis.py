@@ -12,6 +12,12 @@ Keys (cluster/keys.py lists them all):
 Every change that touches several keys is one Lua script, so it is atomic: Redis runs a script
 without running anything else meanwhile. A space is replaced only if its stored version is the
 one the caller read (optimistic concurrency, as in SQLite).
+
+Writes of spaces, questions and votes go through `Replication` (cluster/replication.py): with
+Sentinel, they are acknowledged only once a replica holds them, so a failover loses none. A
+write run again after a broken connection (redis-py retries) finds its own earlier result and
+succeeds again, instead of reporting a conflict with itself. Reactions (summed, a second's
+worth at a time) are not waited for.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import redis.asyncio as aioredis
 
 from ..cluster.keys import KEYS, RedisKeys
 from ..cluster.redis_client import given_or_connect, text
+from ..cluster.replication import Replication
 from ..domain import Conflict, NotFound, Space, SpaceState
 from ..domain.questions import Question
 
@@ -37,17 +44,24 @@ _STATES = list(SpaceState)
 
 # KEYS: the space, then one sorted set per state (in _STATES order).
 # ARGV: body, index of the new state's set (1-based in KEYS), score, id.
+# An existing space with this very body is this write, run again: done already.
 _CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local current = redis.call('GET', KEYS[1])
+if current then
+    if current == ARGV[1] then return 1 end
+    return 0
+end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[tonumber(ARGV[2])], ARGV[3], ARGV[4])
 return 1
 """
 
-# ARGV: body, index of the new state's set, score, id, expected version.
+# ARGV: body, index of the new state's set, score, id, expected version. The body holds the
+# new version: a stored body equal to it is this write, run again.
 _REPLACE = """
 local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
+if current == ARGV[1] then return 1 end
 if tonumber(cjson.decode(current)['version']) ~= tonumber(ARGV[5]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 local target = tonumber(ARGV[2])
@@ -64,6 +78,18 @@ _VOTE = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
 if redis.call('SADD', KEYS[2], ARGV[2]) == 0 then return false end
 return redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+"""
+
+# KEYS: questions hash. ARGV: question id, body. 0 if another question has that id; an equal
+# one is this write, run again.
+_ADD_QUESTION = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+    if current == ARGV[2] then return 1 end
+    return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
 """
 
 # KEYS: questions hash. ARGV: question id, body. Never creates a question.
@@ -104,11 +130,14 @@ class RedisStore:
         *,
         client: aioredis.Redis | None = None,
         keys: RedisKeys = KEYS,
+        replication: Replication | None = None,
     ) -> None:
         client, self._owns_client = given_or_connect(url, client, "RedisStore")
         self._redis = client
         self._keys = keys
+        self._replication = replication or Replication()
         self._create = client.register_script(_CREATE)
+        self._add_question = client.register_script(_ADD_QUESTION)
         self._replace = client.register_script(_REPLACE)
         self._vote = client.register_script(_VOTE)
         self._save_question = client.register_script(_SAVE_QUESTION)
@@ -131,7 +160,8 @@ class RedisStore:
     # -- spaces ----------------------------------------------------------------------------
 
     async def create_space(self, space: Space) -> None:
-        created = await self._create(
+        created = await self._replication.run(
+            self._create,
             keys=self._space_keys(space.id),
             args=[
                 _json(space.to_dict()),
@@ -172,7 +202,8 @@ class RedisStore:
     async def replace_space(self, space: Space, expected_version: int) -> bool:
         new_version = expected_version + 1
         space.version = new_version
-        replaced = await self._replace(
+        replaced = await self._replication.run(
+            self._replace,
             keys=self._space_keys(space.id),
             args=[
                 _json(space.to_dict()),
@@ -236,8 +267,10 @@ class RedisStore:
         return self._keys.voters(space_id, question_id)
 
     async def add_question(self, question: Question) -> None:
-        added = await self._redis.hsetnx(
-            self._questions_key(question.space_id), question.id, _json(question.to_dict())
+        added = await self._replication.run(
+            self._add_question,
+            keys=[self._questions_key(question.space_id)],
+            args=[question.id, _json(question.to_dict())],
         )
         if not added:
             raise Conflict("that question exists already")
@@ -263,13 +296,15 @@ class RedisStore:
         ]
 
     async def save_question(self, question: Question) -> None:
-        await self._save_question(
+        await self._replication.run(
+            self._save_question,
             keys=[self._questions_key(question.space_id)],
             args=[question.id, _json(question.to_dict())],
         )
 
     async def add_vote(self, space_id: str, question_id: str, voter: str) -> int | None:
-        total = await self._vote(
+        total = await self._replication.run(
+            self._vote,
             keys=[
                 self._questions_key(space_id),
                 self._voters_key(space_id, question_id),
