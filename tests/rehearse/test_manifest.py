@@ -74,7 +74,12 @@ def test_reads_the_live_manifest_as_the_node_writes_it(packager):
     for n in range(timeline.start_number, timeline.start_number + 3):
         assert manifest.available_at(n) == pytest.approx(timeline.available_at(n), abs=0.0011)
         assert manifest.segment_at(manifest.segment_start(n) + 0.01) == n
-        assert manifest.segment_at(manifest.segment_start(n) - 0.01) == n - 1
+        assert manifest.segment_at(manifest.segment_start(n) - 0.01) == max(
+            n - 1, timeline.start_number
+        )
+    # Asked before the run began (a space just put on the air): its first segment, which
+    # exists, never the one before it, which never will.
+    assert manifest.segment_at(manifest.period_start - 5.0) == timeline.start_number
 
 
 def test_chunks_carry_their_place_in_the_run(packager):

@@ -87,8 +87,7 @@ class Services:
         space = await self.store.get_space(space_id)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[space_id] = (now, space)
-        return space
+        return self._keep_newest(space, now)
 
     async def stage_changed(self, space: Space) -> None:
         """Apply a changed space to what runs on this node: its mixer's mutes, then listeners."""
@@ -103,4 +102,13 @@ class Services:
 
     def remember(self, space: Space) -> None:
         """Put a space just written into the cache, so this node reads its own writes."""
-        self._cache[space.id] = (time.monotonic(), space)
+        self._keep_newest(space, time.monotonic())
+
+    def _keep_newest(self, space: Space, now: float) -> Space:
+        """Cache `space` unless a newer version is already there: a read that started before
+        this node's own write may finish after it, and must not put the old version back."""
+        hit = self._cache.get(space.id)
+        if hit is not None and hit[1].version > space.version:
+            return hit[1]
+        self._cache[space.id] = (now, space)
+        return space

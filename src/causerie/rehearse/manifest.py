@@ -90,8 +90,9 @@ class Manifest:
         return self.segment_start(number) + self.segment_seconds - self.availability_time_offset
 
     def segment_at(self, unix: float) -> int:
-        """The number of the segment playing at `unix`."""
-        return self.start_number + int((unix - self.period_start) // self.segment_seconds)
+        """The number of the segment playing at `unix`; the run's first before it began (a
+        listener joining a space just put on the air is less than its delay behind the start)."""
+        return self.start_number + max(0, int((unix - self.period_start) // self.segment_seconds))
 
     def last_number(self) -> int | None:
         """The run's last segment, once it ended."""
