@@ -32,7 +32,8 @@ demo: install
 serve: install
 	$(BIN)/causerie serve
 
-# Test tools in the venv, and the real programs the tests meet (Debian packages).
+# Test tools in the venv, and the real programs the tests meet (Debian packages). redis-server
+# also runs the sentinels (`redis-server sentinel.conf --sentinel`): no redis-sentinel package.
 test-deps: $(VENV)/.test-installed
 	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium
 
