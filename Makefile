@@ -41,6 +41,8 @@ serve: install
 # dash.js) are package.json's devDependencies, which `npm ci` installs and nothing copies into
 # the package. prometheus (with promtool) checks the shipped dashboard and alerts; where systemd
 # runs, Debian also starts its service on port 9090: `systemctl disable --now prometheus`.
+# redis-server also runs the sentinels (`redis-server sentinel.conf --sentinel`): no
+# redis-sentinel package.
 test-deps: $(VENV)/.test-installed
 	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium \
 	  iproute2 nftables python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-bad-1.0 \

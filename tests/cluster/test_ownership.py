@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -211,6 +212,41 @@ async def test_a_redis_error_is_not_a_change_of_owner(redis_url: str, live) -> N
         other.forget("s1")  # nothing remembered: the error is said, not hidden
         with pytest.raises(MaxConnectionsError):
             await other.owner("s1")
+    finally:
+        await close(owner, other)
+
+
+async def test_a_look_up_redis_is_slow_to_answer_does_not_hold_listeners(
+    redis_url: str, live
+) -> None:
+    """During a Sentinel failover a look-up takes Redis's retries (~0.5 s) to fail: requests
+    forwarded to the owner last seen wait `LOOKUP_PATIENCE` at most, then none while the
+    look-ups keep failing (each forwarded part would otherwise wait for them)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from causerie.cluster.ownership import LOOKUP_PATIENCE, OWNER_CACHE_SECONDS
+
+    owner, other = node(redis_url, "owner"), node(redis_url, "other")
+    try:
+        await make_live(live, "s1")
+        await owner.claim("s1")
+        assert (await other.owner("s1")).url == "http://owner.test:8080"
+
+        async def failing_over(*args, **kwargs):
+            await asyncio.sleep(0.6)  # retried, then given up
+            raise RedisConnectionError("No master found for 'causerie'")
+
+        other._redis.get = failing_over  # type: ignore[method-assign]
+        await asyncio.sleep(OWNER_CACHE_SECONDS + 0.05)
+        waits = []
+        for _ in range(6):  # a listener's requests, one part apart
+            started = time.monotonic()
+            found = await other.owner("s1")
+            waits.append(time.monotonic() - started)
+            assert found is not None and found.url == "http://owner.test:8080"
+            await asyncio.sleep(0.2)
+        assert waits[0] < LOOKUP_PATIENCE + 0.1, waits  # the first look-up: a short wait
+        assert max(waits[3:]) < 0.05, waits  # it failed: no more waiting for Redis
     finally:
         await close(owner, other)
 

@@ -29,6 +29,7 @@ STATUS_FOR: dict[type[DomainError], int] = {
 
 
 STORE_RETRY_AFTER = "2"
+"""Seconds a client is asked to wait when Redis cannot take a request (a failover: ~2.5 s)."""
 
 
 def store_unavailable(exc: BaseException) -> str | None:

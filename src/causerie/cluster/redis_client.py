@@ -14,9 +14,9 @@ sentinels which server is the primary (`SENTINEL MASTERS`, taking the first sent
 names one it does not consider down). When the primary dies, connections break; while no
 primary is known a command fails fast (`MasterNotFoundError`, a connection error: retried,
 then 503); once Sentinel has promoted a replica, the next attempt reaches it. A primary that
-was demoted without dying answers writes with READONLY, which redis-py turns into a
-connection error and a reconnection to the new one; Sentinel also disconnects its clients
-(pub/sub included) when it demotes it.
+was demoted or cut off without dying may go on answering for seconds (NOREPLICAS, then
+READONLY once Sentinel reconfigures it): `follow_primary`, which the node runs once a second,
+moves the connections to the server the sentinels name.
 
 A retried write may run twice if the connection broke after Redis executed it but before the
 reply arrived. The store's writes are scripts that check before they change (space versions,
@@ -177,6 +177,28 @@ async def follow_primary(client: aioredis.Redis) -> bool:
     await pool.update_active_connections_for_reconnect()
     log.warning("the Redis primary is now %s:%s (was %s:%s)", *after, *before)
     return True
+
+
+def warn_if_one_failover_stops_writes(target: RedisTarget) -> None:
+    """Log a warning if, after the primary dies, fewer replicas would remain than the writes
+    that matter wait for (`wait_replicas`): those writes, media leases included, would then
+    be refused until a replica is back. Checked once at start; quiet if it cannot be."""
+    if not target.sentinel or target.wait_replicas == 0:
+        return
+    try:
+        with connect_sync(target) as client:
+            replicas = int(client.info("replication").get("connected_slaves", 0))
+    except redis.RedisError:
+        return
+    if replicas - 1 < target.wait_replicas:
+        log.warning(
+            "the Redis primary has %d replica(s) and writes wait for %d (wait_replicas): "
+            "after a failover, writes and the spaces' media would stop until a replica is "
+            "back; run %d replicas, or accept losing the last writes with wait_replicas=0",
+            replicas,
+            target.wait_replicas,
+            target.wait_replicas + 1,
+        )
 
 
 def replication(target: RedisTarget | str) -> Replication:

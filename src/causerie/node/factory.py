@@ -16,7 +16,7 @@ from ..bus import Bus, LocalBus
 from ..bus.redis import RedisBus
 from ..cluster.forward import Forwarder
 from ..cluster.ownership import Ownership, RedisOwnership, SoleOwner
-from ..cluster.redis_client import RedisClients
+from ..cluster.redis_client import RedisClients, warn_if_one_failover_stops_writes
 from ..cluster.redis_health import RedisHealth
 from ..counting import LocalPresence, Presence
 from ..counting.audience_stats import AudienceStats
@@ -64,6 +64,7 @@ def shared_state(config: Config) -> Shared:
     target = config.redis_target
     secrets = load_secrets(config.data_dir, target)
     if target is not None:
+        warn_if_one_failover_stops_writes(target)
         redis = RedisClients(target)
         presence = RedisPresence(client=redis.text, interval=config.heartbeat_interval)
         return Shared(
