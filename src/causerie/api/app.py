@@ -53,7 +53,9 @@ from .metrics_access import check_metrics_access
 DESCRIPTION = """\
 Live audio spaces for very large audiences. Speakers publish over WebRTC; listeners fetch
 Low-Latency HLS from `/hls/{space_id}/index.m3u8`. Tokens are sent as `Authorization: Bearer`.
-Errors are JSON: `{"error": code, "message": text}`.
+Errors are JSON: `{"error": code, "message": text}`. Sites embed a space's player with an
+`<iframe>` of `/embed/{space_id}`, whose code `/oembed` gives (docs/embed.md); what players and
+embeds read carries `Access-Control-Allow-Origin: *`.
 """
 
 

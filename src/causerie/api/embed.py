@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from ..node import oembed
 from ..node.oembed import OEmbed
@@ -30,10 +30,21 @@ OEMBED_CACHE = "public, max-age=300"
 router = APIRouter(tags=["embedding"])
 
 
-@router.get("/embed/{space_id}", include_in_schema=False)
+@router.get(
+    "/embed/{space_id}",
+    summary="The embeddable player (an HTML page for iframes)",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The player's page."},
+        404: {"model": Error, "description": "Not a space id."},
+    },
+)
 @router.head("/embed/{space_id}", include_in_schema=False)
 async def embed_page(space_id: SpaceId) -> FileResponse:
-    """The player for iframes: play, title, state, listeners, captions."""
+    """The player for `<iframe>`s on any site: play, the title, the state, the live listener
+    count, captions; no other controls. The only page any site may frame
+    (`Content-Security-Policy: frame-ancestors *`). Embed code: `GET /oembed`, or the listener
+    page's copy button (docs/embed.md)."""
     return FileResponse(
         STATIC_DIR / "embed.html",
         media_type="text/html",

@@ -1,11 +1,12 @@
 // Live caption lines, shown in step with what the listener hears.
 //
-// A `caption` live event carries `{text, start, end, final}`: `start` and `end` are program
-// time, wall-clock Unix seconds (the clock of the live playlist's PROGRAM-DATE-TIME and of the
-// DASH timeline), so a line is shown when the audio playing reaches `start`, whatever the
-// listener's delay behind live (Player.playingAt). A line that arrives after its audio was
-// heard is shown at once; so is every line while nothing plays. Lines not `final` (interim)
-// are replaced by the next line. Text goes into the page as text, never as HTML.
+// A `caption` live event carries `{text, start, end}`, and `final: false` for an interim line
+// (absent: final). `start` and `end` are program time, wall-clock Unix seconds (the clock of
+// the live playlist's PROGRAM-DATE-TIME and of the DASH timeline), so a line is shown when the
+// audio playing reaches `start`, whatever the listener's delay behind live
+// (Player.playingAt). A line that arrives after its audio was heard is shown at once; so is
+// every line while nothing plays. An interim line is replaced by the next line. Text goes into
+// the page as text, never as HTML.
 
 /** Lines shown at once (the latest). */
 export const SHOWN = 2;
@@ -22,10 +23,10 @@ export function captionFrom(data) {
   return { text, start, end: Number.isFinite(end) ? end : start, final: data.final !== false };
 }
 
-/** Whether a space's details say that it has captions (then the toggle is offered at once). */
+/** Whether a space's details say that caption events come now (`captions_state` "on": the
+ * host wants them and the server makes them); then the toggle is offered at once. */
 export function captionsOn(space) {
-  const captions = space?.captions;
-  return captions === true || captions?.enabled === true || captions?.state === "on";
+  return space?.captions_state === "on";
 }
 
 /** The caption lines of one player, written into `box` (one <p> a line). */
@@ -92,7 +93,8 @@ export class CaptionLines {
       );
     }
     // Lines still ahead of the audio: look again soon.
-    const waiting = this.lines.some((line) => !this.due(line)) || (this.interim && !this.due(this.interim));
+    const ahead = (line) => line && !this.due(line);
+    const waiting = this.lines.some(ahead) || ahead(this.interim);
     if (waiting && !this.timer) {
       this.timer = setInterval(() => this.render(), 200);
     } else if (!waiting && this.timer) {
