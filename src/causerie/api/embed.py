@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse
 
 from ..node import oembed
 from ..node.oembed import OEmbed
@@ -33,11 +33,8 @@ router = APIRouter(tags=["embedding"])
 @router.get(
     "/embed/{space_id}",
     summary="The embeddable player (an HTML page for iframes)",
-    response_class=HTMLResponse,
-    responses={
-        200: {"content": {"text/html": {}}, "description": "The player's page."},
-        404: {"model": Error, "description": "Not a space id."},
-    },
+    response_class=Response,
+    responses={**ERRORS, 200: {"content": {"text/html": {}}, "description": "The page."}},
 )
 @router.head("/embed/{space_id}", include_in_schema=False)
 async def embed_page(space_id: SpaceId) -> FileResponse:
