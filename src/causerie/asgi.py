@@ -33,6 +33,7 @@ ERROR_CODES = {
     422: "invalid",
     429: "too_many_requests",
     431: "too_large",
+    501: "not_implemented",
     503: "unavailable",
     507: "insufficient_storage",
 }

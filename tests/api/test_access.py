@@ -260,6 +260,8 @@ class Row:
     json: Any = None
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    """The query string; `{site}` is the node's public URL."""
     values: Values = field(default_factory=dict)
     setup: Setup | None = None
     cleanup: Callable[[World, Values, str], Awaitable[None]] | None = None
@@ -289,6 +291,10 @@ ROWS: list[Row] = [
     page("/s/{space_id}/speak"),
     page("/studio"),
     page("/studio/{space_id}"),
+    # The embeddable player and its oEmbed (tests/api/test_embed.py): public, framed anywhere.
+    page("/embed/{space_id}"),
+    Row("HEAD", "/embed/{space_id}", everyone(200)),
+    Row("GET", "/oembed", everyone(200), params={"url": "{site}/s/{space_id}"}),
     Row("GET", "/static/{path}", everyone(200), values={"path": "space.js"}),
     # Reading a space: public and cacheable.
     Row("GET", "/api/settings", everyone(200)),
@@ -558,8 +564,10 @@ async def call(world: World, row: Row, role: str) -> tuple[httpx.Response, Value
         async with world.http.stream(row.method, url, headers=headers) as response:
             await response.aclose()
         return response, values
+    site = world.node.app.services.config.site_url
+    params = {k: v.format(site=site, **values) for k, v in row.params.items()}
     response = await world.http.request(
-        row.method, url, json=body, content=row.content, headers=headers
+        row.method, url, json=body, content=row.content, headers=headers, params=params
     )
     return response, values
 

@@ -5,8 +5,8 @@ The request path (docs/architecture.md has the picture):
     header limits ─► /hls/…  ─► HlsOrigin (media: never refused for control-plane load)
                   ├► /dash/…, /time ─► DashOrigin (media: chunked CMAF segments, the MPD)
                   ├► /feed/… ─► FeedOrigin (the audience's live events, in windows)
-                  └► the rest ─► ProxyHeaders (trusted edges only) ─► BodyLimit ─► Admission
-                                 ─► FastJoins (joins, heartbeats) ─► FastAPI (routes)
+                  └► the rest ─► PublicCors ─► ProxyHeaders (trusted edges only) ─► BodyLimit
+                                 ─► Admission ─► FastJoins (joins, heartbeats) ─► FastAPI (routes)
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ..node.services import Services
 from . import (
     audience,
     calendar,
+    embed,
     events,
     levels,
     pages,
@@ -41,6 +42,7 @@ from . import (
     whip,
 )
 from .admission import Admission, BodyLimit, header_limit_error
+from .cors import PublicCors
 from .dash import DashOrigin
 from .errors import install_error_handlers
 from .feed import FeedOrigin
@@ -51,7 +53,9 @@ from .metrics_access import check_metrics_access
 DESCRIPTION = """\
 Live audio spaces for very large audiences. Speakers publish over WebRTC; listeners fetch
 Low-Latency HLS from `/hls/{space_id}/index.m3u8`. Tokens are sent as `Authorization: Bearer`.
-Errors are JSON: `{"error": code, "message": text}`.
+Errors are JSON: `{"error": code, "message": text}`. Sites embed a space's player with an
+`<iframe>` of `/embed/{space_id}`, whose code `/oembed` gives (docs/embed.md); what players and
+embeds read carries `Access-Control-Allow-Origin: *`.
 """
 
 
@@ -101,6 +105,7 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
     api.include_router(levels.router)
     api.include_router(replay.router)
     api.include_router(settings.router)
+    api.include_router(embed.router)
     api.include_router(pages.router)
     api.mount("/static", pages.static_files(), name="static")
 
@@ -300,6 +305,8 @@ class Node:
             # apps with TypedDict scopes, Starlette and this node with mappings: one interface.)
             trusted = list(svc.config.trusted_proxies)
             self.control = ProxyHeadersMiddleware(self.control, trusted)  # type: ignore[arg-type,assignment]
+        # Outermost: refusals (503, 413) of what the embeddable player asks carry CORS too.
+        self.control = PublicCors(self.control)
         self.hls = HlsOrigin(
             svc.broadcasts,
             on_request=lambda kind, status: svc.metrics.inc(

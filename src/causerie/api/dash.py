@@ -30,6 +30,7 @@ from ..cluster.forward import Forwarder
 from ..media import dash
 from ..media.broadcasts import Broadcasts
 from ..media.pipeline import LivePipeline
+from .cors import ALLOW_ANY_ORIGIN, media_preflight
 
 MANIFEST_TYPE = b"application/dash+xml"
 MEDIA_TYPE = b"audio/mp4"
@@ -38,7 +39,7 @@ MANIFEST_CACHE = b"public, max-age=1"
 """The manifest only changes when the run changes or the space ends, but players reload it
 about a second after the end (the last chunk's event): edges keep it a second at most, and a
 join storm costs the origin about one manifest request per edge per second."""
-CORS = (b"access-control-allow-origin", b"*")
+CORS = ALLOW_ANY_ORIGIN
 """Players on other origins (dash.js on another site) fetch all of this."""
 
 SEGMENT_SECONDS = 3.84
@@ -91,6 +92,8 @@ class DashOrigin:
         return max(1, round(self.segment_seconds / float(pipeline.packager.segment_duration)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await media_preflight(scope, send):  # a player on another site asking first
+            return
         if scope["method"] not in ("GET", "HEAD"):
             self.on_request("other", 405)
             await _error(send, 405, "only GET and HEAD", (b"allow", b"GET, HEAD"))

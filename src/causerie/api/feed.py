@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from ..asgi import Receive, Scope, Send, send_error
 from ..node.feed import Feeds, Window, WindowAhead, WindowGone
+from .cors import ALLOW_ANY_ORIGIN, media_preflight
 
 NDJSON = b"application/x-ndjson"
 IMMUTABLE = b"public, max-age=31536000, immutable"
@@ -51,9 +52,11 @@ class FeedOrigin:
         self.on_request = on_request or (lambda kind, status: None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await media_preflight(scope, send):  # a player on another site asking first
+            return
         if scope["method"] not in ("GET", "HEAD"):
             self.on_request("other", 405)
-            await send_error(send, 405, "only GET and HEAD", [(b"allow", b"GET, HEAD")])
+            await _error(send, 405, "only GET and HEAD", [(b"allow", b"GET, HEAD")])
             return
         path = scope["path"]
         if match := _NOW_PATH.match(path):
@@ -62,7 +65,7 @@ class FeedOrigin:
             await self._window(scope, send, match["space"], int(match["n"]))
         else:
             self.on_request("other", 404)
-            await send_error(send, 404, "there is nothing at this address")
+            await _error(send, 404, "there is nothing at this address")
 
     async def _now(self, scope: Scope, send: Send, space_id: str) -> None:
         number = self.feeds.current()
@@ -81,17 +84,17 @@ class FeedOrigin:
         created = await self.created(space_id)
         if created is None:
             self.on_request("window", 404)
-            await send_error(send, 404, "no such space")
+            await _error(send, 404, "no such space")
             return
         try:
             window = await self.feeds.window(space_id, number, created)
         except WindowAhead as exc:
             self.on_request("window", 404)
-            await send_error(send, 404, str(exc))
+            await _error(send, 404, str(exc))
             return
         except WindowGone as exc:
             self.on_request("window", 410)
-            await send_error(send, 410, str(exc))
+            await _error(send, 410, str(exc))
             return
         self.on_request("window", 200)
         if window.complete:
@@ -152,3 +155,10 @@ def _start(status: int, content_type: bytes, cache: bytes, length: int | None) -
     if length is not None:
         headers.append((b"content-length", str(length).encode()))
     return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+async def _error(
+    send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    # CORS on errors too: a player on another origin then sees the status, not a CORS failure.
+    await send_error(send, status, message, [ALLOW_ANY_ORIGIN, *(headers or ())])

@@ -23,6 +23,7 @@ from ..cluster.forward import Forwarder
 from ..media.broadcasts import Broadcasts
 from ..media.packager import Packager, parse_blocking_request
 from ..media.playlist import render_multivariant
+from .cors import ALLOW_ANY_ORIGIN, media_preflight
 
 PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
 MEDIA_TYPE = b"audio/mp4"
@@ -65,9 +66,11 @@ class HlsOrigin:
         self._playlists: dict[str, tuple[object, object, bytes]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await media_preflight(scope, send):  # a player on another site asking first
+            return
         if scope["method"] not in ("GET", "HEAD"):
             self.on_request("other", 405)
-            await send_error(send, 405, "only GET and HEAD", [(b"allow", b"GET, HEAD")])
+            await _error(send, 405, "only GET and HEAD", [(b"allow", b"GET, HEAD")])
             return
         path = scope["path"]
         match = _PLAYLIST_PATH.match(path)
@@ -83,7 +86,7 @@ class HlsOrigin:
             await self._media(scope, send, match)
             return
         self.on_request("other", 404)
-        await send_error(send, 404, "there is nothing at this address")
+        await _error(send, 404, "there is nothing at this address")
 
     async def _playlist(self, scope: Scope, send: Send, space_id: str) -> None:
         pipeline = self.broadcasts.get(space_id)
@@ -95,7 +98,7 @@ class HlsOrigin:
         if pipeline is None:
             self._playlists.pop(space_id, None)
             self.on_request("playlist", 404)
-            await send_error(send, 404, "this space is not on the air here")
+            await _error(send, 404, "this space is not on the air here")
             return
         query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         try:
@@ -104,7 +107,7 @@ class HlsOrigin:
             )
         except ValueError as exc:
             self.on_request("playlist", 400)
-            await send_error(send, 400, str(exc))
+            await _error(send, 400, str(exc))
             return
         cache = PLAYLIST_PLAIN
         if request is not None:
@@ -112,13 +115,13 @@ class HlsOrigin:
             if pipeline.packager.too_far(msn, part):
                 # RFC 8216bis §6.2.5.2: more than two segments ahead is a Bad Request.
                 self.on_request("playlist", 400)
-                await send_error(send, 400, "_HLS_msn/_HLS_part is too far ahead of the live edge")
+                await _error(send, 400, "_HLS_msn/_HLS_part is too far ahead of the live edge")
                 return
             ready = await pipeline.wait_for(msn, part, timeout=BLOCK_TIMEOUT)
             if not ready:
                 # RFC 8216bis §6.2.5.2: when the part does not appear in time, say so briefly.
                 self.on_request("playlist", 503)
-                await send_error(
+                await _error(
                     send,
                     503,
                     "the requested part did not appear in time",
@@ -138,7 +141,7 @@ class HlsOrigin:
             pipeline = self.broadcasts.get(space_id)
         if pipeline is None:
             self.on_request("multivariant", 404)
-            await send_error(send, 404, "this space is not on the air here")
+            await _error(send, 404, "this space is not on the air here")
             return
         measured = pipeline.packager.bit_rates()
         estimate = round(pipeline.encoder.bit_rate * OVERHEAD)
@@ -186,7 +189,7 @@ class HlsOrigin:
                 body = packager.segment(int(match["msn"]))
         if body is None:
             self.on_request(kind, 404)
-            await send_error(send, 404, "no such part, segment or run (yet)")
+            await _error(send, 404, "no such part, segment or run (yet)")
             return
         self.on_request(kind, 200)
         await _send(send, scope, 200, MEDIA_TYPE, IMMUTABLE, body)
@@ -227,3 +230,10 @@ async def _send(
         }
     )
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+async def _error(
+    send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    # CORS on errors too: a player on another origin then sees the status, not a CORS failure.
+    await send_error(send, status, message, [ALLOW_ANY_ORIGIN, *(headers or ())])

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from starlette.staticfiles import StaticFiles
+
+from ..domain import SPACE_ID
+from ..node.oembed import discovery_link
+from .dependencies import ServicesDep
 
 STATIC_DIR = Path(str(files("causerie.web") / "static"))
 PAGE_CACHE = "public, max-age=60"
@@ -27,9 +32,21 @@ async def index() -> FileResponse:
     return _page("index.html")
 
 
+@cache
+def _listener_page() -> str:
+    return (STATIC_DIR / "space.html").read_text()
+
+
 @router.get("/s/{space_id}")
-async def space_page(space_id: str) -> FileResponse:
-    return _page("space.html")
+async def space_page(space_id: str, svc: ServicesDep) -> HTMLResponse:
+    """The listener page. Its head names the space's oEmbed (oEmbed §4, discovery), for CMSs
+    that read the page without running it; the link starts with the configured public URL,
+    never the request's Host (the page is cached by edges for everyone)."""
+    html = _listener_page()
+    if SPACE_ID.match(space_id):
+        link = discovery_link(svc.config.site_url, space_id)
+        html = html.replace("</head>", f"  {link}\n</head>", 1)
+    return HTMLResponse(html, headers={"Cache-Control": PAGE_CACHE})
 
 
 @router.get("/s/{space_id}/report")

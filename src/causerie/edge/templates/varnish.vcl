@@ -25,6 +25,9 @@ vcl 4.1;
 #   (SSE) are piped (no buffering, no timeout but the origin's keep-alive pings); a request
 #   with Authorization is never cached, except the public objects above, which do not depend
 #   on who asks (the header is not forwarded for them).
+# - CORS: the origins' Access-Control-* headers are cached and sent with each object as they
+#   came (`*`, the same for every origin: no Vary); preflights (OPTIONS) are passed to the
+#   origin, never cached. Players and embedded players on other sites need them (docs/embed.md).
 
 import directors;
 import std;

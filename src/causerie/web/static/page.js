@@ -58,6 +58,7 @@ export function element(tag, className = "", text = "") {
 
 /** A "Copy" button for a read-only field: copies its value, or selects it to be copied by hand. */
 export function copyOnClick(button, field) {
+  const label = button.textContent;
   button.addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText(field.value);
@@ -65,7 +66,7 @@ export function copyOnClick(button, field) {
     } catch {
       field.select();
     }
-    setTimeout(() => setText(button, "Copy"), 2000);
+    setTimeout(() => setText(button, label), 2000);
   });
 }
 

@@ -20,6 +20,7 @@ import {
   waitDelaySeconds,
   withRetry,
 } from "./api.js";
+import { embedCode } from "./embed-code.js";
 import { followSpace } from "./feed.js";
 import {
   $,
@@ -74,6 +75,9 @@ const ui = {
   playlist: $("playlist"),
   copy: $("copy"),
   elsewhere: $("elsewhere"),
+  embedding: $("embedding"),
+  embedCode: $("embed-code"),
+  copyEmbed: $("copy-embed"),
   audio: $("audio"),
   hostCard: $("host-controls"),
   hostTitle: $("host-controls-title"),
@@ -187,6 +191,10 @@ function renderSpace(space) {
   const url = new URL(space.playlist_url, location.href).href;
   if (ui.playlist.value !== url) ui.playlist.value = url;
   ui.elsewhere.hidden = space.state !== "live";
+  // The player for other sites, before and during the space (docs/embed.md).
+  const code = embedCode(location.origin, space.id, space.title);
+  if (ui.embedCode.value !== code) ui.embedCode.value = code;
+  ui.embedding.hidden = space.state === "ended";
 
   if (space.state === "ended" && state.phase !== "idle") {
     player?.refresh(); // the manifest says it is over: dash.js plays what it has, then ends
@@ -247,6 +255,7 @@ function renderError(error) {
     setText(ui.description, "");
     setText(ui.host, "");
     ui.elsewhere.hidden = true;
+    ui.embedding.hidden = true;
     ui.stage.hidden = true;
     ui.hostCard.hidden = true;
     ui.card.setAttribute("aria-busy", "false");
@@ -901,6 +910,7 @@ function setUpVolume() {
 }
 
 copyOnClick(ui.copy, ui.playlist);
+copyOnClick(ui.copyEmbed, ui.embedCode);
 
 // ---- start -----------------------------------------------------------------------------------
 
