@@ -69,7 +69,6 @@ from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import uvloop
 from tests.harness.causerie_process import CauserieProcess
@@ -495,7 +494,6 @@ class DashLevel:
     delay_p99_ms: float = float("nan")
     chunks_per_s: float = 0.0  # chunks all listeners received per second in the window
     listeners_worth: float = 0.0  # chunks_per_s / the chunk rate of one listener
-    origin_segments_per_segment: float = float("nan")
     served_per_s: float = 0.0  # requests (segments and event windows) the edge served
     edge_cpu: float = 0.0
     origin_cpu: float = 0.0
@@ -558,12 +556,6 @@ def dash_reference_main(
     out.close()
 
 
-def _dash_segment_requests(origin: CauserieProcess) -> float:
-    text = httpx.get(f"{origin.url}/metrics", timeout=5).text
-    prefix = 'causerie_dash_requests_total{kind="segment",status="200"} '
-    return sum(float(x[len(prefix) :]) for x in text.splitlines() if x.startswith(prefix))
-
-
 def dash_level(
     kind: str,
     origin: CauserieProcess,
@@ -612,11 +604,9 @@ def dash_level(
         pids = edge.pids()
         time.sleep(max(0.0, window.start - time.time()))
         edge_cpu0, origin_cpu0 = edges._cpu(pids), cpu_seconds(origin.pid)
-        segments0 = _dash_segment_requests(origin)
         time.sleep(max(0.0, window.end - time.time()))
         edge_cpu = (edges._cpu(pids) - edge_cpu0) / args.dash_window
         origin_cpu = (cpu_seconds(origin.pid) - origin_cpu0) / args.dash_window
-        segments1 = _dash_segment_requests(origin)
         results = [pipe.recv() for pipe in pipes]
         ready: dict[int, list[float]] = ref_receiver.recv()
     finally:
@@ -637,9 +627,6 @@ def dash_level(
     level.served_per_s = (
         sum(t.segment_requests + t.feed_requests for t in tallies) / args.dash_window
     )
-    made = sum(1 for times in ready.values() if times and window.holds(times[0]))
-    if made:  # the reference's own requests are the origin's too
-        level.origin_segments_per_segment = (segments1 - segments0 - made) / made
     level.errors = sum(t.errors for t in tallies)
     level.generator_cpu_max = max(t.cpu_seconds for t in tallies) / args.dash_window
     level.generator_wait = max(t.wait_seconds for t in tallies) / args.dash_window
