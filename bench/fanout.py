@@ -1,41 +1,53 @@
-"""Listeners one caching edge keeps on time following LL-HLS, beside Icecast, per core.
+"""Listeners one caching edge keeps on time, per core, beside Icecast in the same run.
 
-**LL-HLS through one edge.** One `causerie demo` origin and one edge of each `--kinds`
-(varnish, nginx; configured by `causerie.edge.config` as `causerie edge-config` writes them),
-both pinned to `--server-cpus` (0). Simulated hls.js listeners (the ones of `bench.edges`:
-blocking playlist reload for the next part, then the part, one keep-alive connection each, raw
-asyncio protocol on uvloop, `--workers` (2) processes pinned to `--client-cpus` (1)) at
-`--levels` (250, 500, 1000). A part is on time for a listener if it had all of its bytes before
-the next part was ready at the origin (delay <= one part, 213 ms; the moment it was ready comes
-from a direct blocking client of the origin); a level is kept if >= 99 % of the listener-parts
-of the `--window` (8 s) were on time (parts never received count as late).
+Every kind in `--kinds` is measured in turn, `--runs` (3) times, interleaved (run 1: every kind,
+then run 2 …), so that a noisy machine disturbs them alike; one `causerie demo` origin serves
+them all. Servers are pinned to `--server-cpus` (0), load generators (`--workers` processes of
+raw asyncio sockets on uvloop) to `--client-cpus` (1).
 
-**Icecast (the reference).** icecast2 (Debian's 2.4, a generated config, pinned to CPU 0) with
-one mount fed by a source in its own process on CPU 0: ffmpeg encodes the project's demo audio
-(`src/causerie/media/assets/demo-host.opus`, looped, `-re`) to MP3 at 32 kbit/s CBR, and the
-source PUTs it to Icecast in 213 ms chunks (the LL-HLS part duration, so both servers push the
-same number of chunks per second per listener). Listeners: plain `GET /stream.mp3` on raw
-asyncio sockets that only count bytes (many per process, `--workers` processes on CPU 1), opened
-at up to `--connect-rate` (2000/s, 16 at once per process: Icecast listens with a backlog of 5);
-the window starts once all have their response headers (those without after 20 s are dropped and
-reported; Icecast's accept rate is shown). Every 250 ms each listener's byte count is sampled. A
-listener keeps up if during the window it never fell behind what the source had sent by more
-than `--slack` (1 s) of audio: bytes received since the window started >= bytes the source sent
-since then - 1 s x 4000 B/s, at every sample (no underrun for a player holding one second; the
-source's own pace, like the LL-HLS origin's, is not held against the server; the lag behind the
-nominal 4000 B/s clock is shown too). A level is kept if >= 99 % of the listeners kept up.
-`--icecast-levels` (1000, 2000, 5000).
+**LL-DASH through Varnish** (`varnish-dash`; `varnish-dash+feed` with the live events too). One
+Varnish edge configured by `causerie.edge.config` as `causerie edge-config` writes it (threads
+sized for the largest level). Simulated listener pages (bench/_dash.py) join over a ramp and
+ask for each 3.84 s segment when its first chunk is due, on one keep-alive connection, reading
+it as it streams and noting when each chunk (an `mdat`) was complete; with `+feed` they also
+follow the 15 s windows of live events on a second connection (`/feed/{space}/{n}.ndjson`,
+streamed while open), as the page does. A direct client of the origin is the reference: a chunk
+is on time if a listener had it at most one chunk (213 ms) after the reference, i.e. before the
+next one was due; a listener-segment is on time if every chunk of it was. A level is kept if
+>= 99 % of the listener-segments whose chunks were all made in the `--dash-window` (16 s) were
+on time. `--dash-levels` (500, 1000, 2000). `--parts-per-chunk 2` runs the node with parts,
+hence chunks, of 427 ms (a benchmark-only switch); `--varnish-param NAME=VALUE` adds a varnishd
+`-p` after the generated ones.
 
-**Per core.** The servers' CPU time (all processes and threads: the edge, or icecast2) from
-/proc over the window; listeners per core = listeners' worth of work done / CPU (fraction of one
-core), where the work is what was really delivered: LL-HLS requests served / 9.4 (one listener's
-requests per second), Icecast bytes received / the source's rate (listeners who fell behind ask
-for, or get, less: counting heads would flatter an overloaded server). The origin and the
-Icecast source are not counted (they are the same for 10 or 10 million listeners). The ratio
-edge / Icecast per core is the figure.
+**LL-HLS through one edge** (`varnish`, `nginx`). The simulated hls.js listeners of
+`bench.edges` (blocking playlist reload for the next part, then the part, one keep-alive
+connection each) at `--levels` (250, 500, 1000); a part is on time if a listener had all of it
+before the next part was ready at the origin (a direct blocking client); a level is kept at
+>= 99 % of the listener-parts of the `--window` (8 s).
 
-    .venv/bin/python -m bench.fanout [--kinds varnish,nginx] [--levels 250,500,1000]
-        [--icecast-levels 1000,2000,5000] [--window 8]
+**Icecast (the reference).** icecast2 (Debian's 2.4, a generated config) with one mount fed by a
+source process: ffmpeg encodes the project's demo audio (looped, `-re`) to MP3 at
+`--icecast-bitrate` (64 kbit/s CBR: the bit rate of causerie's AAC) and the source PUTs it in
+213 ms chunks (both servers push the same chunks per second per listener). Listeners: plain
+`GET /stream.mp3` on raw sockets that only count bytes, opened at up to `--connect-rate`
+(Icecast listens with a backlog of 5: 16 at once per process); the window starts once all have
+their response headers. Every 250 ms each listener's byte count is sampled; a listener keeps up
+if it never fell more than `--slack` (1 s) of audio behind what the source had sent. A level is
+kept if >= 99 % kept up. `--icecast-levels` (1000, 2000, 5000).
+
+**Per core.** The server's CPU time (all processes and threads: the edge's, or icecast2's) from
+/proc over the window; listeners per core = listeners' worth of work delivered / CPU, where the
+work is what was really delivered: LL-DASH chunks received / 4.69 per s (one listener's),
+LL-HLS requests served / 9.4 per s, Icecast bytes received / the source's rate (counting heads
+would flatter a server whose listeners fell behind). The origin and the Icecast source are not
+counted (the same for 10 or 10 million listeners). Per run and kind: the median over the levels
+kept on time (a server that falls behind writes several chunks per wake-up, which flatters its
+CPU per chunk), over all levels if none was; the ratio to Icecast within each run, then the
+median over runs.
+
+    .venv/bin/python -m bench.fanout [--kinds varnish-dash,varnish-dash+feed,icecast,varnish,nginx]
+        [--runs 3] [--dash-levels 500,1000,2000] [--levels 250,500,1000]
+        [--icecast-levels 1000,2000,5000] [--parts-per-chunk 1] [--varnish-param NAME=VALUE]
 """
 
 from __future__ import annotations
@@ -59,11 +71,13 @@ from typing import Any
 
 import numpy as np
 import uvloop
+from tests.harness.causerie_process import CauserieProcess
+from tests.harness.edges import RunningEdge
 from tests.harness.polling import wait_until
 from tests.harness.ports import HOST, free_port
 from tests.harness.processes import start_process, stop, tail
 
-from bench import edges
+from bench import _dash, edges
 from bench._common import (
     REPO,
     command_line,
@@ -80,8 +94,6 @@ from bench._common import (
 )
 
 KEPT = 0.99
-BITRATE = 32_000
-BYTES_PER_S = BITRATE // 8
 CHUNK_SECONDS = 0.21333  # one LL-HLS part
 SAMPLE_SECONDS = 0.25
 ASSET = REPO / "src" / "causerie" / "media" / "assets" / "demo-host.opus"
@@ -179,12 +191,12 @@ def run_icecast(folder: Path, clients: int, cpus: set[int] | None) -> Iterator[t
         stop(process)
 
 
-async def _source(port: int, until: float, sent: Any) -> None:
-    """ffmpeg -> MP3 32 kbit/s -> PUT to Icecast, in chunks of one part's duration."""
+async def _source(port: int, until: float, sent: Any, bitrate: int) -> None:
+    """ffmpeg -> MP3 at `bitrate` bit/s -> PUT to Icecast, in chunks of one part's duration."""
     ffmpeg = await asyncio.create_subprocess_exec(
         *["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1"],
         *["-i", str(ASSET), "-ac", "1", "-ar", "44100", "-c:a", "libmp3lame"],
-        *["-b:a", "32k", "-flush_packets", "1", "-f", "mp3", "pipe:1"],
+        *["-b:a", str(bitrate), "-flush_packets", "1", "-f", "mp3", "pipe:1"],
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,  # "Broken pipe" when it is stopped
     )
@@ -225,11 +237,11 @@ async def _source(port: int, until: float, sent: Any) -> None:
         writer.close()
 
 
-def source_main(port: int, until: float, cpus: set[int] | None, sent: Any) -> None:
+def source_main(port: int, until: float, cpus: set[int] | None, sent: Any, bitrate: int) -> None:
     """Process entry: the Icecast source; `sent` (a shared counter) counts the bytes sent."""
     if cpus:
         os.sched_setaffinity(0, cpus)
-    uvloop.run(_source(port, until, sent))
+    uvloop.run(_source(port, until, sent, bitrate))
 
 
 class _Listener(asyncio.Protocol):
@@ -400,6 +412,7 @@ def icecast_level(
             if proc.is_alive():
                 proc.kill()
     level = IcecastLevel(listeners, args.window, server_cpu=cpu, accepted_per_s=accepted_per_s)
+    bytes_per_s = args.icecast_bitrate / 8
     table = np.concatenate([r[0] for r in results], axis=1)
     source = results[0][1]
     level.connected = table.shape[1]
@@ -411,15 +424,15 @@ def icecast_level(
     # How far behind each listener fell, in seconds of audio: behind what the source had sent
     # (the source's own pace is not the server's doing, as the LL-HLS delay counts from the
     # part's readiness at the origin), and behind real time at the nominal bit rate (shown).
-    behind = (fed - got).max(axis=0) / BYTES_PER_S
-    behind_clock = (elapsed * BYTES_PER_S - got).max(axis=0) / BYTES_PER_S
+    behind = (fed - got).max(axis=0) / bytes_per_s
+    behind_clock = (elapsed * bytes_per_s - got).max(axis=0) / bytes_per_s
     level.kept_up = int(np.sum(behind <= args.slack)) / level.connected
     level.deficit_p99_s = float(np.percentile(behind, 99))
     level.behind_clock_p99_s = float(np.percentile(behind_clock, 99))
     level.rate_p50_bytes = float(np.median(got[-1])) / args.window
     level.bytes_per_s = float(got[-1].sum()) / args.window
     level.source_rate_bytes = float(fed[-1, 0]) / args.window
-    if level.source_rate_bytes < 0.9 * BYTES_PER_S:
+    if level.source_rate_bytes < 0.9 * bytes_per_s:
         level.notes.append(f"source sent only {level.source_rate_bytes:.0f} B/s")
     if level.connected < listeners:
         level.notes.append(
@@ -428,51 +441,21 @@ def icecast_level(
     return level
 
 
-# ---- main ---------------------------------------------------------------------------------
-
-
-def parse_cpus(text: str) -> set[int] | None:
-    return {int(c) for c in text.split(",")} if text else None
-
-
-def parse_ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x]
-
-
-def hls_side(args: argparse.Namespace, tmp: Path) -> list[edges.Level]:
-    results: list[edges.Level] = []
-    with run_causerie(cpus=args.server_cpus) as origin:
-        print(f"origin pid {origin.pid}, space {origin.space_id}", flush=True)
-        for kind in args.kinds:
-            with edges.run_edge(
-                kind,
-                origin,
-                tmp / kind,
-                listeners=max(args.levels),
-                cpus=args.server_cpus,
-            ) as edge:
-                for listeners in args.levels:
-                    level = edges.measure(kind, origin, [edge], listeners, args)
-                    results.append(level)
-    return results
-
-
-def icecast_side(args: argparse.Namespace, tmp: Path) -> list[IcecastLevel]:
+def icecast_side(args: argparse.Namespace, folder: Path) -> list[IcecastLevel]:
+    """Icecast with its source, and every Icecast level."""
     results: list[IcecastLevel] = []
-    with run_icecast(tmp / "icecast", max(args.icecast_levels) + 100, args.server_cpus) as (
-        pid,
-        port,
-    ):
+    with run_icecast(folder, max(args.icecast_levels) + 100, args.server_cpus) as (pid, port):
         until = time.time() + 3600
         ctx = mp.get_context("fork")
         sent = ctx.Value("q", 0, lock=False)  # one writer: the source
         source = ctx.Process(
-            target=source_main, args=(port, until, args.server_cpus, sent), daemon=True
+            target=source_main,
+            args=(port, until, args.server_cpus, sent, args.icecast_bitrate),
+            daemon=True,
         )
         source.start()
         try:
             time.sleep(3.0)  # the mount exists once the source has connected
-            print(f"icecast2 pid {pid}, port {port}", flush=True)
             for listeners in args.icecast_levels:
                 level = icecast_level(port, pid, sent, listeners, args)
                 results.append(level)
@@ -492,34 +475,348 @@ def icecast_side(args: argparse.Namespace, tmp: Path) -> list[IcecastLevel]:
     return results
 
 
+# ---- LL-DASH through Varnish ------------------------------------------------------------
+
+DASH_KINDS = {"varnish-dash": False, "varnish-dash+feed": True}
+"""LL-DASH listeners through Varnish: segments only, or segments and the live events."""
+
+
+@dataclass
+class DashLevel:
+    kind: str
+    listeners: int
+    window: float
+    segments: int = 0  # segments judged
+    on_time: float = 0.0  # share of (listener, segment): every chunk before the next was due
+    chunks_on_time: float = 0.0
+    missing: float = 0.0
+    delay_p50_ms: float = float("nan")
+    delay_p99_ms: float = float("nan")
+    chunks_per_s: float = 0.0  # chunks all listeners received per second in the window
+    listeners_worth: float = 0.0  # chunks_per_s / the chunk rate of one listener
+    served_per_s: float = 0.0  # requests (segments and event windows) the edge served
+    edge_cpu: float = 0.0
+    origin_cpu: float = 0.0
+    generator_cpu_max: float = 0.0
+    generator_wait: float = 0.0
+    errors: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def per_core(self) -> float:
+        """Listeners' worth of chunks delivered per core of the edge."""
+        return self.listeners_worth / self.edge_cpu if self.edge_cpu > 0 else float("nan")
+
+
+async def _dash_listeners(
+    port: int,
+    manifest: _dash.Manifest,
+    window: _dash.Window,
+    feed: bool,
+    delays: list[float],
+    first_row: int,
+) -> tuple[_dash.Tally, np.ndarray]:
+    tally = _dash.Tally()
+    listeners = [_dash.Listener(HOST, port, manifest, window, tally, feed) for _ in delays]
+    tasks = [asyncio.create_task(x.run(d)) for x, d in zip(listeners, delays, strict=True)]
+    await asyncio.sleep(max(0.0, window.start - time.time()))
+    cpu0, wait0 = time.process_time(), run_queue_seconds(os.getpid())
+    await asyncio.sleep(max(0.0, window.end - time.time()))
+    tally.cpu_seconds = time.process_time() - cpu0
+    tally.wait_seconds = run_queue_seconds(os.getpid()) - wait0
+    async with asyncio.timeout(window.stop - time.time() + 15):
+        await asyncio.gather(*tasks)
+    return tally, _dash.chunk_table(listeners, first_row)
+
+
+def dash_worker(
+    port: int,
+    manifest: _dash.Manifest,
+    window: _dash.Window,
+    feed: bool,
+    delays: list[float],
+    first_row: int,
+    cpus: set[int] | None,
+    out: Pipe,
+) -> None:
+    """Process entry: listeners starting after `delays`; sends back (tally, chunk table)."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    raise_fd_limit()
+    out.send(uvloop.run(_dash_listeners(port, manifest, window, feed, delays, first_row)))
+    out.close()
+
+
+def dash_reference_main(
+    port: int, manifest: _dash.Manifest, stop: float, cpus: set[int] | None, out: Pipe
+) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    out.send(uvloop.run(_dash.reference(port, HOST, manifest, stop)))
+    out.close()
+
+
+def dash_level(
+    kind: str,
+    origin: CauserieProcess,
+    edge: RunningEdge,
+    manifest: _dash.Manifest,
+    listeners: int,
+    args: argparse.Namespace,
+) -> DashLevel:
+    """`listeners` LL-DASH listeners through `edge`, joining over a ramp; judged over the
+    `--dash-window` against a reference that reads the same segments from the origin."""
+    ramp = max(1.0, listeners / args.dash_connect_rate)
+    start = time.time() + 0.5
+    window_start = start + ramp + args.settle
+    window = _dash.Window(
+        window_start, window_start + args.dash_window, window_start + args.dash_window + 1.0
+    )
+    ctx = mp.get_context("fork")
+    workers = max(1, min(args.workers, listeners))
+    procs, pipes = [], []
+    first_row = 0
+    for w in range(workers):
+        count = listeners // workers + (1 if w < listeners % workers else 0)
+        # Joins interleaved over the workers, evenly over the ramp.
+        delays = [start - time.time() + ramp * (first_row + n) / listeners for n in range(count)]
+        receiver, sender = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=dash_worker,
+            args=(edge.port, manifest, window, DASH_KINDS[kind], delays, first_row,
+                  args.client_cpus, sender),
+            daemon=True,
+        )  # fmt: skip
+        proc.start()
+        sender.close()
+        procs.append(proc)
+        pipes.append(receiver)
+        first_row += count
+    ref_receiver, ref_sender = ctx.Pipe(duplex=False)
+    reference = ctx.Process(
+        target=dash_reference_main,
+        args=(origin.port, manifest, window.stop, args.client_cpus, ref_sender),
+        daemon=True,
+    )
+    reference.start()
+    ref_sender.close()
+    try:
+        pids = edge.pids()
+        time.sleep(max(0.0, window.start - time.time()))
+        edge_cpu0, origin_cpu0 = edges._cpu(pids), cpu_seconds(origin.pid)
+        time.sleep(max(0.0, window.end - time.time()))
+        edge_cpu = (edges._cpu(pids) - edge_cpu0) / args.dash_window
+        origin_cpu = (cpu_seconds(origin.pid) - origin_cpu0) / args.dash_window
+        results = [pipe.recv() for pipe in pipes]
+        ready: dict[int, list[float]] = ref_receiver.recv()
+    finally:
+        for proc in [*procs, reference]:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    level = DashLevel(kind, listeners, args.dash_window, edge_cpu=edge_cpu, origin_cpu=origin_cpu)
+    tallies = [t for t, _ in results]
+    table = np.concatenate([t for _, t in results], axis=1)
+    judged = _dash.judge(table, ready, listeners, window, manifest.chunk_seconds)
+    level.segments = judged.segments
+    level.on_time, level.chunks_on_time = judged.on_time, judged.chunks_on_time
+    level.missing = judged.missing
+    level.delay_p50_ms, level.delay_p99_ms = judged.delay_p50_ms, judged.delay_p99_ms
+    level.chunks_per_s = sum(t.chunks for t in tallies) / args.dash_window
+    level.listeners_worth = level.chunks_per_s * manifest.chunk_seconds
+    level.served_per_s = (
+        sum(t.segment_requests + t.feed_requests for t in tallies) / args.dash_window
+    )
+    level.errors = sum(t.errors for t in tallies)
+    level.generator_cpu_max = max(t.cpu_seconds for t in tallies) / args.dash_window
+    level.generator_wait = max(t.wait_seconds for t in tallies) / args.dash_window
+    if level.generator_cpu_max > edges.SATURATED:
+        level.notes.append("load generator saturated")
+    return level
+
+
+# ---- runs -----------------------------------------------------------------------------------
+
+
+def parse_cpus(text: str) -> set[int] | None:
+    return {int(c) for c in text.split(",")} if text else None
+
+
+def parse_ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+HLS_KINDS = ("varnish", "nginx")
+NODE_LAUNCHER = (
+    "import os, sys; from causerie.api import dash; from causerie.media import pipeline; "
+    "n = int(os.environ['BENCH_PARTS_PER_CHUNK']); "
+    "seconds = float(os.environ['BENCH_SEGMENT_SECONDS']); "
+    "defaults = pipeline.LivePipeline.__init__.__kwdefaults__; "
+    "defaults['frames_per_part'] = 10 * n; defaults['parts_per_segment'] = 18 // n; "
+    "dash.SEGMENT_SECONDS = seconds; dash.AHEAD_SECONDS = seconds + 0.16; "
+    "from causerie.cli import main; sys.exit(main())"
+)
+"""The node with parts (hence LL-DASH chunks) of n x 213 ms, HLS segments of 3.84 s, and LL-DASH
+segments of another length: benchmark-only switches, not settings."""
+
+
+@dataclass
+class Row:
+    """One level of one kind in one run, for the tables."""
+
+    run: int
+    kind: str
+    listeners: int
+    on_time: float
+    delay_p99_ms: float
+    server_cpu: float
+    per_core: float
+    generator_cpu: float
+    generator_wait: float
+    notes: str
+    detail: dict[str, Any]
+
+
+def _row(run: int, level: edges.Level | DashLevel | IcecastLevel) -> Row:
+    if isinstance(level, IcecastLevel):
+        return Row(run, "icecast", level.listeners, level.kept_up, level.deficit_p99_s * 1000,
+                   level.server_cpu, level.per_core, level.generator_cpu_max,
+                   level.generator_wait, "; ".join(level.notes),
+                   {**asdict(level), "per_core": level.per_core})  # fmt: skip
+    if isinstance(level, DashLevel):
+        notes = [f"chunks on time {level.chunks_on_time:.1%}", *level.notes]
+        if level.errors:
+            notes.append(f"{level.errors} errors")
+        return Row(run, level.kind, level.listeners, level.on_time, level.delay_p99_ms,
+                   level.edge_cpu, level.per_core, level.generator_cpu_max, level.generator_wait,
+                   "; ".join(notes), {**asdict(level), "per_core": level.per_core})  # fmt: skip
+    return Row(run, level.kind, level.listeners, level.on_time, level.delay_p99_ms,
+               level.edge_cpu, _hls_per_core(level), level.generator_cpu_max,
+               level.generator_wait, "; ".join(level.notes),
+               {**asdict(level), "per_core": _hls_per_core(level)})  # fmt: skip
+
+
+def run_kind(
+    kind: str,
+    run: int,
+    origin: CauserieProcess,
+    manifest: _dash.Manifest,
+    args: argparse.Namespace,
+    tmp: Path,
+) -> list[Row]:
+    """Every level of one kind, on a fresh edge (or Icecast)."""
+    rows = []
+    folder = tmp / f"{kind}-{run}"
+    if kind == "icecast":
+        return [_row(run, x) for x in icecast_side(args, folder)]
+    dash = kind in DASH_KINDS
+    levels = args.dash_levels if dash else args.levels
+    # The edge sized as `causerie edge-config --listeners N` sizes it for the largest level.
+    with edges.run_edge(
+        "varnish" if dash else kind,
+        origin,
+        folder,
+        listeners=max(levels),
+        cpus=args.server_cpus,
+        varnish_params=tuple(args.varnish_param),
+    ) as edge:
+        for listeners in levels:
+            if dash:
+                level: edges.Level | DashLevel = dash_level(
+                    kind, origin, edge, manifest, listeners, args
+                )
+            else:
+                level = edges.measure(kind, origin, [edge], listeners, args)
+            row = _row(run, level)
+            rows.append(row)
+            print(
+                f"  run {run} {kind:18} {listeners:6}: on time {row.on_time:.1%}, p99 "
+                f"{row.delay_p99_ms:.0f} ms, edge CPU {row.server_cpu:.3f}, per core "
+                f"{row.per_core:.0f}, generator {row.generator_cpu:.0%} (waited "
+                f"{row.generator_wait:.0%}) {row.notes}",
+                flush=True,
+            )
+            time.sleep(1.0)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kinds", type=lambda s: s.split(","), default=["varnish", "nginx"])
+    parser.add_argument(
+        "--kinds",
+        type=lambda s: s.split(","),
+        default=["varnish-dash", "varnish-dash+feed", "icecast", "varnish", "nginx"],
+        help="varnish-dash, varnish-dash+feed, varnish, nginx, icecast (in this order per run)",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs, each over every kind")
     parser.add_argument("--levels", type=parse_ints, default=[250, 500, 1000])
+    parser.add_argument("--dash-levels", type=parse_ints, default=[500, 1000, 2000])
     parser.add_argument("--icecast-levels", type=parse_ints, default=[1000, 2000, 5000])
-    parser.add_argument("--window", type=float, default=8.0)
+    parser.add_argument("--window", type=float, default=8.0, help="LL-HLS and Icecast, s")
+    parser.add_argument("--dash-window", type=float, default=16.0, help="LL-DASH, s")
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tries", type=int, default=1, help="tries of a disturbed LL-HLS level")
     parser.add_argument("--connect-rate", type=float, default=2000.0, help="Icecast listeners/s")
-    parser.add_argument("--slack", type=float, default=1.0, help="seconds of audio")
+    parser.add_argument("--dash-connect-rate", type=float, default=2000.0, help="listeners/s")
+    parser.add_argument("--slack", type=float, default=1.0, help="Icecast: seconds of audio")
+    parser.add_argument("--icecast-bitrate", type=int, default=64_000, help="bit/s")
+    parser.add_argument(
+        "--parts-per-chunk", type=int, default=1, help="LL-DASH chunk = this many 213 ms parts"
+    )
+    parser.add_argument(
+        "--segment-seconds", type=float, default=3.84, help="LL-DASH segment (3.84 x n)"
+    )
+    parser.add_argument(
+        "--varnish-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra varnishd -p (repeatable), after the generated ones",
+    )
     parser.add_argument("--server-cpus", type=parse_cpus, default={0})
     parser.add_argument("--client-cpus", type=parse_cpus, default={1})
-    parser.add_argument("--skip", choices=["hls", "icecast"], help="leave one side out")
     args = parser.parse_args()
+    unknown = set(args.kinds) - {*DASH_KINDS, *HLS_KINDS, "icecast"}
+    if unknown:
+        parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
+    if args.parts_per_chunk < 1 or 18 % args.parts_per_chunk:
+        parser.error("--parts-per-chunk divides 18 (the parts of a 3.84 s segment)")
+    if args.segment_seconds / 3.84 != round(args.segment_seconds / 3.84):
+        parser.error("--segment-seconds is a multiple of 3.84")
+    switched = args.parts_per_chunk != 1 or args.segment_seconds != 3.84
+    if switched and set(args.kinds) & set(HLS_KINDS):
+        parser.error("--parts-per-chunk changes the LL-HLS parts too: LL-DASH kinds only")
     # icecast2 drops its parent-death signal when it switches to `nobody`: make SIGTERM unwind
     # the `with` blocks, so that it is stopped with the rest.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.skip != "icecast":
+    if "icecast" in args.kinds:
         ensure_program("icecast2", "icecast2")
     raise_fd_limit()
     started = time.monotonic()
-    load_before = load_average()
-    with tempfile.TemporaryDirectory(prefix="causerie-fanout-") as tmp_name:
-        tmp = Path(tmp_name)
-        hls = hls_side(args, tmp) if args.skip != "hls" else []
-        icecast = icecast_side(args, tmp) if args.skip != "icecast" else []
-    report(hls, icecast, args, load_before, time.monotonic() - started)
+    rows: list[Row] = []
+    loads: list[str] = []
+    launcher = NODE_LAUNCHER if switched else None
+    if launcher:
+        os.environ["BENCH_PARTS_PER_CHUNK"] = str(args.parts_per_chunk)
+        os.environ["BENCH_SEGMENT_SECONDS"] = str(args.segment_seconds)
+    with (
+        tempfile.TemporaryDirectory(prefix="causerie-fanout-") as tmp_name,
+        run_causerie(cpus=args.server_cpus, launcher=launcher) as origin,
+    ):
+        manifest = _dash.fetch_manifest(origin.url, origin.space_id)
+        print(
+            f"origin pid {origin.pid}, space {origin.space_id}, DASH chunk "
+            f"{manifest.chunk_seconds * 1000:.0f} ms, segment {manifest.segment_seconds} s",
+            flush=True,
+        )
+        for run in range(1, args.runs + 1):
+            loads.append(load_average())
+            print(f"run {run}: load average {loads[-1]}", flush=True)
+            for kind in args.kinds:
+                rows += run_kind(kind, run, origin, manifest, args, Path(tmp_name))
+        loads.append(load_average())
+    report(rows, args, loads, time.monotonic() - started, manifest.chunk_seconds)
 
 
 REQUESTS_PER_LISTENER = 2 / edges.PART_SECONDS  # a blocking reload and a part per part
@@ -533,112 +830,88 @@ def _hls_per_core(level: edges.Level) -> float:
     return served / level.edge_cpu if level.edge_cpu > 0 else float("nan")
 
 
+def _kept(rows: list[Row]) -> int:
+    """The most listeners kept on time (>= 99 %) among these levels; 0 if none was."""
+    return max((x.listeners for x in rows if x.on_time >= KEPT), default=0)
+
+
 def report(
-    hls: list[edges.Level],
-    icecast: list[IcecastLevel],
-    args: argparse.Namespace,
-    load_before: str,
-    elapsed: float,
+    rows: list[Row], args: argparse.Namespace, loads: list[str], elapsed: float, chunk: float
 ) -> None:
     print()
     print_table(
-        ["server", "listeners", "on time", "delay/lag p99", "server CPU", "per core", "gen CPU",
-         "gen wait", "notes"],
-        [
-            *[
-                [
-                    f"{x.kind} edge",
-                    x.listeners,
-                    f"{x.on_time:.1%}",
-                    f"{x.delay_p99_ms:.0f} ms",
-                    x.edge_cpu,
-                    _hls_per_core(x),
-                    f"{x.generator_cpu_max:.0%}",
-                    f"{x.generator_wait:.0%}",
-                    "; ".join(x.notes),
-                ]
-                for x in hls
-            ],
-            *[
-                [
-                    "icecast",
-                    x.listeners,
-                    f"{x.kept_up:.1%}",
-                    f"{x.deficit_p99_s * 1000:.0f} ms",
-                    x.server_cpu,
-                    x.per_core,
-                    f"{x.generator_cpu_max:.0%}",
-                    f"{x.generator_wait:.0%}",
-                    "; ".join(x.notes),
-                ]
-                for x in icecast
-            ],
-        ],
+        ["run", "server", "listeners", "on time", "delay/lag p99", "server CPU", "per core",
+         "gen CPU", "gen wait", "notes"],
+        [[x.run, x.kind, x.listeners, f"{x.on_time:.1%}", f"{x.delay_p99_ms:.0f} ms",
+          x.server_cpu, x.per_core, f"{x.generator_cpu:.0%}", f"{x.generator_wait:.0%}", x.notes]
+         for x in rows],
     )  # fmt: skip
-    print()
-    summary: dict[str, Any] = {}
-    rows = []
+    # Per run and kind: listeners per core = the median over the levels kept on time (a server
+    # that fell behind writes several chunks per wake-up, which flatters its CPU per chunk);
+    # over all its levels, marked "*", if none was kept. The ratio to Icecast is taken within
+    # the run (the same machine state), then the median over runs.
+    per_run: dict[str, dict[int, float]] = {}
+    flagged: dict[str, dict[int, bool]] = {}
+    kept: dict[str, list[int]] = {}
     for kind in args.kinds:
-        kept = [x for x in hls if x.kind == kind and x.on_time >= KEPT]
-        top = max(kept, key=lambda x: x.listeners) if kept else None
-        measured = [_hls_per_core(x) for x in hls if x.kind == kind]
-        per_core_any = median(measured)
+        for run in range(1, args.runs + 1):
+            mine = [x for x in rows if x.kind == kind and x.run == run]
+            if not mine:
+                continue
+            counted = [x for x in mine if x.on_time >= KEPT] or mine
+            per_run.setdefault(kind, {})[run] = median([x.per_core for x in counted])
+            flagged.setdefault(kind, {})[run] = counted is mine
+            kept.setdefault(kind, []).append(_kept(mine))
+    ice = per_run.get("icecast", {})
+    summary: dict[str, dict[str, Any]] = {}
+    table = []
+    for kind, runs in per_run.items():
+        ratios = {r: runs[r] / ice[r] for r in runs if r in ice and ice[r] > 0}
         summary[kind] = {
-            "kept": top.listeners if top else 0,
-            "per_core_kept": _hls_per_core(top) if top else float("nan"),
-            "per_core_by_cpu": per_core_any,
+            "per_core_by_run": runs,
+            "not_kept_runs": [r for r, flag in flagged[kind].items() if flag],
+            "per_core_median": median(list(runs.values())),
+            "ratio_by_run": ratios,
+            "ratio_median": median(list(ratios.values())),
+            "kept_by_run": kept[kind],
         }
-        rows.append(
-            [
-                f"{kind} edge (LL-HLS)",
-                top.listeners if top else "none",
-                _hls_per_core(top) if top else "-",
-                per_core_any,
-            ]
-        )
-    kept_ice = [x for x in icecast if x.kept]
-    top_ice = max(kept_ice, key=lambda x: x.listeners) if kept_ice else None
-    if icecast:
-        summary["icecast"] = {
-            "kept": top_ice.listeners if top_ice else 0,
-            "per_core_kept": top_ice.per_core if top_ice else float("nan"),
-            "per_core_by_cpu": median([x.per_core for x in icecast]),
-        }
-        rows.append(
-            [
-                "icecast (32 kbit/s MP3)",
-                top_ice.listeners if top_ice else "none",
-                top_ice.per_core if top_ice else "-",
-                median([x.per_core for x in icecast]),
-            ]
-        )
+        mark = {r: "*" if flagged[kind][r] else "" for r in runs}
+        table.append(
+            [kind, " / ".join(str(k) for k in kept[kind]), median(list(runs.values())),
+             " / ".join(f"{v:.0f}{mark[r]}" for r, v in runs.items()),
+             median(list(ratios.values())),
+             " / ".join(f"{v:.3f}{mark[r]}" for r, v in ratios.items())]
+        )  # fmt: skip
+    print()
     print_table(
-        ["server", "most kept on time", "per core (at it)", "per core (median of levels)"],
-        rows,
+        [
+            "server",
+            "most kept on time (by run)",
+            "per core (median)",
+            "per core by run",
+            "/ icecast (median)",
+            "by run",
+        ],
+        table,
     )
-    ratios = {}
-    ice = summary.get("icecast", {}).get("per_core_by_cpu")
-    for kind in args.kinds:
-        ours = summary.get(kind, {}).get("per_core_by_cpu")
-        if ice and ours:
-            ratios[kind] = ours / ice
-            print(f"{kind} edge / icecast, listeners per core (medians): {ratios[kind]:.3f}")
     print(
-        f"\non time: LL-HLS part received <= 213 ms after it was ready at the origin, Icecast "
-        f"listener never more than {args.slack} s of audio behind what the source had sent; a "
-        "level is kept at "
-        f">= {KEPT:.0%}. per core = listeners' worth of work delivered (LL-HLS requests / 9.4, "
-        "Icecast bytes / the source's rate) / server CPU (the edge or icecast2 alone)."
+        f"\non time: LL-DASH: every chunk of a segment arrived <= one chunk ({chunk * 1000:.0f} "
+        "ms) after a direct client of the origin had it (share of listener-segments); LL-HLS: "
+        "a part <= 213 ms after it was ready at the origin (share of listener-parts); Icecast: "
+        f"never more than {args.slack} s of audio behind what the source had sent. Kept at "
+        f">= {KEPT:.0%}. per core = listeners' worth of work delivered (LL-DASH chunks / "
+        f"{1 / chunk:.2f} per s, LL-HLS requests / 9.4 per s, Icecast bytes / the source's "
+        "rate) / CPU of the edge's (or icecast2's) processes; per run: median over the levels "
+        "kept on time (* none kept: over all levels)."
     )
-    print(f"load average before {load_before}, after {load_average()}; {elapsed:.0f} s")
+    print(f"load average at each run's start and at the end: {' | '.join(loads)}; {elapsed:.0f} s")
     path = write_result(
         "fanout",
         {
             "command": command_line("fanout"),
-            "hls": [{**asdict(x), "per_core": _hls_per_core(x)} for x in hls],
-            "icecast": [{**asdict(x), "per_core": x.per_core, "kept": x.kept} for x in icecast],
+            "load_averages": loads,
+            "rows": [asdict(x) for x in rows],
             "summary": summary,
-            "ratios": ratios,
         },
     )
     print(f"\n{command_line('fanout')}\n(figures in {path.relative_to(Path.cwd())})")

@@ -224,7 +224,9 @@ def test_varnish_serves_stale_details_and_passes_writes_and_events() -> None:
 def test_varnish_threads_cover_the_listeners() -> None:
     command = varnishd_command(Path("/e.vcl"), "127.0.0.1:8081", Path("/w"), listeners=5000)
     params = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "-p")
-    assert int(params["thread_pools"]) * int(params["thread_pool_max"]) > 5000
+    # Each listener streams a segment and a window of live events at once: two threads.
+    assert int(params["thread_pools"]) * int(params["thread_pool_max"]) > 2 * 5000
+    assert int(params["thread_queue_limit"]) >= 2 * 5000
     assert int(params["thread_pool_min"]) <= int(params["thread_pool_max"])
     assert command[command.index("-a") + 1] == "127.0.0.1:8081"
 

@@ -328,6 +328,11 @@ def render(kind: str, options: EdgeOptions) -> str:
     raise ValueError(f"kind is one of {', '.join(KINDS)}, not {kind!r}")
 
 
+STREAMS_PER_LISTENER = 2
+"""Responses a listener page has in progress at once through an edge: the LL-DASH segment being
+made and the window of live events in progress, each streamed for seconds."""
+
+
 def varnishd_command(
     vcl: Path,
     listen: str,
@@ -344,12 +349,16 @@ def varnishd_command(
     Varnish holds a worker thread for every client it is sending a body to, and all the
     listeners of a space ask for a new part at the same moment: the pools together must have a
     thread for each of them, started in advance (creating threads during the burst is slow).
+    A listener page streams two objects at once most of the time (the LL-DASH segment in
+    progress and the window of live events in progress): two threads per listener, or the
+    sessions beyond the pools queue and fall seconds behind (docs/edges.md, measured).
     `rush_exponent` is how many waiters each released waiter releases in turn: the largest
     value wakes a waiting list of thousands in two or three rounds instead of seven.
     """
     host, port = parse_listen(listen)
     pools = 2
-    per_pool = max(200, math.ceil(listeners * 1.2 / pools) + 50)
+    streams = STREAMS_PER_LISTENER * listeners
+    per_pool = max(200, math.ceil(streams * 1.2 / pools) + 50)
     command = ["varnishd"]
     if foreground:
         command.append("-F")
@@ -373,7 +382,7 @@ def varnishd_command(
         "-p",
         "thread_pool_add_delay=0.000",
         "-p",
-        f"thread_queue_limit={max(20, listeners)}",
+        f"thread_queue_limit={max(20, streams)}",
         "-p",
         "rush_exponent=32",
         "-p",

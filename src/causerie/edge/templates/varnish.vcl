@@ -17,8 +17,9 @@ vcl 4.1;
 #   listener that asks meanwhile: one origin request per segment, however many listeners.
 # - Concurrent misses for one object wait for a single origin request (Varnish's waiting list)
 #   and are released as soon as its headers arrive; the body is streamed to all of them as it
-#   comes (do_stream). Each listener being streamed to holds a worker thread:
-#   -p thread_pool_max x thread_pools must exceed the listeners.
+#   comes (do_stream). Each response being streamed holds a worker thread, and a listener
+#   page streams two at once (the LL-DASH segment and the window of live events):
+#   -p thread_pool_max x thread_pools must exceed twice the listeners.
 # - Space details (GET /api/spaces/{id}) are cached, served stale for 30 s while revalidating,
 #   and for up to a day while the origin is down (health probes) or failing (grace, restart).
 # - Joins and every other POST/PUT/PATCH/DELETE and WHIP are passed to the origin, live events
