@@ -51,24 +51,44 @@ def json_bytes(content: Any) -> bytes:
     ).encode("utf-8")
 
 
-async def send_error(
-    send: Send, status: int, message: str, headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    """Send a complete JSON error response from raw ASGI code."""
+Header = tuple[bytes, bytes]
+Answer = tuple[int, list[Header], bytes]
+"""A whole response: status, header fields, body (for answers made before they are sent)."""
+
+
+def error_answer(status: int, message: str, headers: Sequence[Header] = ()) -> Answer:
+    """A JSON error response: `{"error": code, "message": text}`, never cached."""
     body = json_bytes(error_body(status, message))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-length", str(len(body)).encode()),
-                (b"content-type", b"application/json"),
-                (b"cache-control", b"no-store"),
-                *headers,
-            ],
-        }
+    return (
+        status,
+        [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            (b"cache-control", b"no-store"),
+            *headers,
+        ],
+        body,
     )
+
+
+async def send_answer(send: Send, answer: Answer) -> None:
+    """Send a whole response made beforehand."""
+    status, headers, body = answer
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, status: int, message: str, headers: Sequence[Header] = ()) -> None:
+    """Send a complete JSON error response from raw ASGI code."""
+    await send_answer(send, error_answer(status, message, headers))
+
+
+def first_header(headers: Sequence[Header], name: bytes) -> bytes | None:
+    """The value of the first header field called `name` (lower case), as Starlette reads it."""
+    for field, value in headers:
+        if field == name:
+            return value
+    return None
 
 
 async def read_body(receive: Receive) -> bytes:

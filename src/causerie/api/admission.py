@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Iterable
 
-from ..asgi import ASGIApp, Message, Receive, Scope, Send, send_error
+from ..asgi import Answer, ASGIApp, Header, Message, Receive, Scope, Send, error_answer, send_answer
 
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 32 * 1024
@@ -40,6 +41,25 @@ def header_limit_error(scope: Scope) -> str | None:
     return None
 
 
+def body_too_large(max_bytes: int) -> Answer:
+    """The 413 for a body over `max_bytes`."""
+    return error_answer(413, f"the body is larger than {max_bytes} bytes")
+
+
+def declared_length(headers: Iterable[Header], max_bytes: int) -> tuple[Answer | None, int | None]:
+    """The refusal of a request whose Content-Length is malformed (400) or over `max_bytes`
+    (413), else None; and the length it declares (None: it declares none)."""
+    length = None
+    for name, value in headers:
+        if name == b"content-length":
+            if not value.isdigit():
+                return error_answer(400, "bad Content-Length"), None
+            length = int(value)
+    if length is not None and length > max_bytes:
+        return body_too_large(max_bytes), length
+    return None, length
+
+
 class BodyLimit:
     """Refuse request bodies over `max_bytes` with 413, whether or not they announce a length.
 
@@ -55,18 +75,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = f"the body is larger than {self.max_bytes} bytes"
-        length = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit():
-                    await send_error(send, 400, "bad Content-Length")
-                    return
-                length = int(value)
+        refused, length = declared_length(scope["headers"], self.max_bytes)
+        if refused is not None:
+            await send_answer(send, refused)
+            return
         if length is not None:
-            if length > self.max_bytes:
-                await send_error(send, 413, too_large)
-                return
             await self.app(scope, receive, send)
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
@@ -81,7 +94,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await send_error(send, 413, too_large)
+                await send_answer(send, body_too_large(self.max_bytes))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -201,22 +214,29 @@ class Admission:
             return True
         return False
 
+    def refusal(self, method: str, path: str) -> Answer | None:
+        """The 503 to answer a new request with when the node is overloaded (counted), else
+        None."""
+        if not self.overloaded():
+            return None
+        if method == "POST" and path.endswith("/join"):
+            self.refused_joins += 1
+        # Jitter spreads the retries so refused clients do not come back in one wave.
+        wait = random.randint(*self.retry_after)
+        return error_answer(
+            503,
+            f"the server is busy; please retry in {wait} s",
+            [(b"retry-after", str(wait).encode())],
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Health checks must answer even under overload.
         if scope["type"] != "http" or scope["path"] in ("/healthz", "/metrics"):
             await self.app(scope, receive, send)
             return
-        if self.overloaded():
-            if scope["method"] == "POST" and scope["path"].endswith("/join"):
-                self.refused_joins += 1
-            # Jitter spreads the retries so refused clients do not come back in one wave.
-            wait = random.randint(*self.retry_after)
-            await send_error(
-                send,
-                503,
-                f"the server is busy; please retry in {wait} s",
-                [(b"retry-after", str(wait).encode())],
-            )
+        refused = self.refusal(scope["method"], scope["path"])
+        if refused is not None:
+            await send_answer(send, refused)
             return
         if scope["path"].endswith("/events"):
             # An event stream is refused like any request when the node is overloaded (opening

@@ -11,7 +11,11 @@ from ..security.tokens import ANY_SPACE, Claims, InvalidToken, TokenKind
 
 def bearer_token(request: Request) -> str | None:
     """The token in `Authorization: Bearer …`, or None when there is no such header."""
-    header = request.headers.get("authorization")
+    return bearer_token_in(request.headers.get("authorization"))
+
+
+def bearer_token_in(header: str | None) -> str | None:
+    """The token in the value of an Authorization header (None: no such header)."""
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
@@ -22,7 +26,14 @@ def bearer_token(request: Request) -> str | None:
 
 def authenticate(request: Request, services: Services, space_id: str | None = None) -> Claims:
     """The verified claims of the request's token; 401 without one, 403 for another space."""
-    token = bearer_token(request)
+    return authenticate_header(request.headers.get("authorization"), services, space_id)
+
+
+def authenticate_header(
+    header: str | None, services: Services, space_id: str | None = None
+) -> Claims:
+    """`authenticate`, from the value of the request's first Authorization header."""
+    token = bearer_token_in(header)
     if token is None:
         raise InvalidToken("this needs a token: send 'Authorization: Bearer <token>'")
     claims = services.signer.verify(token, now=services.clock())

@@ -18,15 +18,24 @@ from typing import Any
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from starlette.requests import Request
 
-from ..asgi import ASGIApp, Receive, Scope, Send, read_body, send_error
+from ..asgi import (
+    Answer,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    error_answer,
+    first_header,
+    read_body,
+    send_answer,
+)
 from ..domain import DomainError
 from ..node.joins import heartbeat, join
 from ..node.schemas import JoinRequest
 from ..node.services import Services
 from ..security.tokens import InvalidToken
-from .auth import authenticate
+from .auth import authenticate_header
 from .errors import STATUS_FOR, STORE_RETRY_AFTER, describe_validation_errors, store_unavailable
 
 FAST_PATH = re.compile(r"^/api/spaces/([A-Za-z0-9_-]{1,32})/(join|heartbeat)$")
@@ -56,6 +65,56 @@ def read_join_body(body: bytes, content_type: bytes | None) -> JoinRequest | Non
     return JoinRequest.model_validate(value, from_attributes=True)
 
 
+def _refused(exc: Exception) -> Answer:
+    """The error answer for what a join or heartbeat raised, as api/errors.py maps it."""
+    if isinstance(exc, DomainError):
+        return error_answer(STATUS_FOR.get(type(exc), 400), exc.message)
+    if isinstance(exc, InvalidToken):
+        return error_answer(401, str(exc), [(b"www-authenticate", b"Bearer")])
+    message = store_unavailable(exc)  # a Redis failover: 503, retry
+    if message is None:
+        raise exc
+    return error_answer(503, message, [(b"retry-after", STORE_RETRY_AFTER.encode())])
+
+
+async def answer_join(
+    svc: Services, space_id: str, content_type: bytes | None, body: bytes
+) -> Answer:
+    """The whole answer to `POST /api/spaces/{space_id}/join` with `body`."""
+    try:
+        request = read_join_body(body, content_type)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        return error_answer(422, describe_validation_errors(list(errors)))
+    except (ValueError, RecursionError):  # not JSON, or nested beyond what json reads
+        return error_answer(400, "the body is not valid JSON")
+    try:
+        answer, headers = await join(svc, space_id, request)
+    except (DomainError, InvalidToken, RedisError) as exc:
+        return _refused(exc)
+    content = answer.__pydantic_serializer__.to_json(answer)
+    return (
+        200,
+        [
+            (b"content-length", str(len(content)).encode()),
+            (b"content-type", b"application/json"),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ],
+        content,
+    )
+
+
+async def answer_heartbeat(svc: Services, space_id: str, authorization: bytes | None) -> Answer:
+    """The whole answer to `POST /api/spaces/{space_id}/heartbeat` (its Authorization)."""
+    # Decoded as Starlette decodes header values.
+    header = authorization.decode("latin-1") if authorization is not None else None
+    try:
+        await heartbeat(svc, space_id, authenticate_header(header, svc, space_id))
+    except (DomainError, InvalidToken, RedisError) as exc:
+        return _refused(exc)
+    return 204, [], b""
+
+
 class FastJoins:
     """Answer joins and heartbeats directly; pass every other request on to `app`."""
 
@@ -71,55 +130,14 @@ class FastJoins:
             await self.app(scope, receive, send)
             return
         space_id, action = match.groups()
-        try:
-            if action == "join":
-                await self._join(space_id, scope, receive, send)
-            else:
-                await heartbeat(
-                    self.svc, space_id, authenticate(Request(scope), self.svc, space_id)
-                )
-                await send({"type": "http.response.start", "status": 204, "headers": []})
-                await send({"type": "http.response.body", "body": b""})
-        except DomainError as exc:
-            await send_error(send, STATUS_FOR.get(type(exc), 400), exc.message)
-        except InvalidToken as exc:
-            await send_error(send, 401, str(exc), [(b"www-authenticate", b"Bearer")])
-        except RedisError as exc:  # as api/errors.py answers it (a failover: 503, retry)
-            message = store_unavailable(exc)
-            if message is None:
-                raise
-            await send_error(send, 503, message, [(b"retry-after", STORE_RETRY_AFTER.encode())])
-
-    async def _join(self, space_id: str, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-                break  # the first, as Starlette reads it
-        body = await read_body(receive)
-        try:
-            request = read_join_body(body, content_type)
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False)
-            await send_error(send, 422, describe_validation_errors(list(errors)))
-            return
-        except (ValueError, RecursionError):  # not JSON, or nested beyond what json reads
-            await send_error(send, 400, "the body is not valid JSON")
-            return
-        answer, headers = await join(self.svc, space_id, request)
-        content = answer.__pydantic_serializer__.to_json(answer)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", str(len(content)).encode()),
-                    (b"content-type", b"application/json"),
-                    *((k.lower().encode(), v.encode()) for k, v in headers.items()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
+        if action == "join":
+            content_type = first_header(scope["headers"], b"content-type")
+            body = await read_body(receive)
+            answer = await answer_join(self.svc, space_id, content_type, body)
+        else:
+            authorization = first_header(scope["headers"], b"authorization")
+            answer = await answer_heartbeat(self.svc, space_id, authorization)
+        await send_answer(send, answer)
 
 
-__all__ = ["FastJoins"]
+__all__ = ["FAST_PATH", "FastJoins", "answer_heartbeat", "answer_join"]
