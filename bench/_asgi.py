@@ -35,6 +35,7 @@ from typing import Any
 
 from causerie import cli
 from causerie.api.app import Node
+from causerie.api.join_lane import JoinLane
 from causerie.app import create_app
 from causerie.asgi import Receive, Scope, Send
 from causerie.node.config import Config
@@ -51,6 +52,11 @@ class DemoNode:
         self.node = node
         self.demo = demo
         self.data_dir = data_dir
+
+    @property
+    def lane(self) -> JoinLane:
+        """The node's join lane (cli.build_server gives it to uvicorn's protocol)."""
+        return self.node.lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in (EMPTY, SCOPE):

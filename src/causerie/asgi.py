@@ -91,14 +91,14 @@ def first_header(headers: Sequence[Header], name: bytes) -> bytes | None:
     return None
 
 
-async def read_body(receive: Receive) -> bytes:
-    """The whole request body (already bounded by `admission.BodyLimit`)."""
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body (already bounded by `admission.BodyLimit`); None if the client
+    went away before sending all of it."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)

@@ -18,6 +18,7 @@ import uvicorn
 
 from .api.app import Node
 from .api.http_timeouts import timed_http_protocol
+from .api.join_lane import with_join_lane
 from .app import create_app
 from .cluster.redis_url import parse_redis_url
 from .node.config import Config
@@ -474,8 +475,9 @@ def build_server(node: Node, config: Config) -> uvicorn.Server:
             timeout_keep_alive=30,
             timeout_graceful_shutdown=5,
             proxy_headers=False,  # X-Forwarded-For: only from config.trusted_proxies (api/app.py)
-            # Deadlines for reading a request's headers and body (slow clients, slowloris).
-            http=timed_http_protocol(),
+            # Deadlines for reading a request's headers and body (slow clients, slowloris);
+            # joins and heartbeats answered by the protocol itself (api/join_lane.py).
+            http=with_join_lane(timed_http_protocol(), node.lane),
         )
     )
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ..asgi import Answer, ASGIApp, Header, Message, Receive, Scope, Send, error_answer, send_answer
 
@@ -33,7 +33,11 @@ def header_limit_error(scope: Scope) -> str | None:
     uvicorn (with httptools) bounds neither the number nor the size of header fields (nginx, in
     front, refuses beyond 4 x 8 KiB); past these limits a request gets 431 (RFC 6585 §5).
     """
-    headers = scope.get("headers", ())
+    return header_fields_error(scope.get("headers", ()))
+
+
+def header_fields_error(headers: Sequence[Header]) -> str | None:
+    """`header_limit_error`, for the header fields of a request."""
     if len(headers) > MAX_HEADERS:
         return f"the request has more than {MAX_HEADERS} header fields"
     if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:

@@ -7,6 +7,9 @@ The request path (docs/architecture.md has the picture):
                   ├► /feed/… ─► FeedOrigin (the audience's live events, in windows)
                   └► the rest ─► PublicCors ─► ProxyHeaders (trusted edges only) ─► BodyLimit
                                  ─► Admission ─► FastJoins (joins, heartbeats) ─► FastAPI (routes)
+
+Joins and heartbeats, the requests of a storm, are answered before all of this by the HTTP
+protocol itself (join_lane.py), with the same guards in the same order and the same answers.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from .dash import DashOrigin
 from .errors import install_error_handlers
 from .feed import FeedOrigin
 from .hls import HlsOrigin
+from .join_lane import JoinLane
 from .joins import FastJoins
 from .metrics_access import check_metrics_access
 
@@ -299,6 +303,8 @@ class Node:
         )
         self.api.state.admission = self.admission  # its refusals are in the audience numbers
         self.control: ASGIApp = BodyLimit(self.admission, svc.config.max_body_bytes)
+        # The same, answered inside the HTTP protocol without ASGI (cli.build_server).
+        self.lane = JoinLane(svc, self.admission, svc.config.max_body_bytes)
         if svc.config.trusted_proxies:
             # The client's address (per-IP limits) from X-Forwarded-For, believed from these
             # peers only: the rightmost address they did not add themselves. (uvicorn types ASGI

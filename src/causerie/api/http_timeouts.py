@@ -127,11 +127,19 @@ def timed_http_protocol(
 
         def on_headers_complete(self) -> None:
             super().on_headers_complete()
-            self._in_headers, self._header_read = False, 0
-            self._arm(body_timeout, "body")
+            self._headers_ended()
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
+            self._message_ended()
+
+        def _headers_ended(self) -> None:
+            """The headers are read: the body's deadline starts."""
+            self._in_headers, self._header_read = False, 0
+            self._arm(body_timeout, "body")
+
+        def _message_ended(self) -> None:
+            """The whole request is read: no deadline until the next one begins."""
             self._in_headers, self._header_read = True, 0
             self._disarm()
 

@@ -133,6 +133,8 @@ class FastJoins:
         if action == "join":
             content_type = first_header(scope["headers"], b"content-type")
             body = await read_body(receive)
+            if body is None:
+                return  # the client went away: nobody to join
             answer = await answer_join(self.svc, space_id, content_type, body)
         else:
             authorization = first_header(scope["headers"], b"authorization")
