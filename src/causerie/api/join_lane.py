@@ -29,6 +29,7 @@ rewrite (`X-Forwarded-For`) changes nothing they answer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Coroutine
 from typing import Any
@@ -41,9 +42,9 @@ from .cors import ALLOW_ANY_ORIGIN, EXPOSE
 from .joins import answer_heartbeat, answer_join
 
 try:
-    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 except ImportError:  # no httptools: no lane (uvicorn falls back to h11 and ASGI)
-    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+    STATUS_LINE = {}
 
 TARGET = re.compile(rb"^/api/spaces/([A-Za-z0-9_-]{1,32})/(join|heartbeat)$")
 """The request targets the lane takes (joins.FAST_PATH, before any decoding)."""
@@ -54,6 +55,18 @@ _SERVER_ERROR: Answer = (
     [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
     b"Internal Server Error",
 )  # uvicorn's own, when an application raises (then the connection is closed)
+
+
+_written: tuple[list[tuple[bytes, bytes]], bytes] = ([], b"")
+
+
+def _fields(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's Date and Server fields as written (the list is made anew every second)."""
+    global _written
+    if _written[0] is not default_headers:
+        text = b"".join(name + b": " + value + b"\r\n" for name, value in default_headers)
+        _written = (default_headers, text)
+    return _written[1]
 
 
 class JoinLane:
@@ -76,6 +89,21 @@ class Exchange:
     protocol reads `response_complete`, sets `disconnected` and `keep_alive` (shutdown), and
     queues pipelined requests behind it until it is answered."""
 
+    __slots__ = (
+        "admitted",
+        "body",
+        "body_read",
+        "declared",
+        "disconnected",
+        "http_version",
+        "is_join",
+        "keep_alive",
+        "path",
+        "response_complete",
+        "running",
+        "size",
+        "space_id",
+    )
     message_event = _NoEvent()
 
     def __init__(self, space_id: str, path: str, keep_alive: bool, http_version: str) -> None:
@@ -97,14 +125,10 @@ class Exchange:
 def with_join_lane(
     base: type[asyncio.Protocol] | str, lane: JoinLane
 ) -> type[asyncio.Protocol] | str:
-    """`base` (a subclass of uvicorn's httptools protocol, from http_timeouts.py) with the lane;
-    `base` itself when it is not one (httptools missing)."""
-    if (
-        HttpToolsProtocol is None
-        or isinstance(base, str)
-        or not issubclass(base, HttpToolsProtocol)
-    ):
-        return base
+    """`base` (the node's httptools protocol, http_timeouts.py) with the lane; `base` itself
+    when it is not that (httptools missing: "auto")."""
+    if isinstance(base, str) or not hasattr(base, "_keep_alive"):
+        return base  # not the protocol of http_timeouts.py (httptools missing)
     svc, admission, max_body = lane.svc, lane.admission, lane.max_body_bytes
 
     class JoinLaneProtocol(base):  # type: ignore[valid-type,misc]
@@ -246,7 +270,7 @@ def with_join_lane(
             if exchange.disconnected:
                 return
             status, headers, body = answer
-            if self.access_log:
+            if self.access_log and self.access_logger.isEnabledFor(logging.INFO):
                 self.access_logger.info(
                     '%s - "%s %s HTTP/%s" %d',
                     f"{self.client[0]}:{self.client[1]}" if self.client else "",
@@ -255,9 +279,7 @@ def with_join_lane(
                     exchange.http_version,
                     status,
                 )
-            head = [STATUS_LINE[status]]
-            for name, value in self.server_state.default_headers:
-                head += (name, b": ", value, b"\r\n")
+            head = [STATUS_LINE[status], _fields(self.server_state.default_headers)]
             for name, value in headers:
                 head += (name, b": ", value, b"\r\n")
             if cors:
@@ -269,7 +291,7 @@ def with_join_lane(
             self.transport.write(b"".join(head))
             if not exchange.keep_alive:
                 self.transport.close()
-            self.on_response_complete()
+            self._keep_alive()
 
         def connection_lost(self, exc: Exception | None) -> None:
             exchange = self._exchange

@@ -17,6 +17,9 @@ from enum import StrEnum
 
 from .signing import Keyring, b64url
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""`json.dumps(..., separators=(",", ":"))` without making an encoder for every token."""
+
 PREFIX = "c1"
 ANY_SPACE = "*"
 MAX_TOKEN_LENGTH = 2048
@@ -73,7 +76,7 @@ class TokenSigner:
             "exp": claims.exp,
             "name": claims.name,
         }
-        payload = b64url(json.dumps(fields, separators=(",", ":")).encode())
+        payload = b64url(_COMPACT.encode(fields).encode())
         message = f"{PREFIX}.{payload}"
         return f"{message}.{self._keys.sign(message.encode())}"
 
