@@ -24,7 +24,7 @@ def start(coro: Coroutine[Any, Any, T]) -> T | asyncio.Task[T]:
     try:
         waiting_on = coro.send(None)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
     return asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on))
 
 
@@ -43,6 +43,6 @@ async def _carry_on(coro: Coroutine[Any, Any, T], waiting_on: Any) -> T:
                     await waiting_on
             waiting_on = coro.send(None)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
     finally:
         coro.close()  # if this task was cancelled between two steps

@@ -135,6 +135,7 @@ def with_join_lane(
         """The node's HTTP protocol, answering joins and heartbeats itself."""
 
         _exchange: Exchange | None = None  # the lane's request whose body is being read
+        expect_100_continue: bool  # uvicorn's: the request asked for `100 Continue`
 
         def on_headers_complete(self) -> None:
             exchange = self._take()
