@@ -19,7 +19,9 @@ Besides the node, for the benchmarks and checks of the servers themselves:
 
 `python -m bench._asgi` serves the same under uvicorn exactly as `causerie serve` does (the
 CLI's uvicorn settings and event loop), so every server runs the very same app;
-`python -m bench._asgi granian` serves it with granian's embedded server instead, in the same
+`python -m bench._asgi asgi` the same without the join lane (api/join_lane.py: joins and
+heartbeats through ASGI); `python -m bench._asgi granian` serves it with granian's embedded
+server instead, in the same
 uvloop event loop (no worker process): what a `causerie serve --http-server granian` would be.
 """
 
@@ -35,6 +37,7 @@ from typing import Any
 
 from causerie import cli
 from causerie.api.app import Node
+from causerie.api.http_timeouts import timed_http_protocol
 from causerie.api.join_lane import JoinLane
 from causerie.app import create_app
 from causerie.asgi import Receive, Scope, Send
@@ -138,13 +141,17 @@ class EmbeddedGranian:
 
 
 def main() -> None:
-    """Serve `create()` with uvicorn as `causerie serve` runs it, or with embedded granian."""
+    """Serve `create()` with uvicorn as `causerie serve` runs it, or with embedded granian
+    (`granian`), or with uvicorn as `causerie serve` runs it but without the join lane
+    (`asgi`: joins and heartbeats through ASGI, as before api/join_lane.py)."""
     app, settings = create(), config()
-    server: Any = (
-        EmbeddedGranian(app, settings)
-        if sys.argv[1:] == ["granian"]
-        else cli.build_server(app, settings)  # type: ignore[arg-type]
-    )
+    server: Any
+    if sys.argv[1:] == ["granian"]:
+        server = EmbeddedGranian(app, settings)
+    else:
+        server = cli.build_server(app, settings)  # type: ignore[arg-type]
+        if sys.argv[1:] == ["asgi"]:
+            server.config.http = timed_http_protocol()
     with asyncio.Runner(loop_factory=cli._loop_factory()) as runner:
         runner.run(server.serve())
 

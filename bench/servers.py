@@ -15,7 +15,8 @@ answering the same requests from files. Servers (see SERVERS):
   node's own uvloop event loop, no worker process (what a `causerie serve --http-server
   granian` would run);
 - optional: `granian-rust` (granian with `--task-impl rust`), `uvicorn-h11` (uvicorn's CLI
-  with `--http h11`).
+  with `--http h11`), `uvicorn-asgi` (`python -m bench._asgi asgi`: as `uvicorn`, without the
+  join lane, api/join_lane.py: joins and heartbeats through ASGI).
 
 granian and hypercorn come with `pip install -e '.[bench]'`. Each server's demo space gets
 `--tokens` (1000) listeners joined first (distinct tokens for its heartbeats). Three request
@@ -80,6 +81,10 @@ def _uvicorn(_port: int, _data_dir: Path) -> list[str]:
     return [str(VENV_BIN / "python"), "-m", "bench._asgi"]
 
 
+def _uvicorn_asgi(_port: int, _data_dir: Path) -> list[str]:
+    return [str(VENV_BIN / "python"), "-m", "bench._asgi", "asgi"]
+
+
 def _embedded(_port: int, _data_dir: Path) -> list[str]:
     return [str(VENV_BIN / "python"), "-m", "bench._asgi", "granian"]
 
@@ -110,6 +115,7 @@ SERVERS: dict[str, Callable[[int, Path], list[str]]] = {
     "hypercorn": _hypercorn,
     "granian-rust": _granian("--task-impl", "rust"),
     "uvicorn-h11": _uvicorn_h11,
+    "uvicorn-asgi": _uvicorn_asgi,
     "granian-embedded": _embedded,
 }
 
