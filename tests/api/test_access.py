@@ -81,6 +81,13 @@ def by_role(
     }
 
 
+def operators_only(ok: int) -> dict[str, int]:
+    """The operator's API: no token or a bad one is 401; any other valid token 403."""
+    return {**dict.fromkeys(ROLES, 403), "none": 401, "expired": 401, "tampered": 401} | {
+        "operator": ok
+    }
+
+
 def moderators(ok: int, operator: int = 403) -> dict[str, int]:
     """Host and co-hosts; an operator only for what takes something down (`operator=ok`)."""
     return by_role(host=ok, cohost=ok, speaker=403, listener=403, operator=operator)
@@ -255,6 +262,19 @@ async def back_to_audience(world: World, values: Values, role: str) -> None:
         await world.as_host("DELETE", f"/stage/{world.ids[role]}")
 
 
+async def new_invite(world: World, role: str) -> Values:
+    """A fresh invite (made by the operator), its id and code."""
+    made = await world.http.post(
+        "/api/admin/invites", json={"note": "access"}, headers=world.headers["operator"]
+    )
+    assert made.status_code == 201, made.text
+    return {"invite_id": made.json()["id"], "code": made.json()["code"]}
+
+
+async def some_account(world: World, role: str) -> Values:
+    return {"account_id": "u-" + secrets.token_urlsafe(6)}
+
+
 # -- the table ------------------------------------------------------------------------------
 
 SDP = {"Content-Type": "application/sdp"}
@@ -299,6 +319,8 @@ ROWS: list[Row] = [
     page("/s/{space_id}/speak"),
     page("/studio"),
     page("/studio/{space_id}"),
+    page("/admin"),
+    Row("GET", "/invite/{code}", everyone(200), values={"code": "any"}),
     Row("GET", "/static/{path}", everyone(200), values={"path": "space.js"}),
     # Reading a space: public and cacheable.
     Row("GET", "/api/settings", everyone(200)),
@@ -518,6 +540,25 @@ ROWS: list[Row] = [
     ),
 ]
 
+ROWS += [
+    # The operator's console: operators only, whatever else the token may do.
+    Row("GET", "/api/admin/overview", operators_only(200)),
+    Row("GET", "/api/admin/events", operators_only(200)),
+    Row("GET", "/api/admin/invites", operators_only(200)),
+    Row("POST", "/api/admin/invites", operators_only(201), json={"role": "host"}),
+    Row("DELETE", "/api/admin/invites/{invite_id}", operators_only(200), setup=new_invite),
+    Row("GET", "/api/admin/accounts", operators_only(200)),
+    Row(
+        "POST",
+        "/api/admin/accounts/{account_id}/revoke",
+        operators_only(200),
+        setup=some_account,
+    ),
+    # Opening an invite: the code is the credential, whoever holds it (once each).
+    Row("GET", "/api/invites/{code}", everyone(200), setup=new_invite),
+    Row("POST", "/api/invites/{code}", everyone(201), json={"name": "Ivo"}, setup=new_invite),
+]
+
 # Served beside the router by the node's raw ASGI origin (api/app.py `Node`): public media.
 RAW_ROWS: list[Row] = [
     Row("GET", "/hls/{space_id}/index.m3u8", everyone(200)),
@@ -571,6 +612,8 @@ async def call(world: World, row: Row, role: str) -> tuple[httpx.Response, Value
     headers = {**row.headers, **world.headers[role]}
     if row.path.endswith("/events"):
         async with world.http.stream(row.method, url, headers=headers) as response:
+            if response.status_code >= 400:
+                await response.aread()  # a refusal is a JSON body, checked below
             await response.aclose()
         return response, values
     response = await world.http.request(

@@ -1,4 +1,5 @@
-"""Reading the bearer token of a request."""
+"""Reading the bearer token of a request, and who it makes the bearer: an account, an
+operator, a listener."""
 
 from __future__ import annotations
 
@@ -21,12 +22,20 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def authenticate(request: Request, services: Services, space_id: str | None = None) -> Claims:
-    """The verified claims of the request's token; 401 without one, 403 for another space."""
+async def authenticate(request: Request, services: Services, space_id: str | None = None) -> Claims:
+    """The verified claims of the request's token; 401 without one or for a revoked account,
+    403 for another space.
+
+    An account token is checked against the revoked accounts on every request (one indexed
+    read, or one SISMEMBER in Redis), so a revocation holds on every node from the next
+    request. Listener tokens are never looked up: the join storm and heartbeats stay free of
+    any store read."""
     token = bearer_token(request)
     if token is None:
         raise InvalidToken("this needs a token: send 'Authorization: Bearer <token>'")
     claims = services.signer.verify(token, now=services.clock())
+    if claims.kind is TokenKind.USER and await services.accounts.is_revoked(claims.sub):
+        raise InvalidToken("this account was revoked by the operator")
     if space_id is not None and not claims.allows_space(space_id):
         raise NotAllowed("this token is for another space")
     return claims

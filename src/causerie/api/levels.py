@@ -36,7 +36,7 @@ class Levels(BaseModel):
 @router.get("/levels", response_model=Levels, summary="Mic levels (moderators)")
 async def levels(space_id: SpaceId, request: Request, svc: ServicesDep) -> Levels:
     """Host and co-hosts: each publishing person's level in dBFS, talking or not, muted or not."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     space = await svc.cached_space(space_id)
     space.check(actor(claims), Action.MUTE_OTHERS)
     pipeline = svc.broadcasts.get(space_id)

@@ -66,7 +66,7 @@ async def create_space(
     request: Request, body: CreateSpace, response: Response, svc: ServicesDep
 ) -> SpaceView:
     """Create a scheduled space; the token's account becomes its host."""
-    claims = authenticate(request, svc)
+    claims = await authenticate(request, svc)
     require_account(claims)
     space = Space.create(
         space_id=new_space_id(),
@@ -104,7 +104,7 @@ async def change_space(
     request: Request, svc: Services, space_id: str, change: Callable[[Space, str], object]
 ) -> tuple[Space, Claims]:
     """Authenticate, apply `change(space, actor)` atomically, then tell the media and the pages."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     acting = actor(claims)
     space, _ = await update_space(svc.store, space_id, lambda s: change(s, acting))
     svc.remember(space)
@@ -188,5 +188,5 @@ async def join_space(
 @router.post("/spaces/{space_id}/heartbeat", status_code=204, summary="Say you are still listening")
 async def heartbeat(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
     """Listeners call this every `heartbeat_interval` seconds; it is what 'listening now' counts."""
-    await joins.heartbeat(svc, space_id, authenticate(request, svc, space_id))
+    await joins.heartbeat(svc, space_id, await authenticate(request, svc, space_id))
     return Response(status_code=204)

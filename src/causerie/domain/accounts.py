@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import Conflict, Invalid, NotFound
 from .roles import SiteRole
-from .spaces import clean_name
+from .spaces import NAME_MAX
 from .text import clean_text
 
 INVITE_CODE = re.compile(r"^[A-Za-z0-9_-]{32}$")
@@ -143,7 +143,7 @@ class Invite:
         self.require_open(now)
         account = Account(
             id=account_id or new_account_id(),
-            name=clean_name(name),
+            name=clean_text(name, field="name", max_length=NAME_MAX),
             role=self.role,
             created_at=now,
             invited_by=self.created_by,

@@ -199,6 +199,15 @@ class RedisStore:
         bodies = await self._redis.mget([self._space_key(i) for i in ids])
         return [Space.from_dict(json.loads(body)) for body in bodies if body is not None]
 
+    async def recently_ended(self, limit: int = 50) -> list[Space]:
+        if limit <= 0:
+            return []
+        ids = await self._redis.zrevrange(self._state_key(SpaceState.ENDED), 0, limit - 1)
+        if not ids:
+            return []
+        bodies = await self._redis.mget([self._space_key(i) for i in ids])
+        return [Space.from_dict(json.loads(body)) for body in bodies if body is not None]
+
     async def replace_space(self, space: Space, expected_version: int) -> bool:
         new_version = expected_version + 1
         space.version = new_version
