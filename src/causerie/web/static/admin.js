@@ -68,6 +68,8 @@ const state = {
   connected: false,
   renders: 0,
   confirmEnd: null, // the id of the space whose End button asks to be pressed again
+  reports: null, // the open reports, grouped per target; null: this node has no queue
+  reportsOpen: null,
 };
 window.causerie = { state };
 
@@ -110,6 +112,7 @@ function signedIn(given) {
   setText(ui.accountName, tokenClaims(token)?.name || "Operator");
   follow();
   refreshLists();
+  refreshReports();
 }
 
 /** A refusal of the operator's token: back to signing in, saying why. */
@@ -351,15 +354,123 @@ async function removePerson(space, person, button) {
   }
 }
 
-// The reports queue (issue 13, item 3): the overview says how many are open and where the
-// queue is read; null while the node has no reports queue.
-function renderReports(reports) {
-  ui.reportsCard.hidden = !reports;
-  if (!reports) return;
+// ---- the reports queue (issue 13, item 3) ------------------------------------------------------
+//
+// Read from GET /api/admin/reports (open reports grouped per target, each group with the
+// decisions that fit it); a decision is POSTed to /api/admin/reports/{ref}/actions with the
+// reason it needs. A node without a reports queue answers 404: the section stays hidden.
+// The queue is read again whenever the overview's count of open reports moves, and every
+// LISTS_REFRESH_SECONDS.
+
+const DECISION_LABELS = {
+  dismiss: "Dismiss",
+  hide_question: "Hide the question",
+  remove_speaker: "Remove the speaker",
+  end_space: "End the space",
+  take_down_replay: "Take the replay down",
+  ban_account: "Ban the account",
+};
+
+function renderReports(summary) {
+  if (summary && summary.open !== state.reportsOpen) {
+    state.reportsOpen = summary.open;
+    refreshReports();
+  }
+}
+
+async function refreshReports() {
+  try {
+    const queue = await callApi("GET", "/api/admin/reports", { token });
+    state.reports = queue.groups;
+  } catch (error) {
+    if (refused(error)) return;
+    if (error instanceof ApiError && error.status === 404) state.reports = null;
+    else return; // a passing failure: the next refresh shows it
+  }
+  renderQueue();
+}
+
+function renderQueue() {
+  const groups = state.reports;
+  ui.reportsCard.hidden = groups == null;
+  if (groups == null) return;
   setText(
     ui.reportsSummary,
-    reports.open === 1 ? "1 open report." : `${number(reports.open)} open reports.`,
+    groups.length
+      ? `${number(groups.length)} reported ${groups.length === 1 ? "target" : "targets"}.`
+      : "No open reports.",
   );
+  ui.reports.replaceChildren(...groups.map(reportGroup));
+}
+
+function reportGroup(group) {
+  const box = element("article", "admin-report");
+  box.dataset.ref = group.ref;
+  const space = state.overview?.spaces.find((s) => s.id === group.target.space_id);
+  const what =
+    group.target.kind === "space" ? "The space" : `A ${group.target.kind} (${group.target.id})`;
+  box.append(
+    element(
+      "p",
+      "admin-report-title",
+      `${what} in “${space ? space.title : group.target.space_id}”: ` +
+        `${group.count} ${group.count === 1 ? "report" : "reports"}`,
+    ),
+  );
+  const reasons = Object.entries(group.reasons).map(([reason, n]) => `${reason} ×${n}`);
+  box.append(element("p", "hint", reasons.join(", ")));
+  const notes = element("ul", "admin-report-notes");
+  for (const report of group.reports.filter((r) => r.note)) {
+    notes.append(element("li", "", `${report.ref}: ${report.note}`));
+  }
+  if (notes.childElementCount) box.append(notes);
+  const form = element("form", "admin-report-form");
+  const reason = element("input");
+  reason.type = "text";
+  reason.maxLength = 500;
+  reason.placeholder = "Why (kept in the audit log)";
+  reason.setAttribute("aria-label", `Why, for the reports on ${what.toLowerCase()}`);
+  const buttons = element("div", "actions");
+  for (const action of group.actions) {
+    const kind = action === "dismiss" ? "button" : "button button-danger-quiet";
+    const button = element("button", kind);
+    button.type = "button";
+    button.textContent = DECISION_LABELS[action] || action;
+    button.dataset.action = action;
+    button.addEventListener("click", () => decide(group, action, reason, button));
+    buttons.append(button);
+  }
+  form.append(reason, buttons);
+  form.addEventListener("submit", (event) => event.preventDefault());
+  box.append(form);
+  return box;
+}
+
+async function decide(group, action, reasonInput, button) {
+  const reason = reasonInput.value.trim();
+  if (!reason) {
+    setStatus(ui.consoleStatus, "Say why first: every decision is kept in the audit log.", {
+      error: true,
+    });
+    reasonInput.focus();
+    return;
+  }
+  button.disabled = true;
+  try {
+    await callApi("POST", `/api/admin/reports/${encodeURIComponent(group.ref)}/actions`, {
+      token,
+      json: { action, reason },
+    });
+    setStatus(ui.consoleStatus, `Done: ${DECISION_LABELS[action] || action}.`, {
+      clearAfter: 8,
+    });
+  } catch (error) {
+    if (!refused(error)) {
+      setStatus(ui.consoleStatus, problemText("Couldn't do it", error), { error: true });
+    }
+    button.disabled = false;
+  }
+  await refreshReports();
 }
 
 function renderNodes(nodes) {
@@ -429,7 +540,10 @@ async function refreshLists() {
 }
 
 setInterval(() => {
-  if (token && document.visibilityState === "visible") refreshLists();
+  if (token && document.visibilityState === "visible") {
+    refreshLists();
+    refreshReports();
+  }
 }, LISTS_REFRESH_SECONDS * 1000);
 
 const INVITE_STATES = { open: "Open", used: "Used", expired: "Expired", revoked: "Revoked" };
