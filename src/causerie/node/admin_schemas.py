@@ -46,7 +46,7 @@ class AdminSpace(BaseModel):
 
 
 class RedisStatus(BaseModel):
-    reachable: bool
+    reachable: bool | None = Field(description="The node's last PING (every 5 s); null: none yet.")
     ping_seconds: float | None
 
 

@@ -371,7 +371,8 @@ def loops(svc: Services) -> list[Periodic]:
         Periodic("publish-speaking", SPEAKING_INTERVAL, WhoIsSpeaking(svc).step),
         Periodic("publish-reconnecting", SPEAKING_INTERVAL, WhoIsReconnecting(svc).step),
         Periodic("publish-runs", RUNS_INTERVAL, Runs(svc).step),
-        Periodic("publish-node-status", REPORT_INTERVAL, NodeStatus(svc).step),
+        # At once, so that a node shows in every console as soon as it is up.
+        Periodic("publish-node-status", REPORT_INTERVAL, NodeStatus(svc).step, delay=0.1),
         Periodic(
             "publish-recording-problems", RECORDING_CHECK_INTERVAL, RecordingProblems(svc).step
         ),

@@ -12,7 +12,14 @@ import shutil
 
 from .. import __version__
 from ..cluster.nodes import Report
+from ..cluster.redis_health import RedisHealth
 from .services import Services
+
+
+def _redis(health: RedisHealth) -> dict[str, object]:
+    # Until the first PING (5 s after start) nobody knows: null, not "unreachable".
+    checked = health.round_trip is not None or health.failures > 0
+    return {"reachable": health.up if checked else None, "ping_seconds": health.round_trip}
 
 
 async def node_report(svc: Services, cpu: float) -> Report:
@@ -37,9 +44,7 @@ async def node_report(svc: Services, cpu: float) -> Report:
         "event_streams_open": svc.event_streams,
         "live_spaces": live,
         "listeners_now": listeners,
-        "redis": None
-        if health is None
-        else {"reachable": health.up, "ping_seconds": health.round_trip},
+        "redis": None if health is None else _redis(health),
         "recordings": {
             "bytes": status.bytes,
             "live_bytes": status.live_bytes,

@@ -112,7 +112,6 @@ function signedIn(given) {
   setText(ui.accountName, tokenClaims(token)?.name || "Operator");
   follow();
   refreshLists();
-  refreshReports();
 }
 
 /** A refusal of the operator's token: back to signing in, saying why. */
@@ -356,11 +355,11 @@ async function removePerson(space, person, button) {
 
 // ---- the reports queue (issue 13, item 3) ------------------------------------------------------
 //
-// Read from GET /api/admin/reports (open reports grouped per target, each group with the
-// decisions that fit it); a decision is POSTed to /api/admin/reports/{ref}/actions with the
-// reason it needs. A node without a reports queue answers 404: the section stays hidden.
-// The queue is read again whenever the overview's count of open reports moves, and every
-// LISTS_REFRESH_SECONDS.
+// The overview's `reports` says how many reports are open (null: the node has no reports
+// queue, and the section stays hidden). The queue itself is read from GET /api/admin/reports
+// (open reports grouped per target, each group with the decisions that fit it) whenever that
+// count moves, and every LISTS_REFRESH_SECONDS; a decision is POSTed to
+// /api/admin/reports/{ref}/actions with the reason it needs.
 
 const DECISION_LABELS = {
   dismiss: "Dismiss",
@@ -372,7 +371,11 @@ const DECISION_LABELS = {
 };
 
 function renderReports(summary) {
-  if (summary && summary.open !== state.reportsOpen) {
+  if (!summary) {
+    state.reports = null;
+    state.reportsOpen = null;
+    renderQueue();
+  } else if (summary.open !== state.reportsOpen) {
     state.reportsOpen = summary.open;
     refreshReports();
   }
@@ -491,20 +494,19 @@ function renderNodes(nodes) {
     cell(row, number(node.requests_in_flight), "num");
     cell(row, number(node.live_spaces.length), "num spaces");
     cell(row, number(node.listeners_now), "num");
-    const redis = node.redis;
-    cell(
-      row,
-      !redis
-        ? "Embedded"
-        : redis.reachable
-          ? `Reachable (${Math.round((redis.ping_seconds || 0) * 1000)} ms)`
-          : "Unreachable",
-      redis && !redis.reachable ? "is-error redis-cell" : "redis-cell",
-    );
+    const unreachable = node.redis?.reachable === false;
+    cell(row, redisText(node.redis), unreachable ? "is-error redis-cell" : "redis-cell");
     cell(row, bytesText(node.recordings.bytes), "num");
     return row;
   });
   ui.nodes.replaceChildren(...rows);
+}
+
+function redisText(redis) {
+  if (!redis) return "Embedded";
+  if (redis.reachable == null) return "Checking…";
+  if (!redis.reachable) return "Unreachable";
+  return `Reachable (${Math.round((redis.ping_seconds || 0) * 1000)} ms)`;
 }
 
 function renderDisk(totals, nodes) {
@@ -542,7 +544,7 @@ async function refreshLists() {
 setInterval(() => {
   if (token && document.visibilityState === "visible") {
     refreshLists();
-    refreshReports();
+    if (state.reports != null) refreshReports();
   }
 }, LISTS_REFRESH_SECONDS * 1000);
 
