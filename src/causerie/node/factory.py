@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..accounts import Accounts, RedisAccounts, SqliteAccounts
 from ..bus import Bus, LocalBus
@@ -99,6 +100,14 @@ def shared_state(config: Config) -> Shared:
         nodes=LocalNodes(),
         secrets=secrets,
     )
+
+
+def accounts_store(data_dir: Path, redis_url: str | None) -> Accounts:
+    """The accounts alone, where the nodes keep them (for `causerie invite` and `revoke`)."""
+    if redis_url is not None:
+        return RedisAccounts(redis_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteAccounts(data_dir / STORE_FILE)
 
 
 def build_services(config: Config) -> tuple[Services, Shared]:
