@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -103,7 +104,8 @@ class RedisAccounts:
         return Invite.from_dict(json.loads(body))
 
     async def list_invites(self, limit: int = LIST_LIMIT) -> list[Invite]:
-        ids = await self._redis.zrevrange(self._keys.invites, 0, limit - 1)
+        # A text client, no scores asked: plain ids (redis-py types any reply of ZRANGE).
+        ids = cast("list[str]", await self._redis.zrevrange(self._keys.invites, 0, limit - 1))
         if not ids:
             return []
         bodies = await self._redis.mget([self._keys.invite(i) for i in ids])
@@ -138,7 +140,8 @@ class RedisAccounts:
         return bool(replaced)
 
     async def list_accounts(self, limit: int = LIST_LIMIT) -> list[Account]:
-        ids = await self._redis.zrevrange(self._keys.accounts, 0, limit - 1)
+        # A text client, no scores asked: plain ids (redis-py types any reply of ZRANGE).
+        ids = cast("list[str]", await self._redis.zrevrange(self._keys.accounts, 0, limit - 1))
         if not ids:
             return []
         bodies = await self._redis.mget([self._keys.account(i) for i in ids])

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from .keys import KEYS, RedisKeys
-from .redis_client import given_or_connect
+from .redis_client import given_or_connect, text
 
 REPORT_INTERVAL = 2.0
 """Seconds between two reports of a node."""
@@ -77,7 +77,8 @@ class RedisNodes:
     async def reports(self, now: float) -> list[Report]:
         found: list[Report] = []
         gone: list[str] = []
-        for url, body in sorted((await self._redis.hgetall(self._key)).items()):
+        for key, body in sorted((await self._redis.hgetall(self._key)).items()):
+            url = text(key)
             try:
                 report = json.loads(body)
                 seen_at = float(report["seen_at"])

@@ -119,9 +119,8 @@ async def node_statuses(svc: Services) -> list[NodeStatus]:
     last_cpu = next((r.get("cpu") for r in reports if r.get("url") == me), None)
     mine = await node_report(svc, last_cpu if isinstance(last_cpu, float | int) else 0.0)
     others = [r for r in reports if r.get("url") != me]
-    return [_node_status(mine, now, this_node=True)] + [
-        status for r in others if (status := _node_status(r, now)) is not None
-    ]
+    statuses = [_node_status(mine, now, this_node=True), *(_node_status(r, now) for r in others)]
+    return [status for status in statuses if status is not None]
 
 
 def _node_status(report: Report, now: float, *, this_node: bool = False) -> NodeStatus | None:

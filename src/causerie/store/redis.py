@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -202,7 +203,9 @@ class RedisStore:
     async def recently_ended(self, limit: int = 50) -> list[Space]:
         if limit <= 0:
             return []
-        ids = await self._redis.zrevrange(self._state_key(SpaceState.ENDED), 0, limit - 1)
+        # A text client, no scores asked: plain ids (redis-py types any reply of ZRANGE).
+        ended = self._state_key(SpaceState.ENDED)
+        ids = cast("list[str]", await self._redis.zrevrange(ended, 0, limit - 1))
         if not ids:
             return []
         bodies = await self._redis.mget([self._space_key(i) for i in ids])
