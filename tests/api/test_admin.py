@@ -105,6 +105,7 @@ async def test_an_invite_makes_a_host_whose_revocation_holds_at_once(client, nod
 
     info = await client.get(f"/api/invites/{made['code']}")
     assert info.status_code == 200 and info.json()["role"] == "host"
+    assert info.headers["cache-control"] == "no-store"  # an edge must not keep it open
     page = await client.get(made["url"])
     assert page.status_code == 200 and "invite.js" in page.text
     used = await client.post(f"/api/invites/{made['code']}", json={"name": "  Ada "})
