@@ -28,10 +28,12 @@ from ..media.timing import MediaTiming
 from ..node.metrics import HistogramReading, Metrics, labels
 from ..node.services import Services
 from . import (
+    admin,
     audience,
     calendar,
     embed,
     events,
+    invites,
     levels,
     pages,
     replay,
@@ -106,6 +108,8 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
     api.include_router(replay.router)
     api.include_router(settings.router)
     api.include_router(embed.router)
+    api.include_router(admin.router)
+    api.include_router(invites.router)
     api.include_router(pages.router)
     api.mount("/static", pages.static_files(), name="static")
 
@@ -298,6 +302,9 @@ class Node:
             FastJoins(self.api, svc), svc.config.max_inflight, max_lag=svc.config.max_lag
         )
         self.api.state.admission = self.admission  # its refusals are in the audience numbers
+        # The node's status report (the admin console) shows how busy request handling is.
+        svc.load.event_loop_lag = self.admission.lag.average
+        svc.load.requests_in_flight = lambda: self.admission.in_flight
         self.control: ASGIApp = BodyLimit(self.admission, svc.config.max_body_bytes)
         if svc.config.trusted_proxies:
             # The client's address (per-IP limits) from X-Forwarded-For, believed from these

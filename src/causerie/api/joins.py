@@ -76,7 +76,7 @@ class FastJoins:
                 await self._join(space_id, scope, receive, send)
             else:
                 await heartbeat(
-                    self.svc, space_id, authenticate(Request(scope), self.svc, space_id)
+                    self.svc, space_id, await authenticate(Request(scope), self.svc, space_id)
                 )
                 await send({"type": "http.response.start", "status": 204, "headers": []})
                 await send({"type": "http.response.body", "body": b""})

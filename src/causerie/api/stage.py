@@ -24,7 +24,7 @@ from ..node.schemas import (
 )
 from ..node.views import space_view
 from ..security.tokens import TokenKind
-from .auth import authenticate
+from .auth import actor, authenticate
 from .dependencies import ERRORS, ServicesDep, SpaceId
 from .spaces import change_space
 
@@ -41,7 +41,7 @@ async def raise_hand(
     body: Annotated[RaiseHand | None, Body()] = None,
 ) -> SpaceView:
     """A listener raises their hand (asking twice is asking once). The space must be live."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     ip = request.client.host if request.client else "unknown"
     await svc.limits.check("speak_request", claims.sub, ip, svc.clock())
     name = body.name if body and body.name is not None else claims.name
@@ -71,9 +71,9 @@ async def list_requests(space_id: SpaceId, request: Request, svc: ServicesDep) -
     """Host and co-hosts: who waits to speak, account holders first, then hands from the
     addresses with the fewest raised, then oldest first (docs/roles.md). Hands nobody
     answered are lowered after 10 minutes."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     space = await svc.store.get_space(space_id)
-    space.check(claims.sub, Action.ANSWER_SPEAK_REQUEST)
+    space.check(actor(claims), Action.ANSWER_SPEAK_REQUEST)
     return SpeakRequests(
         requests=[
             SpeakRequestView(user_id=r.user_id, name=r.name, at=r.at, account=r.account)

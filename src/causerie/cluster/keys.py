@@ -22,6 +22,12 @@ limit:{kind}:t|ip:{who}     hash         rate-limit buckets (ratelimit/redis.py)
 owner:{space}               string+TTL   the lease on the space's media (ownership.py)
 run:{space}                 string       the space's run counter (ownership.py)
 secrets                     string       the signing secrets (security/shared_secrets.py)
+invite:{id}                 string       an invite as JSON, by its code's hash (accounts/redis.py)
+invites                     zset         invite ids by creation time (accounts/redis.py)
+account:{id}                string       an account an invite made, as JSON (accounts/redis.py)
+accounts                    zset         those account ids by creation time (accounts/redis.py)
+revoked                     set          revoked account ids (accounts/redis.py)
+nodes                       hash         node URL → its last status report (cluster/nodes.py)
 """
 
 from __future__ import annotations
@@ -113,6 +119,29 @@ class RedisKeys:
     @property
     def secrets(self) -> str:
         return f"{self.prefix}secrets"
+
+    @property
+    def nodes(self) -> str:
+        return f"{self.prefix}nodes"
+
+    # -- accounts
+    def invite(self, invite_id: str) -> str:
+        return f"{self.prefix}invite:{invite_id}"
+
+    @property
+    def invites(self) -> str:
+        return f"{self.prefix}invites"
+
+    def account(self, account_id: str) -> str:
+        return f"{self.prefix}account:{account_id}"
+
+    @property
+    def accounts(self) -> str:
+        return f"{self.prefix}accounts"
+
+    @property
+    def revoked(self) -> str:
+        return f"{self.prefix}revoked"
 
 
 KEYS = RedisKeys()

@@ -11,10 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from ..accounts import Accounts, RedisAccounts, SqliteAccounts
 from ..bus import Bus, LocalBus
 from ..bus.redis import RedisBus
 from ..cluster.forward import Forwarder
+from ..cluster.nodes import LocalNodes, Nodes, RedisNodes
 from ..cluster.ownership import Ownership, RedisOwnership, SoleOwner
 from ..cluster.redis_client import RedisClients, warn_if_one_failover_stops_writes
 from ..cluster.redis_health import RedisHealth
@@ -52,6 +55,8 @@ class Shared:
     stats: AudienceStats
     lines: Lines
     rate_limits: RateLimits
+    accounts: Accounts
+    nodes: Nodes
     secrets: list[bytes]
     redis: RedisClients | None = None
     """The Redis clients everything above uses (None: embedded)."""
@@ -76,6 +81,10 @@ def shared_state(config: Config) -> Shared:
             lines=RedisLines(client=redis.text),
             # The deployment's limits, not each node's (N nodes must not mean N times the rates).
             rate_limits=RedisRateLimits(client=redis.text),
+            # A revocation counts once a replica holds it (with Sentinel): a failover never
+            # brings a revoked account back.
+            accounts=RedisAccounts(client=redis.text, replication=redis.replication),
+            nodes=RedisNodes(client=redis.text),
             secrets=secrets,
             redis=redis,
         )
@@ -87,8 +96,19 @@ def shared_state(config: Config) -> Shared:
         stats=LocalStats(path=config.data_dir / STATS_FILE),
         lines=LocalLines(),
         rate_limits=LocalRateLimits(),
+        # In the store's file, so that `causerie backup` copies the accounts too.
+        accounts=SqliteAccounts(config.data_dir / STORE_FILE),
+        nodes=LocalNodes(),
         secrets=secrets,
     )
+
+
+def accounts_store(data_dir: Path, redis_url: str | None) -> Accounts:
+    """The accounts alone, where the nodes keep them (for `causerie invite` and `revoke`)."""
+    if redis_url is not None:
+        return RedisAccounts(redis_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteAccounts(data_dir / STORE_FILE)
 
 
 def build_services(config: Config) -> tuple[Services, Shared]:
@@ -135,6 +155,8 @@ def build_services(config: Config) -> tuple[Services, Shared]:
         ),
         # An in-process bus starts empty with the node: what it cannot know, its feed says.
         feeds=Feeds(shared.bus, time.time, history_since=None if shared.redis else time.time()),
+        accounts=shared.accounts,
+        nodes=shared.nodes,
         clip_budget=ClipBudget(
             recordings,
             per_space=config.clip_bytes_per_space,

@@ -15,7 +15,7 @@ Shutdown (the server has stopped accepting requests and closed its connections b
  6. close the forwarder's connections;
  7. save or share the numbers, send the batched heartbeats, close the waiting room, the rate
     limits, the event windows and the bus;
- 8. close the store, then the Redis clients everything above used;
+ 8. close the store and the accounts, then the Redis clients everything above used;
  9. let go of the data directory's lock (node/data_dir.py).
 Each step runs even if an earlier one failed; failures are logged, and the count said.
 """
@@ -103,6 +103,8 @@ class Lifecycle:
             ("stop following the spaces' events", svc.feeds.close),
             ("close the bus", svc.bus.close),
             ("close the store", svc.store.close),
+            ("close the accounts", svc.accounts.close),
+            ("close the nodes' reports", svc.nodes.close),
         ]
         if shared.redis is not None:
             steps.append(("close the Redis clients", shared.redis.close))

@@ -13,14 +13,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..cluster.nodes import REPORT_INTERVAL
 from ..domain import Conflict, NotFound, Space, SpaceState
 from ..domain.housekeeping import IdleAction, IdleVerdict, IdleWatch
 from ..media import retention
 from ..media.retention import OnDisk, Tombstone
 from ..store import update_space
 from .activity import PUBLISH_INTERVAL
+from .load import CpuMeter
 from .periodic import Periodic
 from .services import Services
+from .status import node_report
 from .views import (
     moment,
     pushed_numbers,
@@ -342,6 +345,19 @@ class RecordingRetention:
         return space.ended_at.timestamp() if space.ended_at else recording.last_written
 
 
+class NodeStatus:
+    """Publishes this node's status report, for the admin console's nodes view (any node shows
+    every node's: cluster/nodes.py)."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.cpu = CpuMeter()
+
+    async def step(self) -> None:
+        report = await node_report(self.svc, self.cpu.read())
+        await self.svc.nodes.publish(self.svc.config.node_url, report)
+
+
 def loops(svc: Services) -> list[Periodic]:
     """The background loops a node runs, not started yet."""
 
@@ -355,6 +371,8 @@ def loops(svc: Services) -> list[Periodic]:
         Periodic("publish-speaking", SPEAKING_INTERVAL, WhoIsSpeaking(svc).step),
         Periodic("publish-reconnecting", SPEAKING_INTERVAL, WhoIsReconnecting(svc).step),
         Periodic("publish-runs", RUNS_INTERVAL, Runs(svc).step),
+        # At once, so that a node shows in every console as soon as it is up.
+        Periodic("publish-node-status", REPORT_INTERVAL, NodeStatus(svc).step, delay=0.1),
         Periodic(
             "publish-recording-problems", RECORDING_CHECK_INTERVAL, RecordingProblems(svc).step
         ),

@@ -8,8 +8,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ..accounts import Accounts
 from ..bus import Bus
 from ..cluster.forward import Forwarder
+from ..cluster.nodes import LocalNodes, Nodes
 from ..cluster.ownership import Ownership
 from ..cluster.redis_health import RedisHealth
 from ..counting import Presence
@@ -26,6 +28,7 @@ from ..waiting import WaitingRoom
 from .activity import Activity
 from .config import Config
 from .feed import Feeds
+from .load import NodeLoad
 from .metrics import Metrics
 
 SPACE_CACHE_SECONDS = 1.0
@@ -54,6 +57,8 @@ class Services:
     """The lines of the spaces with a capacity (waiting/)."""
     feeds: Feeds
     """The live events in time windows, for listeners (through edges)."""
+    accounts: Accounts
+    """Invites, the accounts they made, and revoked account ids (accounts/)."""
     forwarder: Forwarder | None = None
     """With several nodes: passes media and WHIP requests to the space's owner."""
     clip_budget: ClipBudget | None = None
@@ -62,6 +67,11 @@ class Services:
     """The disk recordings take on this node, and what retention removed (for /metrics)."""
     redis_health: RedisHealth | None = None
     """With Redis: whether this node reaches it, and how fast (for /metrics)."""
+    nodes: Nodes = field(default_factory=LocalNodes)
+    """Every node's last status report (cluster/nodes.py), for the admin console."""
+    load: NodeLoad = field(default_factory=NodeLoad)
+    """How busy request handling is (set by the HTTP side), for the status report."""
+    started_at: float = field(default_factory=time.time)
     activity: Activity = field(default_factory=Activity)
     """Reactions and changed questions waiting for the next once-a-second publication."""
     clock: Callable[[], float] = time.time
