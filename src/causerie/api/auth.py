@@ -28,6 +28,9 @@ def authenticate(request: Request, services: Services, space_id: str | None = No
     claims = services.signer.verify(token, now=services.clock())
     if space_id is not None and not claims.allows_space(space_id):
         raise NotAllowed("this token is for another space")
+    if services.bans.is_banned(claims.sub):
+        # Every node knows within a second (node/bans.py): no asking, speaking or hosting.
+        raise NotAllowed("this account is banned from this server")
     return claims
 
 

@@ -40,6 +40,7 @@ class Action(StrEnum):
     REMOVE_MEMBER = "remove_member"
     MODERATE_QUESTIONS = "moderate_questions"
     MANAGE_COHOSTS = "manage_cohosts"
+    TAKE_DOWN_REPLAY = "take_down_replay"
 
 
 _AUDIENCE = frozenset(

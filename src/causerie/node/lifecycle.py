@@ -77,7 +77,9 @@ class Lifecycle:
             await svc.ownership.supervise(spaces)
         # 2. the audience numbers
         svc.stats.start()
-        # 3. the background loops
+        # 3. the bans, before the first request (then refreshed by a loop)
+        svc.bans.replace(await svc.moderation.banned())
+        # 4. the background loops
         self.loops = loops(svc)
         redis = self.shared.redis
         if redis is not None and redis.target.sentinel:
@@ -103,6 +105,7 @@ class Lifecycle:
             ("stop following the spaces' events", svc.feeds.close),
             ("close the bus", svc.bus.close),
             ("close the store", svc.store.close),
+            ("close the moderation store", svc.moderation.close),
         ]
         if shared.redis is not None:
             steps.append(("close the Redis clients", shared.redis.close))
