@@ -20,6 +20,7 @@ from .api.app import Node
 from .api.http_timeouts import timed_http_protocol
 from .app import create_app
 from .cluster.redis_url import parse_redis_url
+from .domain import SiteRole
 from .node.config import Config
 from .node.data_dir import RestoreUnderWay
 from .security.secrets import load_secrets, rotate_secrets
@@ -248,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_redis_url,
         help="sign with the secret the nodes share in this Redis (redis:// or redis+sentinel://)",
     )
+    token.add_argument(
+        "--operator",
+        action="store_true",
+        help="an operator's token: the /admin console, invites, and takedowns in any space "
+        "(for the first operator; later ones may be invited from the console)",
+    )
     rotate = commands.add_parser(
         "rotate-secret",
         help="put a new token-signing secret first (restart the nodes to use it)",
@@ -446,9 +453,16 @@ def _rotate_secret(args: argparse.Namespace) -> int:
 
 
 def issue_account_token(
-    data_dir: Path, name: str, user: str | None, days: float, redis_url: str | None = None
+    data_dir: Path,
+    name: str,
+    user: str | None,
+    days: float,
+    redis_url: str | None = None,
+    *,
+    operator: bool = False,
 ) -> str:
-    """A signed account token, valid for every space (of every node sharing `redis_url`)."""
+    """A signed account token, valid for every space (of every node sharing `redis_url`);
+    with `operator`, the site's operator role too."""
     signer = TokenSigner(load_secrets(data_dir, redis_url))
     claims = Claims(
         sub=user or "u-" + secrets.token_urlsafe(9),
@@ -456,6 +470,7 @@ def issue_account_token(
         kind=TokenKind.USER,
         exp=int(time.time() + days * 86400),
         name=name,
+        role=SiteRole.OPERATOR if operator else SiteRole.HOST,
     )
     return signer.issue(claims)
 
@@ -524,7 +539,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "token":
-        print(issue_account_token(args.data_dir, args.name, args.user, args.days, args.redis))
+        print(
+            issue_account_token(
+                args.data_dir,
+                args.name,
+                args.user,
+                args.days,
+                args.redis,
+                operator=args.operator,
+            )
+        )
         return 0
     if args.command == "rotate-secret":
         return _rotate_secret(args)

@@ -1,15 +1,16 @@
 """Access control on a real node: every endpoint x every kind of caller -> the expected status.
 
 One node (module scope) and one live space ("the world") whose people are all made through the
-API, as a deployment would: the host's and co-host's account tokens (`causerie token`), a
-listener's token from `join`, a speaker who raised a hand and was approved, a speaker who was
-then removed, the host of another space, a listener token for another space, an expired account
-token and a tampered token. `ROWS` holds one row per endpoint (method and path as the router
+API, as a deployment would: the host's and co-host's account tokens (`causerie token`), an
+operator's (`causerie token --operator`: no member of the space), a listener's token from
+`join`, a speaker who raised a hand and was approved, a speaker who was then removed, the host
+of another space, a listener token for another space, an expired account token and a tampered
+token. `ROWS` holds one row per endpoint (method and path as the router
 spells them), with the status each caller gets; `test_every_route_has_a_row` fails when a route
 is added without its row. Refusals must be JSON `{"error", "message"}`.
 
 Rows whose success would change the world get their own target per call (`setup`), so the rows
-stay independent of their order; only `end` uses a world of its own.
+stay independent of their order; only `end` uses a world of its own (one per caller).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ROLES = (
     "speaker",
     "cohost",
     "host",
+    "operator",
 )
 
 # What a caller without a valid token for this space gets from an endpoint that needs one.
@@ -63,11 +65,14 @@ def by_role(
     listener: int,
     removed: int = 403,
     other_host: int | None = None,
+    operator: int | None = None,
 ) -> dict[str, int]:
-    """An endpoint that needs a token for the space; another space's host is a listener here."""
+    """An endpoint that needs a token for the space; another space's host is a listener here,
+    and so is an operator, except where the operator's role says otherwise."""
     return {
         **REFUSED,
         "other_host": listener if other_host is None else other_host,
+        "operator": listener if operator is None else operator,
         "removed": removed,
         "listener": listener,
         "speaker": speaker,
@@ -76,8 +81,9 @@ def by_role(
     }
 
 
-def moderators(ok: int) -> dict[str, int]:
-    return by_role(host=ok, cohost=ok, speaker=403, listener=403)
+def moderators(ok: int, operator: int = 403) -> dict[str, int]:
+    """Host and co-hosts; an operator only for what takes something down (`operator=ok`)."""
+    return by_role(host=ok, cohost=ok, speaker=403, listener=403, operator=operator)
 
 
 @dataclass
@@ -150,6 +156,7 @@ async def make_world(http: httpx.AsyncClient, node: RunningNode) -> World:
     listener_id, listener = await world.join("Lou")
     _, other_space = await world.join("Oz", other_id)
     expired = issue_account_token(data_dir, "Hana", "u-host", days=-1)
+    operator = issue_account_token(data_dir, "Olga", "u-op", days=1, operator=True)
     world.headers.update(
         none={},
         expired=bearer(expired),
@@ -160,9 +167,11 @@ async def make_world(http: httpx.AsyncClient, node: RunningNode) -> World:
         listener=bearer(listener),
         speaker=speaker,
         cohost=cohost,
+        operator=bearer(operator),
     )
     world.ids.update(
         cohost="u-cohost",
+        operator="u-op",
         other_host="u-other",
         speaker=speaker_id,
         removed=removed_id,
@@ -241,6 +250,7 @@ async def back_to_audience(world: World, values: Values, role: str) -> None:
     if world.ids.get(role) in {p["id"] for p in space["stage"]} and role in (
         "listener",
         "other_host",
+        "operator",
     ):
         await world.as_host("DELETE", f"/stage/{world.ids[role]}")
 
@@ -307,7 +317,7 @@ ROWS: list[Row] = [
     Row(
         "POST",
         "/api/spaces",
-        by_role(host=201, cohost=201, other_host=201, speaker=403, listener=403),
+        by_role(host=201, cohost=201, other_host=201, speaker=403, listener=403, operator=201),
         json={"title": "Mine"},
         note="accounts only: a listener token cannot create spaces",
     ),
@@ -383,7 +393,7 @@ ROWS: list[Row] = [
     Row(
         "PUT",
         "/api/spaces/{space_id}/stage/{user_id}/muted",
-        moderators(200),
+        moderators(200, operator=200),
         json={"muted": True},
         setup=other_speaker,
         cleanup=clean_target,
@@ -391,19 +401,24 @@ ROWS: list[Row] = [
     Row(
         "DELETE",
         "/api/spaces/{space_id}/stage/{user_id}",
-        moderators(200),
+        moderators(200, operator=200),
         setup=other_speaker,
         cleanup=clean_target,
     ),
     Row(
         "POST",
         "/api/spaces/{space_id}/removals",
-        moderators(200),
+        moderators(200, operator=200),
         json={"user_id": "{user_id}"},
         setup=other_speaker,
         cleanup=clean_target,
     ),
-    Row("GET", "/api/spaces/{space_id}/levels", moderators(200)),
+    Row(
+        "GET",
+        "/api/spaces/{space_id}/levels",
+        moderators(200, operator=200),
+        note="who is talking: what an operator looks at before muting someone",
+    ),
     # The audience.
     Row(
         "POST",
@@ -427,7 +442,7 @@ ROWS: list[Row] = [
     Row(
         "POST",
         "/api/spaces/{space_id}/questions/{question_id}/{action}",
-        moderators(200),
+        moderators(200, operator=200),
         values={"action": "pin"},
         setup=question,
     ),
@@ -495,11 +510,11 @@ ROWS: list[Row] = [
         everyone(204),
         values={"session_id": "s1"},
     ),
-    # Ending: host only (a world of its own, since it ends it).
+    # Ending: the host, or an operator (a world of its own per caller, since it ends it).
     Row(
         "POST",
         "/api/spaces/{space_id}/end",
-        by_role(host=200, cohost=403, speaker=403, listener=403),
+        by_role(host=200, cohost=403, speaker=403, listener=403, operator=200),
     ),
 ]
 
@@ -571,9 +586,9 @@ def check_refusal(response: httpx.Response, method: str) -> None:
         assert body["error"] and body["message"]
 
 
-async def run_row(world: World, row: Row) -> list[str]:
+async def run_row(world: World, row: Row, roles: tuple[str, ...] = ROLES) -> list[str]:
     wrong = []
-    for role in ROLES:
+    for role in roles:
         response, values = await call(world, row, role)
         if response.status_code != row.expect[role]:
             wrong.append(f"{role}: {response.status_code} != {row.expect[role]} {response.text}")
@@ -587,8 +602,9 @@ async def run_row(world: World, row: Row) -> list[str]:
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.id)
 async def test_access(world: World, http: httpx.AsyncClient, node: RunningNode, row: Row) -> None:
     if row.id in OWN_WORLD:
-        own = await make_world(http, node)
-        wrong = await run_row(own, row)
+        wrong = []
+        for role in ROLES:
+            wrong += await run_row(await make_world(http, node), row, (role,))
     else:
         wrong = await run_row(world, row)
     assert not wrong, "\n".join(wrong)

@@ -20,7 +20,7 @@ from ..domain.reactions import EMOJI
 from ..node.schemas import QuestionView, question_view, text_schema
 from ..node.services import Services
 from ..security.tokens import Claims
-from .auth import authenticate
+from .auth import actor, authenticate
 from .dependencies import ERRORS, ServicesDep, SpaceId
 from .errors import ApiError
 
@@ -121,7 +121,7 @@ async def list_questions(
     questions = await svc.store.list_questions(space_id)
     if include == "all":
         claims = authenticate(request, svc, space_id)
-        space.check(claims.sub, Action.MODERATE_QUESTIONS)
+        space.check(actor(claims), Action.MODERATE_QUESTIONS)
         response.headers["Cache-Control"] = "no-store"
     else:
         questions = [x for x in questions if x.visible]
@@ -177,7 +177,7 @@ async def moderate(
     claims = authenticate(request, svc, space_id)
     space = await svc.cached_space(space_id)
     question = await svc.store.get_question(space_id, question_id)
-    q.moderate(space, question, claims.sub, action)
+    q.moderate(space, question, actor(claims), action)
     if action == "pin":
         for other in await svc.store.list_questions(space_id):
             if other.pinned and other.id != question.id:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from ..domain import NotAllowed
+from ..domain import NotAllowed, Operator, SiteAction, as_operator, require_on_site
+from ..domain.roles import SiteRole
 from ..node.services import Services
 from ..security.tokens import ANY_SPACE, Claims, InvalidToken, TokenKind
 
@@ -41,3 +42,18 @@ def require_account(claims: Claims) -> None:
         raise NotAllowed("only an account token can create spaces; listener tokens cannot")
     if claims.aud != ANY_SPACE:
         raise NotAllowed("this token is for one space only; it cannot create spaces")
+    require_on_site(claims.site_role, SiteAction.CREATE_SPACE)
+
+
+def actor(claims: Claims) -> str:
+    """Who acts in a space: the token's account, as an `Operator` when it holds the site's
+    operator role (the domain then lets it take down what must go in any space)."""
+    if claims.site_role is SiteRole.OPERATOR:
+        return as_operator(claims.sub, claims.site_role)
+    return claims.sub
+
+
+def require_operator(claims: Claims, action: SiteAction = SiteAction.VIEW_CONSOLE) -> Operator:
+    """The operator behind `claims`; `NotAllowed` (403) for anyone else."""
+    require_on_site(claims.site_role, action)
+    return as_operator(claims.sub, claims.site_role)

@@ -23,7 +23,7 @@ from ..node.services import Services
 from ..node.views import space_view
 from ..security.tokens import Claims
 from ..store import update_space
-from .auth import authenticate, require_account
+from .auth import actor, authenticate, require_account
 from .dependencies import ERRORS, ServicesDep, SpaceId
 
 router = APIRouter(prefix="/api", responses=ERRORS)
@@ -105,7 +105,8 @@ async def change_space(
 ) -> tuple[Space, Claims]:
     """Authenticate, apply `change(space, actor)` atomically, then tell the media and the pages."""
     claims = authenticate(request, svc, space_id)
-    space, _ = await update_space(svc.store, space_id, lambda s: change(s, claims.sub))
+    acting = actor(claims)
+    space, _ = await update_space(svc.store, space_id, lambda s: change(s, acting))
     svc.remember(space)
     await svc.stage_changed(space)
     await svc.bus.publish(space_id, "space", (await space_view(space, svc)).model_dump(mode="json"))
@@ -148,7 +149,8 @@ async def start_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> 
 
 @router.post("/spaces/{space_id}/end", response_model=SpaceView, summary="End the space")
 async def end_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpaceView:
-    """Host only: the space ends (a scheduled one is cancelled); its audio stops."""
+    """Host only (or an operator): the space ends (a scheduled one is cancelled); its audio
+    stops."""
     space, _ = await change_space(request, svc, space_id, lambda s, actor: s.end(actor, svc.now()))
     # Stopped here if it runs here; elsewhere, its owner stops it within a second (its tick).
     await svc.ownership.end(space.id)

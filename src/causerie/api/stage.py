@@ -24,7 +24,7 @@ from ..node.schemas import (
 )
 from ..node.views import space_view
 from ..security.tokens import TokenKind
-from .auth import authenticate
+from .auth import actor, authenticate
 from .dependencies import ERRORS, ServicesDep, SpaceId
 from .spaces import change_space
 
@@ -73,7 +73,7 @@ async def list_requests(space_id: SpaceId, request: Request, svc: ServicesDep) -
     answered are lowered after 10 minutes."""
     claims = authenticate(request, svc, space_id)
     space = await svc.store.get_space(space_id)
-    space.check(claims.sub, Action.ANSWER_SPEAK_REQUEST)
+    space.check(actor(claims), Action.ANSWER_SPEAK_REQUEST)
     return SpeakRequests(
         requests=[
             SpeakRequestView(user_id=r.user_id, name=r.name, at=r.at, account=r.account)

@@ -17,7 +17,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from .errors import Conflict, Invalid, LimitReached, NotAllowed, NotFound
-from .roles import ON_STAGE, Action, Role, require
+from .roles import ON_STAGE, Action, Operator, Role, can, require
 from .text import clean_text
 from .waiting_room import check_capacity
 
@@ -434,8 +434,8 @@ class Space:
         if actor == user_id:
             self._require(actor, Action.LEAVE_STAGE)
         else:
-            self._require(actor, Action.MOVE_TO_AUDIENCE)
-            self._require_outranks(actor, user_id)
+            role = self.check(actor, Action.MOVE_TO_AUDIENCE)
+            self._require_outranks(role, user_id)
         self._require_not_ended()
         del self.members[user_id]
 
@@ -453,10 +453,10 @@ class Space:
 
     def remove(self, actor: str, user_id: str) -> None:
         """Remove someone from the space and keep them out of the stage and the queue."""
-        self._require(actor, Action.REMOVE_MEMBER)
+        role = self.check(actor, Action.REMOVE_MEMBER)
         if actor == user_id:
             raise Conflict("you cannot remove yourself")
-        self._require_outranks(actor, user_id)
+        self._require_outranks(role, user_id)
         self._require_not_ended()
         self.members.pop(user_id, None)
         self.speak_requests.pop(user_id, None)
@@ -466,20 +466,26 @@ class Space:
     # -- checks -----------------------------------------------------------------------------
 
     def check(self, actor: str, action: Action) -> Role:
-        """Raise `NotAllowed` unless `actor` may do `action` here; returns their role."""
-        self._require_not_removed(actor)
+        """Raise `NotAllowed` unless `actor` may do `action` here; returns the role they act
+        with. An `Operator` acts with `Role.OPERATOR` wherever their place here (on stage, or
+        in the audience) does not allow the action; a removal from this space does not bar
+        that (a takedown must never depend on the people it takes down)."""
         role = self.role_of(actor)
+        if isinstance(actor, Operator) and not can(role, action) and can(Role.OPERATOR, action):
+            return Role.OPERATOR
+        self._require_not_removed(actor)
         require(role, action)
         return role
 
     def _require(self, actor: str, action: Action) -> None:
         self.check(actor, action)
 
-    def _require_outranks(self, actor: str, user_id: str) -> None:
+    def _require_outranks(self, actor_role: Role, user_id: str) -> None:
         target = self.role_of(user_id)
         if target is Role.HOST:
+            # An operator who must silence a host ends the space instead.
             raise NotAllowed("nobody can act on the host")
-        if target is Role.COHOST and self.role_of(actor) is not Role.HOST:
+        if target is Role.COHOST and actor_role not in (Role.HOST, Role.OPERATOR):
             raise NotAllowed("only the host can act on a co-host")
 
     def _require_not_removed(self, user_id: str) -> None:
