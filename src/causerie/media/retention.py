@@ -36,9 +36,9 @@ __all__ = [
     "RetentionStatus",
     "Tombstone",
     "measure",
-    "takedown_message",
     "plan",
     "remove",
+    "takedown_message",
     "tombstone",
 ]
 
