@@ -84,6 +84,7 @@ _OPERATOR = frozenset(
         Action.MUTE_OTHERS,
         Action.REMOVE_MEMBER,
         Action.MODERATE_QUESTIONS,
+        Action.TAKE_DOWN_REPLAY,
     }
 )
 
