@@ -221,7 +221,6 @@ async def report(
     that report back (200), not a new one. Rate-limited per token and per address (429 with
     Retry-After)."""
     claims = authenticate(request, svc, space_id)
-    await svc.limits.check("report", claims.sub, _ip(request), svc.clock())
     space = await svc.cached_space(space_id)
     question = None
     if body.target is TargetKind.QUESTION and body.target_id:
@@ -233,6 +232,8 @@ async def report(
     made = file_report(
         target, reason=body.reason, note=body.note, reporter=claims.sub, now=svc.now()
     )
+    # Counted once the report is sound: a mistyped one costs nothing but the answer.
+    await svc.limits.check("report", claims.sub, _ip(request), svc.clock())
     kept, new = await svc.moderation.add_report(made)
     if not new:
         response.status_code = 200

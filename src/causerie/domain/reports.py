@@ -42,6 +42,17 @@ class ReportReason(StrEnum):
     OTHER = "other"
 
 
+REASON_LABELS: dict[ReportReason, str] = {
+    ReportReason.SPAM: "Spam or scam",
+    ReportReason.HARASSMENT: "Harassment or bullying",
+    ReportReason.HATE: "Hate speech",
+    ReportReason.VIOLENCE: "Violence or threats",
+    ReportReason.ILLEGAL: "Illegal content",
+    ReportReason.OTHER: "Something else",
+}
+"""What each reason is called on the pages."""
+
+
 class TargetKind(StrEnum):
     """What a report is about."""
 
