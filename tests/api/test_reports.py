@@ -248,7 +248,8 @@ async def test_bad_reports(client, node) -> None:
         answer = await client.post(url, json=body, headers=auth)
         assert answer.status_code == status, (body, answer.text)
         assert words in answer.json()["message"], (body, answer.json())
-    assert (await client.post(url, content=b"{", headers=auth)).status_code == 400
+    broken = {**auth, "Content-Type": "application/json"}
+    assert (await client.post(url, content=b"{", headers=broken)).status_code == 400
     assert (await client.post(url, json={"reason": "spam"})).status_code == 401
     assert (
         await client.post("/api/spaces/nope/reports", json={"reason": "spam"}, headers=auth)
