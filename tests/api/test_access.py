@@ -81,6 +81,11 @@ def by_role(
     }
 
 
+def operators(ok: int) -> dict[str, int]:
+    """The site's operators only, whatever anyone is in a space."""
+    return {**dict.fromkeys(ROLES, 403), **REFUSED, "operator": ok}
+
+
 def moderators(ok: int, operator: int = 403) -> dict[str, int]:
     """Host and co-hosts; an operator only for what takes something down (`operator=ok`)."""
     return by_role(host=ok, cohost=ok, speaker=403, listener=403, operator=operator)
@@ -217,6 +222,22 @@ async def question(world: World, role: str) -> Values:
     return {"question_id": asked.json()["id"]}
 
 
+async def open_report(world: World, role: str) -> Values:
+    """A fresh open report of the world's space (put in the store: no rate limit spent)."""
+    from causerie.domain.reports import Target, TargetKind, file_report
+
+    target = Target(world.space_id, TargetKind.SPACE, world.space_id)
+    report = file_report(
+        target,
+        reason="spam",
+        note=None,
+        reporter=f"l-{secrets.token_hex(4)}",
+        now=world.node.app.services.now(),
+    )
+    await world.node.app.services.moderation.add_report(report)
+    return {"ref": report.ref}
+
+
 async def invited_caller(world: World, role: str) -> Values:
     """The host invites the caller (when the caller has an id and may be invited)."""
     user = world.ids.get(role)
@@ -299,9 +320,28 @@ ROWS: list[Row] = [
     page("/s/{space_id}/speak"),
     page("/studio"),
     page("/studio/{space_id}"),
+    page("/transparency"),
     Row("GET", "/static/{path}", everyone(200), values={"path": "space.js"}),
     # Reading a space: public and cacheable.
     Row("GET", "/api/settings", everyone(200)),
+    Row("GET", "/api/transparency", everyone(200)),
+    # Reports: anyone with a token for the space reports; only operators see and decide.
+    Row(
+        "POST",
+        "/api/spaces/{space_id}/reports",
+        by_role(host=201, cohost=201, speaker=201, listener=201, removed=201),
+        json={"reason": "spam"},
+        note="a removed person may still report what happened to them",
+    ),
+    Row("GET", "/api/admin/reports", operators(200)),
+    Row(
+        "POST",
+        "/api/admin/reports/{ref}/actions",
+        operators(200),
+        json={"action": "dismiss", "reason": "not abusive"},
+        setup=open_report,
+    ),
+    Row("GET", "/api/admin/audit", operators(200)),
     Row("GET", "/api/spaces", everyone(200)),
     Row("GET", "/api/spaces/{space_id}", everyone(200)),
     Row("GET", "/api/spaces/{space_id}.ics", everyone(200)),

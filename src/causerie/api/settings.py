@@ -63,7 +63,8 @@ SETTINGS = Settings(
     ),
     reactions=[Reaction(emoji=emoji, name=REACTION_NAMES.get(emoji, emoji)) for emoji in EMOJI],
     report_reasons=[
-        ReportReasonView(reason=reason.value, label=label) for reason, label in REASON_LABELS.items()
+        ReportReasonView(reason=reason.value, label=label)
+        for reason, label in REASON_LABELS.items()
     ],
 )
 
