@@ -345,14 +345,15 @@ async def _change(svc: Services, space_id: str, change: Callable[[Space], object
 
 async def _take_down(svc: Services, operator: str, space_id: str) -> None:
     was_live = (await svc.store.get_space(space_id)).state is SpaceState.LIVE
-    space = await _change(svc, space_id, lambda s: s.take_down_replay(operator, svc.now()))
+    now = svc.now()
+    await _change(svc, space_id, lambda s: s.take_down_replay(operator, now))
     if was_live:
         await svc.ownership.end(space_id)
     # Its files here go now if this node is done with them; every node's retention pass
     # removes the rest (their replay answers 410 from the store meanwhile).
     recorder = svc.broadcasts.recorder(space_id)
     if recorder is None or recorder.closed:
-        await remove_recording(svc, space_id, retention.TAKEDOWN, space.replay_taken_down_at)
+        await remove_recording(svc, space_id, retention.TAKEDOWN, now)
 
 
 async def _ban(svc: Services, operator: str, target: Target) -> list[tuple[AuditAction, str]]:

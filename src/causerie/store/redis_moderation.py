@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -167,13 +168,16 @@ class RedisModeration:
         if after and not _STREAM_ID.fullmatch(after):
             raise Invalid("after: not an audit entry id")
         start = f"({after}" if after else "-"  # "(": exclusive (XRANGE, Redis 6.2+)
-        rows = await self._redis.xrange(
-            self._keys.audit, start, "+", count=min(limit, AUDIT_PAGE_MAX)
+        # A text client: ids and fields are str (redis-py types XRANGE's entries as XCLAIM's,
+        # which may name deleted ones).
+        rows = cast(
+            "list[tuple[str, dict[str, str]]]",
+            await self._redis.xrange(
+                self._keys.audit, start, "+", count=min(limit, AUDIT_PAGE_MAX)
+            ),
         )
-        # A text client: ids and fields come back as str.
         return [
-            AuditEntry.from_dict(json.loads(fields["entry"]), text(entry_id))
-            for entry_id, fields in rows
+            AuditEntry.from_dict(json.loads(fields["entry"]), entry_id) for entry_id, fields in rows
         ]
 
     # -- bans --------------------------------------------------------------------------------
