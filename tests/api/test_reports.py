@@ -349,3 +349,53 @@ async def test_transparency(client, node) -> None:
     assert now["actions_by_operators"] == 1 and now["median_seconds_to_action"] >= 0
     page = await client.get("/transparency")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+
+
+async def test_a_ban_takes_the_account_off_every_live_stage(client, node) -> None:
+    """An account speaking in two live spaces and hosting a third: banned from a report in the
+    first, it leaves both stages and its own space ends; each act is logged where it happened."""
+    data_dir = node.data_dir
+    rogue = account(data_dir, name="Rex", user="u-rex")
+    spaces = [await live_space(client, node) for _ in range(2)]
+    for space in spaces:  # Rex comes on stage by invitation (an account keeps its id)
+        invited = await client.post(
+            f"{space['base']}/invitations",
+            json={"user_id": "u-rex", "name": "Rex"},
+            headers=space["host"],
+        )
+        assert invited.is_success, invited.text
+        accepted = await client.post(f"{space['base']}/invitations/accept", headers=rogue)
+        assert accepted.is_success, accepted.text
+    own = (
+        await client.post(
+            "/api/spaces", json={"title": "Rex live", "recording": False}, headers=rogue
+        )
+    ).json()
+    assert (await client.post(f"/api/spaces/{own['id']}/start", headers=rogue)).is_success
+
+    _, auth = await join(client, spaces[0]["id"])
+    made = await client.post(
+        f"{spaces[0]['base']}/reports",
+        json={"target": "speaker", "target_id": "u-rex", "reason": "harassment"},
+        headers=auth,
+    )
+    op = operator(data_dir)
+    banned = await client.post(
+        f"/api/admin/reports/{made.json()['ref']}/actions",
+        json={"action": "ban_account", "reason": "threats on air"},
+        headers=op,
+    )
+    assert banned.status_code == 200, banned.text
+    acts = {(e["action"], e["space_id"], e["target"]) for e in banned.json()["audit"]}
+    assert acts == {
+        ("ban_account", spaces[0]["id"], "user:u-rex"),
+        ("remove_speaker", spaces[0]["id"], "user:u-rex"),
+        ("remove_speaker", spaces[1]["id"], "user:u-rex"),
+        ("end_space", own["id"], f"space:{own['id']}"),
+    }
+    for space in spaces:
+        stage = (await client.get(space["base"])).json()["stage"]
+        assert "u-rex" not in [p["id"] for p in stage]
+    assert (await client.get(f"/api/spaces/{own['id']}")).json()["state"] == "ended"
+    refused = await client.post("/api/spaces", json={"title": "Again"}, headers=rogue)
+    assert refused.status_code == 403 and "banned" in refused.json()["message"]

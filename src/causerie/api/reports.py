@@ -275,7 +275,8 @@ async def act_on_report(
     host: end the space instead); `end_space`; `take_down_replay` (a live space ends first;
     its replay, download and clips answer 410 Gone on every node at once); `ban_account` (the
     speaker, the question's author or the space's host: refused everywhere within a second,
-    and taken off the stage of this space). 409 if the reports were decided meanwhile."""
+    taken off every live stage, and the live spaces they host end). 409 if the reports were
+    decided meanwhile."""
     operator = require_operator(authenticate(request, svc))
     first = await svc.moderation.get_report(ref)
     decision = parse_decision(body.action.value, first.target.kind)
@@ -292,12 +293,12 @@ async def act_on_report(
             actor=operator,
             role="operator",
             action=action,
-            space_id=first.target.space_id,
+            space_id=where,
             target=target,
             reason=reason,
             report_ref=ref,
         )
-        for action, target in acts
+        for action, where, target in acts
     ]
     return DecisionResult(
         action=decision,
@@ -306,30 +307,32 @@ async def act_on_report(
     )
 
 
-async def _carry_out(
-    svc: Services, operator: str, target: Target, decision: Decision
-) -> list[tuple[AuditAction, str]]:
+Act = tuple[AuditAction, str, str]
+"""An act to log: what, in which space, to whom."""
+
+
+async def _carry_out(svc: Services, operator: str, target: Target, decision: Decision) -> list[Act]:
     """Do what was decided, through the domain's own moderation; the acts to log."""
     space_id = target.space_id
     if decision is Decision.DISMISS:
-        return [(AuditAction.DISMISS_REPORTS, target.key)]
+        return [(AuditAction.DISMISS_REPORTS, space_id, target.key)]
     if decision is Decision.HIDE_QUESTION:
         space = await svc.cached_space(space_id)
         question = await svc.store.get_question(space_id, target.id)
         q.moderate(space, question, operator, "hide")
         await svc.store.save_question(question)
         svc.activity.question_changed(space_id, question.id)
-        return [(AuditAction.HIDE_QUESTION, f"question:{question.id}")]
+        return [(AuditAction.HIDE_QUESTION, space_id, f"question:{question.id}")]
     if decision is Decision.REMOVE_SPEAKER:
         await _change(svc, space_id, lambda s: s.remove(operator, target.id))
-        return [(AuditAction.REMOVE_SPEAKER, f"user:{target.id}")]
+        return [(AuditAction.REMOVE_SPEAKER, space_id, f"user:{target.id}")]
     if decision is Decision.END_SPACE:
         await _change(svc, space_id, lambda s: s.end(operator, svc.now()))
         await svc.ownership.end(space_id)
-        return [(AuditAction.END_SPACE, f"space:{space_id}")]
+        return [(AuditAction.END_SPACE, space_id, f"space:{space_id}")]
     if decision is Decision.TAKE_DOWN_REPLAY:
         await _take_down(svc, operator, space_id)
-        return [(AuditAction.TAKE_DOWN_REPLAY, f"space:{space_id}")]
+        return [(AuditAction.TAKE_DOWN_REPLAY, space_id, f"space:{space_id}")]
     return await _ban(svc, operator, target)
 
 
@@ -356,7 +359,7 @@ async def _take_down(svc: Services, operator: str, space_id: str) -> None:
         await remove_recording(svc, space_id, retention.TAKEDOWN, now)
 
 
-async def _ban(svc: Services, operator: str, target: Target) -> list[tuple[AuditAction, str]]:
+async def _ban(svc: Services, operator: str, target: Target) -> list[Act]:
     space = await svc.store.get_space(target.space_id)
     question = None
     if target.kind is TargetKind.QUESTION:
@@ -364,13 +367,17 @@ async def _ban(svc: Services, operator: str, target: Target) -> list[tuple[Audit
     subject = ban_subject(target, space, question)
     await svc.moderation.ban(subject)
     svc.bans.add(subject)
-    acts = [(AuditAction.BAN_ACCOUNT, f"user:{subject}")]
-    # Off this space's stage too (their microphone stops), unless they are its host (an
-    # operator ends the space for that) or the space is over.
-    on_stage = subject in space.members and subject != space.host_id
-    if on_stage and space.state is not SpaceState.ENDED:
-        await _change(svc, space.id, lambda s: s.remove(operator, subject))
-        acts.append((AuditAction.REMOVE_SPEAKER, f"user:{subject}"))
+    acts = [(AuditAction.BAN_ACCOUNT, space.id, f"user:{subject}")]
+    # A banned account does not speak: off every live stage it is on (its microphone stops
+    # with the session), and the live spaces it hosts end (nobody can take a host off stage).
+    for live in await svc.store.list_spaces([SpaceState.LIVE], limit=10_000):
+        if subject == live.host_id:
+            await _change(svc, live.id, lambda s: s.end(operator, svc.now()))
+            await svc.ownership.end(live.id)
+            acts.append((AuditAction.END_SPACE, live.id, f"space:{live.id}"))
+        elif subject in live.members:
+            await _change(svc, live.id, lambda s: s.remove(operator, subject))
+            acts.append((AuditAction.REMOVE_SPEAKER, live.id, f"user:{subject}"))
     return acts
 
 
