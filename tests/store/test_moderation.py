@@ -83,6 +83,7 @@ async def test_reports_dedupe_per_reporter_and_target(store) -> None:
         await store.get_report("R-NOPE")
     assert [r.ref for r in await store.open_reports_of(SPEAKER.key)] == [first.ref, other.ref]
     assert len(await store.open_reports()) == 3
+    assert await store.open_count() == 3
 
 
 async def test_concurrent_repeats_make_one_report(store) -> None:
@@ -100,6 +101,7 @@ async def test_decisions_close_open_reports_once(stores) -> None:
     assert len(await one.close_reports(decided)) == 3
     assert await two.close_reports(racing) == []  # decided first by the other operator
     assert await one.open_reports() == []
+    assert await two.open_count() == 0
     stored = await two.get_report(reports[0].ref)
     assert (stored.state, stored.decision, stored.decided_by) == (
         ReportState.ACTIONED,

@@ -30,6 +30,9 @@ class ModerationStore(Protocol):
     async def open_reports(self, limit: int = 1000) -> list[Report]:
         """Open reports, oldest first."""
 
+    async def open_count(self) -> int:
+        """How many reports are open (for the operator's console)."""
+
     async def open_reports_of(self, target_key: str) -> list[Report]:
         """The open reports of one target (`Target.key`), oldest first."""
 

@@ -119,6 +119,9 @@ class RedisModeration:
         refs = await self._redis.zrange(self._keys.open_reports, 0, max(limit, 1) - 1)
         return await self._load(refs)
 
+    async def open_count(self) -> int:
+        return int(await self._redis.zcard(self._keys.open_reports))
+
     async def open_reports_of(self, target_key: str) -> list[Report]:
         refs = await self._redis.zrange(self._keys.target_reports(target_key), 0, -1)
         return [r for r in await self._load(refs) if r.state is ReportState.OPEN]

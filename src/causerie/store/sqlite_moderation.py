@@ -107,6 +107,9 @@ class SqliteModeration:
             (limit,),
         )
 
+    async def open_count(self) -> int:
+        return self._db.execute("SELECT count(*) FROM reports WHERE state = 'open'").fetchone()[0]
+
     async def open_reports_of(self, target_key: str) -> list[Report]:
         return self._reports(
             "SELECT body FROM reports WHERE target_key = ? AND state = 'open'"
