@@ -37,6 +37,7 @@ EXPECTED: dict[Action, set[Role]] = {
     Action.REMOVE_MEMBER: {OP, H, C},
     Action.MODERATE_QUESTIONS: {OP, H, C},
     Action.MANAGE_COHOSTS: {H},
+    Action.TAKE_DOWN_REPLAY: {OP},
 }
 
 

@@ -372,3 +372,23 @@ def test_an_operator_on_a_stage_keeps_both_roles_and_is_not_barred_by_a_removal(
         other.end("op", LATER)
     other.end(operator(), LATER)
     assert other.state is SpaceState.ENDED
+
+
+def test_only_an_operator_takes_a_replay_down() -> None:
+    from causerie.domain import Operator
+
+    space = Space.create(space_id="s", host_id="h", host_name="H", title="T", now=NOW)
+    space.start("h", NOW)
+    with pytest.raises(NotAllowed):
+        space.take_down_replay("h", NOW)  # not even its host
+    operator = Operator("u-op")
+    later = NOW + timedelta(minutes=5)
+    space.take_down_replay(operator, later)  # a live space ends first
+    assert (space.state, space.ended_at, space.replay_taken_down_at) == (
+        SpaceState.ENDED,
+        later,
+        later,
+    )
+    assert Space.from_dict(space.to_dict()).replay_taken_down_at == later
+    with pytest.raises(Conflict):
+        space.take_down_replay(operator, later)

@@ -37,10 +37,12 @@ from . import (
     levels,
     pages,
     replay,
+    reports,
     settings,
     spaces,
     stage,
     stats,
+    transparency,
     whip,
 )
 from .admission import Admission, BodyLimit, header_limit_error
@@ -106,6 +108,9 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
     api.include_router(audience.router)
     api.include_router(levels.router)
     api.include_router(replay.router)
+    api.include_router(reports.router)
+    api.include_router(transparency.router)
+    api.state.transparency = transparency.Figures()
     api.include_router(settings.router)
     api.include_router(embed.router)
     api.include_router(admin.router)

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..domain import Action, Invalid, NotAllowed
 from ..domain import questions as q
+from ..domain.audit import AuditAction
 from ..domain.reactions import EMOJI
+from ..node.moderation import log_space_act
 from ..node.schemas import QuestionView, question_view, text_schema
 from ..node.services import Services
 from ..security.tokens import Claims
@@ -186,7 +188,20 @@ async def moderate(
                 svc.activity.question_changed(space_id, other.id)
     await svc.store.save_question(question)
     svc.activity.question_changed(space_id, question_id)
+    if action in _LOGGED:
+        await log_space_act(
+            svc,
+            space,
+            actor(claims),
+            Action.MODERATE_QUESTIONS,
+            _LOGGED[action],
+            f"question:{question_id}",
+        )
     return question_view(question)
+
+
+# Hiding and showing again are moderation (audit log); pinning and answering run the show.
+_LOGGED = {"hide": AuditAction.HIDE_QUESTION, "show": AuditAction.SHOW_QUESTION}
 
 
 # -- reactions --------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ async def authenticate(request: Request, services: Services, space_id: str | Non
         raise InvalidToken("this account was revoked by the operator")
     if space_id is not None and not claims.allows_space(space_id):
         raise NotAllowed("this token is for another space")
+    if services.bans.is_banned(claims.sub):
+        # Every node knows within a second (node/bans.py): no asking, speaking or hosting.
+        raise NotAllowed("this account is banned from this server")
     return claims
 
 

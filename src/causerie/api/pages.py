@@ -85,6 +85,12 @@ async def invite_page(code: str) -> FileResponse:
     return _page("invite.html")
 
 
+@router.get("/transparency")
+async def transparency_page() -> FileResponse:
+    """The public transparency figures: reports received, actions taken, time to act."""
+    return _page("transparency.html")
+
+
 # The API documentation runs a large third-party bundle on the origin where the studio keeps
 # tokens: its files come from the package (never a CDN), and the page may load nothing from
 # anywhere else (Swagger UI sets a few inline styles; its icons are data: images).

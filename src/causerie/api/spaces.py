@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 
-from ..domain import Space, SpaceState, new_space_id
+from ..domain import Action, Space, SpaceState, new_space_id
+from ..domain.audit import AuditAction
 from ..domain.spaces import UNCHANGED
 from ..node import joins
+from ..node.moderation import log_space_act
 from ..node.schemas import (
     CreateSpace,
     EditSpace,
@@ -151,9 +153,14 @@ async def start_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> 
 async def end_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpaceView:
     """Host only (or an operator): the space ends (a scheduled one is cancelled); its audio
     stops."""
-    space, _ = await change_space(request, svc, space_id, lambda s, actor: s.end(actor, svc.now()))
+    space, claims = await change_space(
+        request, svc, space_id, lambda s, actor: s.end(actor, svc.now())
+    )
     # Stopped here if it runs here; elsewhere, its owner stops it within a second (its tick).
     await svc.ownership.end(space.id)
+    await log_space_act(
+        svc, space, actor(claims), Action.END, AuditAction.END_SPACE, f"space:{space.id}"
+    )
     return await space_view(space, svc)
 
 

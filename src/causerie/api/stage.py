@@ -11,7 +11,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request, Response
 
-from ..domain import Action
+from ..domain import Action, clean_text
+from ..domain.audit import AuditAction
+from ..domain.reports import DECISION_REASON_MAX as REASON_MAX
+from ..node.moderation import log_space_act
 from ..node.schemas import (
     Invitation,
     MuteChange,
@@ -161,10 +164,14 @@ async def unmake_cohost(
 async def set_muted(
     space_id: SpaceId, user_id: UserId, body: MuteChange, request: Request, svc: ServicesDep
 ) -> SpaceView:
-    """Speakers on themselves; host and co-hosts on anyone on stage. Takes effect within a part."""
-    space, _ = await change_space(
+    """Speakers on themselves; host and co-hosts on anyone on stage. Takes effect within a part.
+    Muting someone else goes to the audit log."""
+    space, claims = await change_space(
         request, svc, space_id, lambda s, actor: s.set_muted(actor, user_id, body.muted)
     )
+    if claims.sub != user_id:
+        act = AuditAction.MUTE if body.muted else AuditAction.UNMUTE
+        await log_space_act(svc, space, actor(claims), Action.MUTE_OTHERS, act, f"user:{user_id}")
     return await space_view(space, svc)
 
 
@@ -172,16 +179,39 @@ async def set_muted(
 async def leave_stage(
     space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep
 ) -> SpaceView:
-    """A moderator moves someone to the audience, or a speaker leaves the stage themselves."""
-    space, _ = await change_space(
+    """A moderator moves someone to the audience (logged in the audit log), or a speaker leaves
+    the stage themselves."""
+    space, claims = await change_space(
         request, svc, space_id, lambda s, actor: s.move_to_audience(actor, user_id)
     )
+    if claims.sub != user_id:
+        await log_space_act(
+            svc,
+            space,
+            actor(claims),
+            Action.MOVE_TO_AUDIENCE,
+            AuditAction.MOVE_TO_AUDIENCE,
+            f"user:{user_id}",
+        )
     return await space_view(space, svc)
 
 
 @router.post("/removals", response_model=SpaceView, summary="Remove someone and keep them out")
 async def remove(space_id: SpaceId, body: Removal, request: Request, svc: ServicesDep) -> SpaceView:
-    space, _ = await change_space(
+    """Host or co-host (or an operator); logged in the audit log with the optional reason."""
+    reason = clean_text(
+        body.reason, field="reason", max_length=REASON_MAX, required=False, multiline=True
+    )
+    space, claims = await change_space(
         request, svc, space_id, lambda s, actor: s.remove(actor, body.user_id)
+    )
+    await log_space_act(
+        svc,
+        space,
+        actor(claims),
+        Action.REMOVE_MEMBER,
+        AuditAction.REMOVE_MEMBER,
+        f"user:{body.user_id}",
+        reason,
     )
     return await space_view(space, svc)

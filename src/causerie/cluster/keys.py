@@ -28,6 +28,13 @@ account:{id}                string       an account an invite made, as JSON (acc
 accounts                    zset         those account ids by creation time (accounts/redis.py)
 revoked                     set          revoked account ids (accounts/redis.py)
 nodes                       hash         node URL → its last status report (cluster/nodes.py)
+report:{ref}                string       a report as JSON (store/redis_moderation.py)
+reports:open                zset         open report refs, by time received
+reports:all                 zset         every report ref, by time received
+reports:target:{target}     zset         a target's open report refs, by time received
+reports:dedupe              hash         reporter|target → the open report's ref
+audit                       stream       the audit log: only ever XADDed to
+bans                        set          banned accounts
 """
 
 from __future__ import annotations
@@ -96,6 +103,33 @@ class RedisKeys:
     def limit(self, kind: str, subject: str, address: str) -> tuple[str, str]:
         """The two buckets of one kind of write: the token's, then the address's."""
         return f"{self.prefix}limit:{kind}:t:{subject}", f"{self.prefix}limit:{kind}:ip:{address}"
+
+    # -- moderation (store/redis_moderation.py)
+    def report(self, ref: str) -> str:
+        return f"{self.prefix}report:{ref}"
+
+    @property
+    def open_reports(self) -> str:
+        return f"{self.prefix}reports:open"
+
+    @property
+    def all_reports(self) -> str:
+        return f"{self.prefix}reports:all"
+
+    def target_reports(self, target_key: str) -> str:
+        return f"{self.prefix}reports:target:{target_key}"
+
+    @property
+    def report_dedupe(self) -> str:
+        return f"{self.prefix}reports:dedupe"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}audit"
+
+    @property
+    def bans(self) -> str:
+        return f"{self.prefix}bans"
 
     # -- the cluster
     @property

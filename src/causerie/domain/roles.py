@@ -46,6 +46,7 @@ class Action(StrEnum):
     REMOVE_MEMBER = "remove_member"
     MODERATE_QUESTIONS = "moderate_questions"
     MANAGE_COHOSTS = "manage_cohosts"
+    TAKE_DOWN_REPLAY = "take_down_replay"
 
 
 _AUDIENCE = frozenset(
@@ -83,6 +84,7 @@ _OPERATOR = frozenset(
         Action.MUTE_OTHERS,
         Action.REMOVE_MEMBER,
         Action.MODERATE_QUESTIONS,
+        Action.TAKE_DOWN_REPLAY,
     }
 )
 

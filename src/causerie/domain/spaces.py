@@ -149,6 +149,8 @@ class Space:
     ending_at: datetime | None = None
     """When the space ends by itself, nobody having been on the microphone for a while
     (housekeeping.py); announced to the host beforehand, cancelled when someone goes on air."""
+    replay_taken_down_at: datetime | None = None
+    """When an operator took the recording down (its replay then answers 410 Gone)."""
     version: int = 0
 
     # -- creation ---------------------------------------------------------------------------
@@ -260,6 +262,17 @@ class Space:
         self.ending_at = None
         self.speak_requests.clear()
         self.invited.clear()
+
+    def take_down_replay(self, actor: str, now: datetime) -> None:
+        """Take the recording down (an operator, after a report): from now on its replay,
+        download and clips answer 410 Gone, and the nodes remove its files. A live space ends
+        first: nothing of it may stay available."""
+        self._require(actor, Action.TAKE_DOWN_REPLAY)
+        if self.replay_taken_down_at is not None:
+            raise Conflict("the recording of this space was taken down already")
+        if self.state is not SpaceState.ENDED:
+            self._close(now)
+        self.replay_taken_down_at = now
 
     def edit(
         self,
@@ -535,6 +548,7 @@ class Space:
             "recording": self.recording,
             "capacity": self.capacity,
             "ending_at": _iso(self.ending_at),
+            "replay_taken_down_at": _iso(self.replay_taken_down_at),
             "version": self.version,
         }
 
@@ -571,6 +585,7 @@ class Space:
             recording=data["recording"],
             capacity=data.get("capacity"),
             ending_at=_from_iso(data.get("ending_at")),  # spaces stored before housekeeping
+            replay_taken_down_at=_from_iso(data.get("replay_taken_down_at")),
             version=data["version"],
         )
 

@@ -166,8 +166,8 @@ def _disk_totals(nodes: list[NodeStatus]) -> DiskTotals:
 
 
 async def reports_summary(svc: Services) -> ReportsSummary | None:
-    """The open reports at a glance; None while this node has no reports queue."""
-    return None
+    """The open reports at a glance, and where the console reads the queue."""
+    return ReportsSummary(open=await svc.moderation.open_count(), url="/api/admin/reports")
 
 
 # -- invites and accounts -----------------------------------------------------------------------

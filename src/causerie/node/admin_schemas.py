@@ -94,7 +94,7 @@ class DiskTotals(BaseModel):
 
 
 class ReportsSummary(BaseModel):
-    """The reports queue at a glance (issue 13, item 3)."""
+    """The reports queue at a glance."""
 
     open: int
     url: str = Field(description="Where the queue is read (`GET`).")

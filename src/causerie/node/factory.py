@@ -35,8 +35,9 @@ from ..ratelimit import LocalRateLimits, RateLimits, RedisRateLimits, WriteLimit
 from ..security.secrets import load_secrets
 from ..security.tickets import TicketSigner
 from ..security.tokens import TokenSigner
-from ..store import SqliteStore, Store
+from ..store import ModerationStore, SqliteModeration, SqliteStore, Store
 from ..store.redis import RedisStore
+from ..store.redis_moderation import RedisModeration
 from ..waiting import Lines, LocalLines, RedisLines, WaitingRoom
 from .config import Config
 from .data_dir import RECORDINGS_DIR, STATS_FILE, STORE_FILE, DataDirLock, lock_for_node
@@ -50,6 +51,7 @@ class Shared:
     """What the nodes of a deployment share (or, embedded, what this one node keeps)."""
 
     store: Store
+    moderation: ModerationStore
     bus: Bus
     presence: Presence
     stats: AudienceStats
@@ -75,6 +77,7 @@ def shared_state(config: Config) -> Shared:
         return Shared(
             # Spaces and questions: acknowledged once replicas hold them (with Sentinel).
             store=RedisStore(client=redis.text, replication=redis.replication),
+            moderation=RedisModeration(client=redis.text, replication=redis.replication),
             bus=RedisBus(client=redis.text),
             presence=presence,
             stats=RedisStats(client=redis.binary, presence=presence, interval=presence.interval),
@@ -90,6 +93,8 @@ def shared_state(config: Config) -> Shared:
         )
     return Shared(
         store=SqliteStore(config.data_dir / STORE_FILE),
+        # The same file as the spaces (backups copy both at once), a connection of its own.
+        moderation=SqliteModeration(config.data_dir / STORE_FILE),
         bus=LocalBus(),
         presence=LocalPresence(config.heartbeat_interval),
         # Saved in the data directory, so the numbers survive a restart.
@@ -154,6 +159,7 @@ def build_services(config: Config) -> tuple[Services, Shared]:
             presence_window=2 * config.heartbeat_interval,
         ),
         # An in-process bus starts empty with the node: what it cannot know, its feed says.
+        moderation=shared.moderation,
         feeds=Feeds(shared.bus, time.time, history_since=None if shared.redis else time.time()),
         accounts=shared.accounts,
         nodes=shared.nodes,

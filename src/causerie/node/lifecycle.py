@@ -77,7 +77,9 @@ class Lifecycle:
             await svc.ownership.supervise(spaces)
         # 2. the audience numbers
         svc.stats.start()
-        # 3. the background loops
+        # 3. the bans, before the first request (then refreshed by a loop)
+        svc.bans.replace(await svc.moderation.banned())
+        # 4. the background loops
         self.loops = loops(svc)
         redis = self.shared.redis
         if redis is not None and redis.target.sentinel:
@@ -105,6 +107,7 @@ class Lifecycle:
             ("close the store", svc.store.close),
             ("close the accounts", svc.accounts.close),
             ("close the nodes' reports", svc.nodes.close),
+            ("close the moderation store", svc.moderation.close),
         ]
         if shared.redis is not None:
             steps.append(("close the Redis clients", shared.redis.close))

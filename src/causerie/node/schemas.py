@@ -191,6 +191,11 @@ class Removal(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: str = Field(min_length=1, max_length=64)
+    reason: str = Field(
+        "",
+        description="Optional: why, kept in the audit log (up to 500 characters).",
+        json_schema_extra=text_schema(500, multiline=True, required=False),
+    )
 
 
 class SpaceList(BaseModel):

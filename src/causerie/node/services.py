@@ -23,9 +23,10 @@ from ..media.retention import RetentionStatus
 from ..media.speakers import Speakers
 from ..ratelimit import WriteLimits
 from ..security.tokens import TokenSigner
-from ..store import Store
+from ..store import ModerationStore, Store
 from ..waiting import WaitingRoom
 from .activity import Activity
+from .bans import Bans
 from .config import Config
 from .feed import Feeds
 from .load import NodeLoad
@@ -59,6 +60,10 @@ class Services:
     """The live events in time windows, for listeners (through edges)."""
     accounts: Accounts
     """Invites, the accounts they made, and revoked account ids (accounts/)."""
+    moderation: ModerationStore
+    """Reports, the audit log and bans (shared through Redis with several nodes)."""
+    bans: Bans = field(default_factory=Bans)
+    """The banned accounts, refreshed from `moderation` every second (loops.py)."""
     forwarder: Forwarder | None = None
     """With several nodes: passes media and WHIP requests to the space's owner."""
     clip_budget: ClipBudget | None = None

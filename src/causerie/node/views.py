@@ -106,12 +106,14 @@ def download_url(space_id: str) -> str:
 def replay_links(space: Space, svc: Services) -> dict[str, str | None]:
     """``replay_url``, ``download_url`` and ``recording_error`` for the view of a space.
 
-    The URLs are set once the space has ended and something was recorded; the error is the
+    The URLs are set once the space has ended and something was recorded (and not taken
+    down by an operator); the error is the
     recorder's, while this node runs (or recently ran) the space.
     """
     root = svc.broadcasts.recordings_dir
     recorded = (
         space.state is SpaceState.ENDED
+        and space.replay_taken_down_at is None
         and root is not None
         and SAFE_ID.fullmatch(space.id) is not None
         and (root / space.id / INDEX_NAME).is_file()

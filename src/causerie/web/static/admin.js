@@ -353,7 +353,7 @@ async function removePerson(space, person, button) {
   }
 }
 
-// ---- the reports queue (issue 13, item 3) ------------------------------------------------------
+// ---- the reports queue ------------------------------------------------------------------------
 //
 // The overview's `reports` says how many reports are open (null: the node has no reports
 // queue, and the section stays hidden). The queue itself is read from GET /api/admin/reports

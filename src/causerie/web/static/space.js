@@ -22,6 +22,7 @@ import {
 } from "./api.js";
 import { embedCode } from "./embed-code.js";
 import { followSpace } from "./feed.js";
+import { Flagging } from "./flagging.js";
 import {
   $,
   copyOnClick,
@@ -919,11 +920,13 @@ takeHostToken();
 showSession();
 const questions = new Questions({ spaceId, withListener, listenerId: () => state.listenerId });
 const reactions = new Reactions({ spaceId, withListener });
+const flagging = new Flagging({ spaceId, withListener });
 // The text limits and the reactions on offer are the server's (read once, cacheable).
 getSettings().then(
   (settings) => {
     questions.setLimits(settings.limits);
     reactions.setChoices(settings.reactions);
+    flagging.setChoices(settings.report_reasons ?? [], settings.limits.report_note);
   },
   () => {
     // A server without settings: no reactions to offer; it still checks what is sent.
