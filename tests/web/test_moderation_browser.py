@@ -106,6 +106,21 @@ async def test_report_review_takedown_in_the_browser(tmp_path) -> None:
         space_box = boxes.filter(has_text="The space “Town hall”")
         assert "slurs at 12:03" in await space_box.text_content()
 
+        # A reason being typed survives the queue's refresh when another report comes in.
+        hana_box = boxes.filter(has_text="The speaker “Hana”")
+        why_hana = hana_box.get_by_label("Why (kept in the audit log)")
+        await why_hana.fill("The host's own")
+        reporter = account(node.data_dir, "Rita", user="u-rita")
+        cora = {"target": "speaker", "target_id": "u-cora", "reason": "harassment"}
+        assert (await http.post(f"{base}/reports", json=cora, headers=reporter)).is_success
+        await (
+            boxes.filter(has_text="The speaker “Cora”")
+            .filter(has_text="2 reports")
+            .wait_for(timeout=LIVE_WITHIN)
+        )
+        assert await why_hana.input_value() == "The host's own"
+        assert await why_hana.evaluate("input => document.activeElement === input")
+
         # An empty reason: a message beside the reason, and nothing sent.
         await question_box.locator("button[data-action='hide_question']").click()
         status = question_box.get_by_role("status")
@@ -155,7 +170,6 @@ async def test_report_review_takedown_in_the_browser(tmp_path) -> None:
         assert not listening.http_errors, listening.http_errors
 
         # The ended space's replay, reported by an account, is taken down from the console.
-        reporter = account(node.data_dir, "Rita", user="u-rita")
         late = await http.post(f"{base}/reports", json={"reason": "hate"}, headers=reporter)
         assert late.status_code == 201, late.text
         assert (await http.get(f"/replay/{space['id']}/index.m3u8")).status_code != 410

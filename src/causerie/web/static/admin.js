@@ -384,7 +384,8 @@ const DECISION_LABELS = {
 const ASK_TWICE = new Set(["end_space", "take_down_replay", "ban_account"]);
 const DECIDED_SHOWN = 20;
 
-const groupBoxes = new Map(); // a group's ref -> {box, title, reasons, notes, reason, buttons, status}
+/** A group's ref -> the parts of its box: {box, title, reasons, notes, reason, buttons…}. */
+const groupBoxes = new Map();
 
 function renderReports(summary) {
   if (!summary) {
@@ -430,7 +431,8 @@ function renderQueue() {
   for (const ref of groupBoxes.keys()) if (!shown.has(ref)) groupBoxes.delete(ref);
   // Boxes already in place are not moved (moving one would take the focus from its reason).
   boxes.forEach((box, i) => {
-    if (ui.reports.children[i] !== box) ui.reports.insertBefore(box, ui.reports.children[i] ?? null);
+    const here = ui.reports.children[i] ?? null;
+    if (here !== box) ui.reports.insertBefore(box, here);
   });
   while (ui.reports.children.length > boxes.length) ui.reports.lastElementChild.remove();
 }
@@ -438,7 +440,9 @@ function renderQueue() {
 /** What a group is about, in words: “The question “…” in “Town hall””. */
 function describe(group) {
   const { kind, id } = group.target;
-  const space = group.space_title ? `“${group.space_title}”` : `the space ${group.target.space_id}`;
+  const space = group.space_title
+    ? `“${group.space_title}”`
+    : `the space ${group.target.space_id}`;
   if (kind === "space") return `The space ${space}`;
   const what = group.label ? `“${group.label}”` : `(${id}, gone)`;
   return `${kind === "question" ? "The question" : "The speaker"} ${what} in ${space}`;
