@@ -372,6 +372,7 @@ async function removePerson(space, person, button) {
 // /api/admin/reports/{ref}/actions with the reason it needs. A group's box is made once and
 // then updated in place, so that a reason being typed survives the queue's refreshes.
 
+/** The decisions' buttons, mildest first. */
 const DECISION_LABELS = {
   dismiss: "Dismiss",
   hide_question: "Hide the question",
@@ -476,7 +477,10 @@ function reportGroup(group) {
   });
   const buttons = element("div", "actions");
   const parts = { box, title, reasons, notes, reason, buttons, status, asking: null };
-  for (const action of group.actions) {
+  // The mildest first, in DECISION_LABELS' order (the API lists them alphabetically).
+  const order = Object.keys(DECISION_LABELS);
+  const actions = [...group.actions].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  for (const action of actions) {
     const kind = action === "dismiss" ? "button" : "button button-danger-quiet";
     const button = element("button", kind, DECISION_LABELS[action] || action);
     button.type = "button";
