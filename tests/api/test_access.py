@@ -363,6 +363,7 @@ ROWS: list[Row] = [
         setup=open_report,
     ),
     Row("GET", "/api/admin/audit", operators(200)),
+    Row("GET", "/api/admin/audit/latest", operators(200)),
     Row("GET", "/api/spaces", everyone(200)),
     Row("GET", "/api/spaces/{space_id}", everyone(200)),
     Row("GET", "/api/spaces/{space_id}.ics", everyone(200)),

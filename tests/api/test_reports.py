@@ -90,6 +90,9 @@ async def test_report_review_takedown(client, node) -> None:
     assert [(g["target"]["kind"], g["count"]) for g in queue] == [("speaker", 3), ("question", 1)]
     top = queue[0]
     assert top["ref"] == refs[0] and top["reasons"] == {"spam": 3}
+    # What the operator reads before deciding: the space, and the speaker's name.
+    assert (top["space_title"], top["label"]) == ("Town hall", "Sam")
+    assert queue[1]["label"] == "Buy my pills?"
     assert [r["note"] for r in top["reports"]] == ["selling pills on air", "", "spam again"]
     assert "remove_speaker" in top["actions"] and "hide_question" not in top["actions"]
 
@@ -146,6 +149,8 @@ async def test_report_review_takedown(client, node) -> None:
 
     entries = await audit(client, op)
     assert [e["action"] for e in entries] == ["remove_speaker", "hide_question"]
+    latest = await client.get("/api/admin/audit/latest", params={"limit": 1}, headers=op)
+    assert latest.json()["entries"] == entries[-1:]
     assert (await client.get("/api/admin/reports", headers=op)).json()["groups"] == []
 
 
@@ -314,6 +319,7 @@ async def test_only_operators_see_and_decide(client, node) -> None:
     for who in (space["host"], listener, space["speaker_auth"], account(node.data_dir, user="u-x")):
         assert (await client.get("/api/admin/reports", headers=who)).status_code == 403
         assert (await client.get("/api/admin/audit", headers=who)).status_code == 403
+        assert (await client.get("/api/admin/audit/latest", headers=who)).status_code == 403
         answer = await client.post(f"/api/admin/reports/{ref}/actions", json=decision, headers=who)
         assert answer.status_code == 403
     assert (await client.get("/api/admin/reports")).status_code == 401

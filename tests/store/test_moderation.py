@@ -130,6 +130,9 @@ async def test_audit_appends_and_pages(stores) -> None:
     assert [e.target for e in rest] == ["user:l-2", "user:l-3", "user:l-4"]
     assert rest[0] == added[2]
     assert await store.audit(after=rest[-1].id) == []
+    latest = await stores().latest_audit(2)
+    assert [e.target for e in latest] == ["user:l-4", "user:l-3"]
+    assert latest[0] == added[4]
     with pytest.raises(Invalid):
         await store.audit(after="../x")
 
@@ -146,7 +149,7 @@ def test_the_protocol_cannot_change_the_audit_log() -> None:
     """Nothing in the store's surface edits or removes an audit entry."""
     names = [n for n in dir(ModerationStore) if not n.startswith("_")]
     audit_methods = [n for n in names if "audit" in n]
-    assert sorted(audit_methods) == ["append_audit", "audit"]
+    assert sorted(audit_methods) == ["append_audit", "audit", "latest_audit"]
     for cls in (SqliteModeration, RedisModeration):
         public = {n for n in dir(cls) if not n.startswith("_")}
         assert public == set(names), cls

@@ -5,6 +5,7 @@
     GET  /api/admin/reports                   operators: the open reports, grouped per target
     POST /api/admin/reports/{ref}/actions     operators: decide a target's reports, with a reason
     GET  /api/admin/audit?format=json|csv     operators: the audit log, paged
+    GET  /api/admin/audit/latest              operators: the newest entries (the console)
 
 Every rule is the domain's (domain/reports.py); decisions reuse the moderation the hosts have
 (`Space.remove`, `Space.end`, `questions.moderate`), acting as the operator
@@ -113,6 +114,11 @@ class GroupView(BaseModel):
 
     ref: str = Field(description="The first report's reference: act on the group with it.")
     target: ReportTarget
+    space_title: str = Field(description="The reported space's title.")
+    label: str = Field(
+        description="What is reported, as the audience sees it: the space's title, the "
+        "speaker's name or the question's text; empty once the speaker left the stage."
+    )
     count: int
     reasons: dict[str, int]
     first_at: datetime
@@ -153,6 +159,10 @@ class DecisionResult(BaseModel):
     audit: list[AuditEntryView]
 
 
+class LatestAudit(BaseModel):
+    entries: list[AuditEntryView] = Field(description="The newest entries, newest first.")
+
+
 class AuditPage(BaseModel):
     entries: list[AuditEntryView]
     next: str | None = Field(description="Pass as `after` for the next page; null at the end.")
@@ -172,10 +182,29 @@ def _receipt(report: Report) -> ReportReceipt:
     )
 
 
-def _group(group: ReportGroup) -> GroupView:
+async def _labels(svc: Services, target: Target) -> tuple[str, str]:
+    """The space's title, and what the reported thing is called (see `GroupView.label`);
+    empty texts for what is no longer there (the queue is shown all the same)."""
+    try:
+        space = await svc.cached_space(target.space_id)
+        if target.kind is TargetKind.QUESTION:
+            question = await svc.store.get_question(target.space_id, target.id)
+            return space.title, question.text
+    except NotFound:
+        return "", ""
+    if target.kind is TargetKind.SPEAKER:
+        member = space.members.get(target.id)
+        return space.title, member.name if member else ""
+    return space.title, space.title
+
+
+async def _group(svc: Services, group: ReportGroup) -> GroupView:
+    space_title, label = await _labels(svc, group.target)
     return GroupView(
         ref=group.reports[0].ref,
         target=_target(group.target),
+        space_title=space_title,
+        label=label,
         count=group.count,
         reasons=group.reasons,
         first_at=group.first_at,
@@ -258,7 +287,7 @@ async def report_queue(request: Request, response: Response, svc: ServicesDep) -
     require_operator(await authenticate(request, svc))
     reports = await svc.moderation.open_reports(QUEUE_MAX)
     response.headers["Cache-Control"] = "no-store"
-    return ReportQueue(groups=[_group(g) for g in queue(reports)])
+    return ReportQueue(groups=[await _group(svc, g) for g in queue(reports)])
 
 
 @router.post(
@@ -411,6 +440,24 @@ async def audit_log(
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
     page = AuditPage(entries=[_entry(e) for e in entries], next=following)
     return JSONResponse(page.model_dump(mode="json"), headers=headers)
+
+
+@router.get(
+    "/api/admin/audit/latest",
+    summary="The newest audit entries, newest first (operators)",
+    tags=["admin"],
+    response_model=LatestAudit,
+)
+async def latest_audit(
+    request: Request,
+    response: Response,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> LatestAudit:
+    """What the console shows under "Audit log"; the whole log is `GET /api/admin/audit`."""
+    require_operator(await authenticate(request, svc))
+    response.headers["Cache-Control"] = "no-store"
+    return LatestAudit(entries=[_entry(e) for e in await svc.moderation.latest_audit(limit)])
 
 
 __all__ = ["router"]

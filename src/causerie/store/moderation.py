@@ -49,6 +49,9 @@ class ModerationStore(Protocol):
     async def audit(self, after: str = "", limit: int = 100) -> list[AuditEntry]:
         """Audit entries after the one with id `after` ("" for the first), oldest first."""
 
+    async def latest_audit(self, limit: int = 20) -> list[AuditEntry]:
+        """The `limit` newest audit entries, newest first (what the console shows)."""
+
     async def ban(self, subject: str) -> bool:
         """Ban an account (a user id); False if it was banned already."""
 

@@ -183,6 +183,17 @@ class RedisModeration:
             AuditEntry.from_dict(json.loads(fields["entry"]), entry_id) for entry_id, fields in rows
         ]
 
+    async def latest_audit(self, limit: int = 20) -> list[AuditEntry]:
+        rows = cast(
+            "list[tuple[str, dict[str, str]]]",
+            await self._redis.xrevrange(
+                self._keys.audit, "+", "-", count=min(limit, AUDIT_PAGE_MAX)
+            ),
+        )
+        return [
+            AuditEntry.from_dict(json.loads(fields["entry"]), entry_id) for entry_id, fields in rows
+        ]
+
     # -- bans --------------------------------------------------------------------------------
 
     async def ban(self, subject: str) -> bool:

@@ -162,6 +162,12 @@ class SqliteModeration:
         ).fetchall()
         return [AuditEntry.from_dict(json.loads(body), str(i)) for i, body in rows]
 
+    async def latest_audit(self, limit: int = 20) -> list[AuditEntry]:
+        rows = self._db.execute(
+            "SELECT id, body FROM audit ORDER BY id DESC LIMIT ?", (min(limit, AUDIT_PAGE_MAX),)
+        ).fetchall()
+        return [AuditEntry.from_dict(json.loads(body), str(i)) for i, body in rows]
+
     # -- bans --------------------------------------------------------------------------------
 
     async def ban(self, subject: str) -> bool:

@@ -1,5 +1,5 @@
 // The operator's console (/admin): every space with its live numbers, every node, the
-// recordings' disk, the reports queue when the node has one; host invites and accounts.
+// recordings' disk, the reports queue and the audit log; host invites and accounts.
 //
 // Signing in: an operator's token, pasted once or given in the address as #token=…, kept in
 // localStorage (as the studio keeps an account's) and taken out of the address bar.
@@ -44,6 +44,13 @@ const ui = {
   reportsCard: $("reports-card"),
   reportsSummary: $("reports-summary"),
   reports: $("reports"),
+  decidedBox: $("decided-box"),
+  decided: $("decided"),
+  audit: $("audit"),
+  auditEmpty: $("audit-empty"),
+  auditStatus: $("audit-status"),
+  auditCsv: $("audit-csv"),
+  auditJson: $("audit-json"),
   nodes: $("nodes"),
   disk: $("disk"),
   diskMeter: $("disk-meter"),
@@ -70,6 +77,8 @@ const state = {
   confirmEnd: null, // the id of the space whose End button asks to be pressed again
   reports: null, // the open reports, grouped per target; null: this node has no queue
   reportsOpen: null,
+  decided: [], // what this console decided, newest first: {group, action, reason, result}
+  audit: [], // the latest audit entries, newest first
 };
 window.causerie = { state };
 
@@ -112,6 +121,7 @@ function signedIn(given) {
   setText(ui.accountName, tokenClaims(token)?.name || "Operator");
   follow();
   refreshLists();
+  refreshAudit();
 }
 
 /** A refusal of the operator's token: back to signing in, saying why. */
@@ -236,6 +246,7 @@ function render(overview) {
   renderReports(overview.reports);
   renderNodes(overview.nodes);
   renderDisk(overview.recordings, overview.nodes);
+  renderAudit(); // the spaces' titles
   state.renders++;
 }
 
@@ -355,12 +366,13 @@ async function removePerson(space, person, button) {
 
 // ---- the reports queue ------------------------------------------------------------------------
 //
-// The overview's `reports` says how many reports are open (null: the node has no reports
-// queue, and the section stays hidden). The queue itself is read from GET /api/admin/reports
-// (open reports grouped per target, each group with the decisions that fit it) whenever that
-// count moves, and every LISTS_REFRESH_SECONDS; a decision is POSTed to
-// /api/admin/reports/{ref}/actions with the reason it needs.
+// The overview's `reports` says how many reports are open. The queue itself is read from
+// GET /api/admin/reports (open reports grouped per target, each group with the decisions that
+// fit it) whenever that count moves, and every LISTS_REFRESH_SECONDS; a decision is POSTed to
+// /api/admin/reports/{ref}/actions with the reason it needs. A group's box is made once and
+// then updated in place, so that a reason being typed survives the queue's refreshes.
 
+/** The decisions' buttons, mildest first. */
 const DECISION_LABELS = {
   dismiss: "Dismiss",
   hide_question: "Hide the question",
@@ -369,6 +381,12 @@ const DECISION_LABELS = {
   take_down_replay: "Take the replay down",
   ban_account: "Ban the account",
 };
+/** Decisions that cannot be undone from here: their button asks to be pressed again. */
+const ASK_TWICE = new Set(["end_space", "take_down_replay", "ban_account"]);
+const DECIDED_SHOWN = 20;
+
+/** A group's ref -> the parts of its box: {box, title, reasons, notes, reason, buttons…}. */
+const groupBoxes = new Map();
 
 function renderReports(summary) {
   if (!summary) {
@@ -400,81 +418,278 @@ function renderQueue() {
   setText(
     ui.reportsSummary,
     groups.length
-      ? `${number(groups.length)} reported ${groups.length === 1 ? "target" : "targets"}.`
+      ? `${number(groups.length)} reported ${groups.length === 1 ? "thing" : "things"}, ` +
+          "most reported first. Each decision needs a reason, kept in the audit log."
       : "No open reports.",
   );
-  ui.reports.replaceChildren(...groups.map(reportGroup));
+  const boxes = groups.map((group) => {
+    if (!groupBoxes.has(group.ref)) groupBoxes.set(group.ref, reportGroup(group));
+    const parts = groupBoxes.get(group.ref);
+    updateGroup(parts, group);
+    return parts.box;
+  });
+  const shown = new Set(groups.map((g) => g.ref));
+  for (const ref of groupBoxes.keys()) if (!shown.has(ref)) groupBoxes.delete(ref);
+  // Boxes already in place are not moved (moving one would take the focus from its reason).
+  boxes.forEach((box, i) => {
+    const here = ui.reports.children[i] ?? null;
+    if (here !== box) ui.reports.insertBefore(box, here);
+  });
+  while (ui.reports.children.length > boxes.length) ui.reports.lastElementChild.remove();
+}
+
+/** What a group is about, in words: “The question “…” in “Town hall””. */
+function describe(group) {
+  const { kind, id } = group.target;
+  const space = group.space_title
+    ? `“${group.space_title}”`
+    : `the space ${group.target.space_id}`;
+  if (kind === "space") return `The space ${space}`;
+  const what = group.label ? `“${group.label}”` : `(${id}, gone)`;
+  return `${kind === "question" ? "The question" : "The speaker"} ${what} in ${space}`;
 }
 
 function reportGroup(group) {
   const box = element("article", "admin-report");
   box.dataset.ref = group.ref;
-  const space = state.overview?.spaces.find((s) => s.id === group.target.space_id);
-  const what =
-    group.target.kind === "space" ? "The space" : `A ${group.target.kind} (${group.target.id})`;
-  box.append(
-    element(
-      "p",
-      "admin-report-title",
-      `${what} in “${space ? space.title : group.target.space_id}”: ` +
-        `${group.count} ${group.count === 1 ? "report" : "reports"}`,
-    ),
-  );
-  const reasons = Object.entries(group.reasons).map(([reason, n]) => `${reason} ×${n}`);
-  box.append(element("p", "hint", reasons.join(", ")));
+  box.dataset.kind = group.target.kind;
+  const title = element("p", "admin-report-title");
+  const reasons = element("p", "hint");
   const notes = element("ul", "admin-report-notes");
-  for (const report of group.reports.filter((r) => r.note)) {
-    notes.append(element("li", "", `${report.ref}: ${report.note}`));
-  }
-  if (notes.childElementCount) box.append(notes);
   const form = element("form", "admin-report-form");
+  form.noValidate = true;
+  const inputId = `why-${group.ref}`;
+  const label = element("label", "", "Why (kept in the audit log)");
+  label.htmlFor = inputId;
   const reason = element("input");
+  reason.id = inputId;
   reason.type = "text";
   reason.maxLength = 500;
-  reason.placeholder = "Why (kept in the audit log)";
-  reason.setAttribute("aria-label", `Why, for the reports on ${what.toLowerCase()}`);
+  reason.autocomplete = "off";
+  const status = element("p", "small-status");
+  status.id = `status-${group.ref}`;
+  status.setAttribute("role", "status");
+  status.setAttribute("aria-live", "polite");
+  reason.setAttribute("aria-describedby", status.id);
+  reason.addEventListener("input", () => {
+    reason.removeAttribute("aria-invalid");
+    if (status.classList.contains("is-error")) setStatus(status, "");
+  });
   const buttons = element("div", "actions");
-  for (const action of group.actions) {
+  const parts = { box, title, reasons, notes, reason, buttons, status, asking: null };
+  // The mildest first, in DECISION_LABELS' order (the API lists them alphabetically).
+  const order = Object.keys(DECISION_LABELS);
+  const actions = [...group.actions].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  for (const action of actions) {
     const kind = action === "dismiss" ? "button" : "button button-danger-quiet";
-    const button = element("button", kind);
+    const button = element("button", kind, DECISION_LABELS[action] || action);
     button.type = "button";
-    button.textContent = DECISION_LABELS[action] || action;
     button.dataset.action = action;
-    button.addEventListener("click", () => decide(group, action, reason, button));
+    button.addEventListener("click", () => decide(group, action, parts));
     buttons.append(button);
   }
-  form.append(reason, buttons);
+  form.append(label, reason, buttons);
   form.addEventListener("submit", (event) => event.preventDefault());
-  box.append(form);
-  return box;
+  box.append(title, reasons, notes, form, status);
+  return parts;
 }
 
-async function decide(group, action, reasonInput, button) {
-  const reason = reasonInput.value.trim();
+function updateGroup(parts, group) {
+  const count = `${group.count} ${group.count === 1 ? "report" : "reports"}`;
+  setText(parts.title, `${describe(group)}: ${count}`);
+  const reasons = Object.entries(group.reasons).map(([reason, n]) => `${reason} ×${n}`);
+  setText(parts.reasons, `${reasons.join(", ")}. Waiting since ${formatWhen(group.first_at)}.`);
+  const notes = group.reports.filter((r) => r.note);
+  parts.notes.replaceChildren(...notes.map((r) => element("li", "", `${r.ref}: ${r.note}`)));
+  parts.notes.hidden = notes.length === 0;
+}
+
+async function decide(group, action, parts) {
+  const { reason: input, status } = parts;
+  const reason = input.value.trim();
+  const label = DECISION_LABELS[action] || action;
   if (!reason) {
-    setStatus(ui.consoleStatus, "Say why first: every decision is kept in the audit log.", {
+    input.setAttribute("aria-invalid", "true");
+    setStatus(status, `Say why before “${label}”: every decision is kept in the audit log.`, {
       error: true,
     });
-    reasonInput.focus();
+    input.focus();
     return;
   }
-  button.disabled = true;
+  if (ASK_TWICE.has(action) && parts.asking !== action) {
+    askAgain(parts, action);
+    return;
+  }
+  askAgain(parts, null);
+  for (const button of parts.buttons.children) button.disabled = true;
+  setStatus(status, `${label}…`);
   try {
-    await callApi("POST", `/api/admin/reports/${encodeURIComponent(group.ref)}/actions`, {
-      token,
-      json: { action, reason },
-    });
-    setStatus(ui.consoleStatus, `Done: ${DECISION_LABELS[action] || action}.`, {
-      clearAfter: 8,
-    });
+    const result = await callApi(
+      "POST",
+      `/api/admin/reports/${encodeURIComponent(group.ref)}/actions`,
+      { token, json: { action, reason } },
+    );
+    state.decided.unshift({ group, action, reason, result });
+    state.decided.length = Math.min(state.decided.length, DECIDED_SHOWN);
+    renderDecided();
+    setStatus(ui.consoleStatus, `Done: ${label} (${describe(group)}).`, { clearAfter: 8 });
+    refreshAudit();
   } catch (error) {
-    if (!refused(error)) {
-      setStatus(ui.consoleStatus, problemText("Couldn't do it", error), { error: true });
-    }
-    button.disabled = false;
+    if (refused(error)) return;
+    const text = problemText(`Couldn't ${label.toLowerCase()}`, error);
+    setStatus(status, text, { error: true });
+    for (const button of parts.buttons.children) button.disabled = false;
+    await refreshReports();
+    // Decided elsewhere meanwhile (409): the box is gone, so say it at the top.
+    if (!groupBoxes.has(group.ref)) setStatus(ui.consoleStatus, text, { error: true });
+    return;
   }
   await refreshReports();
 }
+
+/** Turn `action`'s button into “Really …?” (null: every button back to its label). */
+function askAgain(parts, action) {
+  parts.asking = action;
+  for (const button of parts.buttons.children) {
+    const label = DECISION_LABELS[button.dataset.action] || button.dataset.action;
+    const asking = button.dataset.action === action;
+    setText(button, asking ? `Really ${label.toLowerCase()}?` : label);
+    button.classList.toggle("button-danger", asking);
+  }
+}
+
+function renderDecided() {
+  ui.decidedBox.hidden = state.decided.length === 0;
+  const items = state.decided.map(({ group, action, reason, result }) => {
+    const closed = result.reports_closed.length;
+    const item = element(
+      "li",
+      "",
+      `${DECISION_LABELS[action] || action}: ${describe(group)} (${closed} ` +
+        `${closed === 1 ? "report" : "reports"} closed). Why: ${reason}`,
+    );
+    item.dataset.ref = group.ref;
+    item.dataset.action = action;
+    return item;
+  });
+  ui.decided.replaceChildren(...items);
+}
+
+// ---- the audit log ----------------------------------------------------------------------------
+//
+// The latest entries come from GET /api/admin/audit/latest. The export reads the whole log,
+// page after page (GET /api/admin/audit: JSON's `next`, CSV's Link header), with the token in
+// the Authorization header; so it is fetched and saved as a file from memory, not linked to.
+
+const AUDIT_SHOWN = 20;
+const EXPORT_PAGE = 1000;
+const EXPORT_PAGES_MAX = 1000;
+const ACTION_LABELS = {
+  mute: "Muted",
+  unmute: "Unmuted",
+  move_to_audience: "Moved to the audience",
+  remove_member: "Removed",
+  hide_question: "Hid a question",
+  show_question: "Showed a question again",
+  end_space: "Ended the space",
+  dismiss_reports: "Dismissed reports",
+  remove_speaker: "Removed a speaker",
+  take_down_replay: "Took the replay down",
+  ban_account: "Banned an account",
+};
+
+async function refreshAudit() {
+  try {
+    const latest = await callApi("GET", `/api/admin/audit/latest?limit=${AUDIT_SHOWN}`, {
+      token,
+    });
+    state.audit = latest.entries;
+    renderAudit();
+  } catch (error) {
+    refused(error);
+  }
+}
+
+function renderAudit() {
+  const titles = new Map((state.overview?.spaces || []).map((s) => [s.id, s.title]));
+  const rows = state.audit.map((entry) => {
+    const row = element("tr");
+    row.dataset.id = entry.id;
+    row.dataset.action = entry.action;
+    cell(row, formatWhen(entry.at));
+    cell(row, `${entry.actor} (${entry.actor_role})`, "mono");
+    cell(row, ACTION_LABELS[entry.action] || entry.action);
+    cell(row, entry.target, "mono");
+    cell(row, titles.get(entry.space_id) || entry.space_id);
+    cell(row, entry.reason || "–", "reason-cell");
+    cell(row, entry.report_ref || "–", "mono");
+    return row;
+  });
+  ui.audit.replaceChildren(...rows);
+  ui.auditEmpty.hidden = rows.length > 0;
+}
+
+/** The URL of a Link header's rel="next" (RFC 8288), or null. */
+function nextLink(header) {
+  const found = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header || "");
+  return found ? found[1] : null;
+}
+
+async function exportAudit(format, button) {
+  button.disabled = true;
+  setStatus(ui.auditStatus, "Reading the audit log…");
+  try {
+    const parts = [];
+    const entries = [];
+    const first = `/api/admin/audit?format=${format}&limit=${EXPORT_PAGE}`;
+    let url = first;
+    for (let page = 0; url; page++) {
+      if (page === EXPORT_PAGES_MAX) throw new Error("the log is too long to export from here");
+      const response = await fetch(url, {
+        headers: { Authorization: `Bearer ${token}` },
+        cache: "no-store",
+      });
+      if (!response.ok) throw await errorFrom(response);
+      if (format === "csv") {
+        parts.push(await response.text());
+        url = nextLink(response.headers.get("Link"));
+      } else {
+        const body = await response.json();
+        entries.push(...body.entries);
+        url = body.next ? `${first}&after=${encodeURIComponent(body.next)}` : null;
+      }
+    }
+    const file =
+      format === "csv"
+        ? new Blob(parts, { type: "text/csv;charset=utf-8" })
+        : new Blob([JSON.stringify({ entries }, null, 2)], { type: "application/json" });
+    const day = new Date().toISOString().slice(0, 10);
+    save(file, `causerie-audit-${day}.${format}`);
+    setStatus(ui.auditStatus, "Exported.", { clearAfter: 8 });
+  } catch (error) {
+    if (!refused(error)) {
+      setStatus(ui.auditStatus, problemText("Couldn't export the audit log", error), {
+        error: true,
+      });
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Hand `blob` to the browser as a download named `name`. */
+function save(blob, name) {
+  const link = element("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+}
+
+ui.auditCsv.addEventListener("click", () => exportAudit("csv", ui.auditCsv));
+ui.auditJson.addEventListener("click", () => exportAudit("json", ui.auditJson));
 
 function renderNodes(nodes) {
   const rows = nodes.map((node) => {
@@ -544,6 +759,7 @@ async function refreshLists() {
 setInterval(() => {
   if (token && document.visibilityState === "visible") {
     refreshLists();
+    refreshAudit();
     if (state.reports != null) refreshReports();
   }
 }, LISTS_REFRESH_SECONDS * 1000);
