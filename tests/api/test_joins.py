@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from causerie.api.admission import BodyLimit
+from causerie.api.cors import PublicCors
 from causerie.api.joins import FastJoins
 from causerie.domain.waiting_room import Ticket
 from tests.conftest import account
@@ -88,9 +89,9 @@ async def test_fast_path_answers_as_the_documented_route(client, node) -> None:
         ("POST", "/api/spaces/nope/heartbeat", None, bearer),
         ("GET", beat, None, {}),
     ]
-    # The same guard in front of FastAPI alone (Admission changes no answer here).
+    # The same guards in front of FastAPI alone (Admission changes no answer here).
     framework = httpx.ASGITransport(
-        app=BodyLimit(node.app.api, node.app.services.config.max_body_bytes)
+        app=PublicCors(BodyLimit(node.app.api, node.app.services.config.max_body_bytes))
     )
     async with httpx.AsyncClient(transport=framework, base_url=node.url) as direct:
         for method, path, body, headers in cases:
