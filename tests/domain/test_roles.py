@@ -25,6 +25,7 @@ EXPECTED: dict[Action, set[Role]] = {
     Action.REMOVE_MEMBER: {H, C},
     Action.MODERATE_QUESTIONS: {H, C},
     Action.MANAGE_COHOSTS: {H},
+    Action.SET_CAPTIONS: {H, C},
 }
 
 

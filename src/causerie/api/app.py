@@ -30,6 +30,7 @@ from ..node.services import Services
 from . import (
     audience,
     calendar,
+    captions,
     events,
     levels,
     pages,
@@ -100,6 +101,7 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
     api.include_router(audience.router)
     api.include_router(levels.router)
     api.include_router(replay.router)
+    api.include_router(captions.router)
     api.include_router(settings.router)
     api.include_router(pages.router)
     api.mount("/static", pages.static_files(), name="static")

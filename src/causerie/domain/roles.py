@@ -40,6 +40,7 @@ class Action(StrEnum):
     REMOVE_MEMBER = "remove_member"
     MODERATE_QUESTIONS = "moderate_questions"
     MANAGE_COHOSTS = "manage_cohosts"
+    SET_CAPTIONS = "set_captions"
 
 
 _AUDIENCE = frozenset(
@@ -61,6 +62,7 @@ _COHOST = _SPEAKER | {
     Action.MUTE_OTHERS,
     Action.REMOVE_MEMBER,
     Action.MODERATE_QUESTIONS,
+    Action.SET_CAPTIONS,
 }
 # The host may do everything a co-host may, and also end the space and manage co-hosts.
 # The host cannot leave the stage: a space always has its host on stage.

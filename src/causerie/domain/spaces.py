@@ -149,6 +149,8 @@ class Space:
     ending_at: datetime | None = None
     """When the space ends by itself, nobody having been on the microphone for a while
     (housekeeping.py); announced to the host beforehand, cancelled when someone goes on air."""
+    captions: bool = True
+    """Whether the node captions the space live (and makes its transcript); its host's choice."""
     version: int = 0
 
     # -- creation ---------------------------------------------------------------------------
@@ -292,6 +294,13 @@ class Space:
             self.scheduled_start = scheduled_start
         if not isinstance(capacity, Unchanged):
             self.capacity = check_capacity(capacity)
+
+    def set_captions(self, actor: str, enabled: bool) -> None:
+        """Turn live captions (and the transcript) on or off. Host or co-host, before the end:
+        a transcript is made of what was captioned while the space was live."""
+        self._require(actor, Action.SET_CAPTIONS)
+        self._require_not_ended()
+        self.captions = enabled
 
     # -- the stage --------------------------------------------------------------------------
 
@@ -529,6 +538,7 @@ class Space:
             "recording": self.recording,
             "capacity": self.capacity,
             "ending_at": _iso(self.ending_at),
+            "captions": self.captions,
             "version": self.version,
         }
 
@@ -565,6 +575,7 @@ class Space:
             recording=data["recording"],
             capacity=data.get("capacity"),
             ending_at=_from_iso(data.get("ending_at")),  # spaces stored before housekeeping
+            captions=data.get("captions", True),  # spaces stored before captions
             version=data["version"],
         )
 

@@ -40,6 +40,8 @@ RECORDING_CHECK_INTERVAL = 2.0
 STAGE_SYNC_INTERVAL = 1.0
 RUNS_INTERVAL = 1.0
 REDIS_CHECK_INTERVAL = 5.0
+CAPTIONS_INTERVAL = 1.0
+"""Seconds between two looks at which spaces want captions (a host's toggle, a start, an end)."""
 IDLE_CHECK_INTERVAL = 10.0
 """Seconds between two looks at who is on the microphone (less for a short --end-idle-after)."""
 RETENTION_INTERVAL = 300.0
@@ -359,6 +361,8 @@ def loops(svc: Services) -> list[Periodic]:
             "publish-recording-problems", RECORDING_CHECK_INTERVAL, RecordingProblems(svc).step
         ),
     ]
+    if svc.captions is not None:
+        running.append(Periodic("captions", CAPTIONS_INTERVAL, svc.captions.step))
     if svc.config.end_idle_after > 0:
         # A twentieth of the wait, so that a short one (a test, a demo) is kept to the second.
         every = min(IDLE_CHECK_INTERVAL, max(0.5, svc.config.end_idle_after / 20))

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..bus import Bus
+from ..captions.search import TranscriptIndex
+from ..captions.service import Captions
 from ..cluster.forward import Forwarder
 from ..cluster.ownership import Ownership
 from ..cluster.redis_health import RedisHealth
@@ -62,6 +64,10 @@ class Services:
     """The disk recordings take on this node, and what retention removed (for /metrics)."""
     redis_health: RedisHealth | None = None
     """With Redis: whether this node reaches it, and how fast (for /metrics)."""
+    captions: Captions | None = None
+    """Live captions of the spaces on this node (None: a node built without them)."""
+    transcripts: TranscriptIndex | None = None
+    """The search index of ended spaces' transcripts (captions/search.py)."""
     activity: Activity = field(default_factory=Activity)
     """Reactions and changed questions waiting for the next once-a-second publication."""
     clock: Callable[[], float] = time.time
