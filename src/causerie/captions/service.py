@@ -110,6 +110,7 @@ class Captions:
         self._failed_at: dict[str, float] = {}
         self._probe: asyncio.Task[None] | None = None
         self._published: set[asyncio.Task[None]] = set()
+        self._stepping = asyncio.Lock()  # the loop and a host's switch may step at once
 
     # Start and stop
 
@@ -184,6 +185,11 @@ class Captions:
     # Keeping in step
 
     async def step(self) -> None:
+        """Bring the workers in line with the live spaces and their hosts' choices."""
+        async with self._stepping:
+            await self._step()
+
+    async def _step(self) -> None:
         live = set(self.broadcasts.live_ids())
         wanted: list[str] = []
         for space_id in sorted(live | set(self.workers)):

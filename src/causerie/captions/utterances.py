@@ -32,8 +32,9 @@ class CutPolicy:
     """Voiced time an utterance needs to be decoded at all (a cough, a click: not)."""
     max_seconds: float = 10.0
     """An utterance longer than this is cut where it is, so captions never wait for a pause."""
-    pad: float = 0.2
-    """Audio kept on each side of the voiced chunks: the detector is late on soft onsets."""
+    pad: float = 0.4
+    """Audio kept on each side of the voiced chunks: the detector is late on soft onsets and
+    early on trailing sounds (a final "s"), and Whisper misreads words cut short."""
 
     def __post_init__(self) -> None:
         if not 0 < self.off <= self.on < 1:
