@@ -75,7 +75,7 @@ def seconds(timestamp: str) -> float:
 
 async def ffprobe_streams(url: str) -> list[dict]:
     # ffmpeg's HLS demuxer reads subtitles renditions only when told experimental features are
-    # fine (libavformat/hls.c). A subprocess, never a blocking call: the node shares this event loop.
+    # fine (libavformat/hls.c). A subprocess, never a blocking call: the node shares the loop.
     process = await asyncio.create_subprocess_exec(
         "ffprobe", "-v", "error", "-strict", "experimental", "-show_streams", "-of", "json", url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
