@@ -144,9 +144,10 @@ class Captions:
             answer = ("failed", f"loading the model took more than {PROBE_TIMEOUT:.0f} s")
         finally:
             parent.close()
+            await asyncio.to_thread(process.join, 5)  # it exits by itself once it answered
             if process.is_alive():
                 process.kill()
-            await asyncio.to_thread(process.join, 5)
+                await asyncio.to_thread(process.join, 5)
         if answer[0] == "ready":
             self.ready = True
             log.info("captions: model %s ready (%s)", model.name, model.directory)

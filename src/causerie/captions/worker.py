@@ -136,17 +136,21 @@ class SpaceCaptions:
         self._wake.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.done.wait(), timeout)
-        self.kill()
+        # The pipe is closed: the process is exiting (a join of a few ms), else killed.
+        await asyncio.to_thread(self.kill, 2.0 if self.done.is_set() else 0.0)
 
-    def kill(self) -> None:
-        """End the process now (what it had not delivered is lost)."""
+    def kill(self, grace: float = 0.0) -> None:
+        """End the process, after `grace` seconds to exit by itself (what it had not delivered
+        is lost). Exiting by itself lets it release what it holds (its semaphores)."""
         self._closing = True
         self._wake.set()
         process = self._process
-        if process is not None and process.is_alive():
+        if process is None:
+            return
+        process.join(timeout=grace)
+        if process.is_alive():
             process.kill()
-        if process is not None:
-            process.join(timeout=2)
+        process.join(timeout=2)
 
     # Threads
 
