@@ -16,9 +16,10 @@ b. Live: a `causerie serve --captions-max 1` process hosts one space; an aiortc 
    CPU time (/proc) over the speaking time, as a share of one core. WER of what the listener got.
 c. The media loop: the same live space, speaking, while `--hogs` processes spin on every core
    (CPU saturation), once with captions on and once off (a new node each): the node's
-   media-loop lateness histogram and late parts (/metrics) over `--seconds`.
+   media-loop lateness histogram and late parts (/metrics) over `--seconds`; off and on in
+   turn, `--rounds` times, since other work on the machine drifts.
 
-    .venv/bin/python -m bench.captions [--loops 4] [--seconds 30] [--hogs 3]
+    .venv/bin/python -m bench.captions [--loops 4] [--seconds 30] [--hogs 3] [--rounds 2]
         [--models tiny.en,base.en]
 """
 
@@ -212,6 +213,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--hogs", type=int, default=(os.cpu_count() or 2) + 1)
     parser.add_argument("--models", default="tiny.en,base.en")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     loopback_only()
     result: dict[str, object] = {}
@@ -251,12 +253,16 @@ async def main() -> None:
             ],
         )
         rows = []
-        for captions in (False, True):
-            name = "on" if captions else "off"
-            with node(Path(folder) / name, captions) as server:
-                loop = await saturated(server, args.seconds, args.hogs)
-            result[f"saturated_captions_{name}"] = loop
-            rows.append([f"captions {name}", *loop.values()])
+        runs: list[dict[str, object]] = []
+        # Off and on in turn, `--rounds` times: the machine's other work drifts over minutes.
+        for round_number in range(args.rounds):
+            for captions in (False, True):
+                name = "on" if captions else "off"
+                with node(Path(folder) / f"{name}{round_number}", captions) as server:
+                    loop = await saturated(server, args.seconds, args.hogs)
+                runs.append({"captions": name, **loop})
+                rows.append([f"captions {name} ({round_number + 1})", *loop.values()])
+        result["saturated"] = runs
         print(
             f"\nc. the media loop while {args.hogs} processes spin ({args.seconds:.0f} s,"
             " a space speaking)"

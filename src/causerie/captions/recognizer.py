@@ -143,6 +143,9 @@ def main(
     """The process's body (see the module docstring). `probe`: load, decode a second of
     silence, answer, and exit (the node checks its model at start this way)."""
     os.environ["HF_HUB_OFFLINE"] = "1"  # nothing is fetched at run time, whatever happens
+    # Idle decoder threads sleep instead of spinning for the next job (OpenMP's default spins
+    # for a while): between utterances the process takes no CPU from the node.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Not allowed here: the node's own priority then, still off its loop.
     with contextlib.suppress(OSError):
         os.nice(niceness)

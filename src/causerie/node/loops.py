@@ -300,6 +300,8 @@ class RecordingRetention:
             status.removed[removal.reason] = status.removed.get(removal.reason, 0) + 1
             if svc.clip_budget is not None:
                 svc.clip_budget.forget(removal.space_id)
+            if svc.transcripts is not None:  # its transcript went with it: no longer found
+                await asyncio.to_thread(svc.transcripts.remove, removal.space_id)
             log.info(
                 "space %s: recording removed (%s), %.1f MiB freed",
                 removal.space_id,
