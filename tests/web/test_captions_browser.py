@@ -14,6 +14,7 @@ from causerie.captions.wer import word_error_rate
 from tests.captions.test_live_captions import captioning_node, live_space, ready
 from tests.fixtures.rtc import publish
 from tests.fixtures.speech import SENTENCES, SpeechTrack
+from tests.harness.in_process import run_node
 from tests.harness.polling import eventually
 from tests.web.live import Watched, chromium, phone_page, start_listening
 
@@ -105,4 +106,37 @@ async def test_captions_live_then_the_transcript_and_search(tmp_path: Path) -> N
         await eventually(found, 20, "the search finding the space", every=0.5)
         href = await home.locator("#search-results a.hit").first.get_attribute("href")
         assert href == f"/s/{space_id}?t={int(cues[1]['start'])}"
+        assert watched.page_errors == [], watched.page_errors
+
+
+async def test_the_host_switches_captions_in_the_studio(tmp_path: Path) -> None:
+    async with (
+        run_node(
+            tmp_path / "data", captions_model=str(tmp_path / "no-model"), captions_max=1
+        ) as node,
+        httpx.AsyncClient(base_url=node.url, timeout=30) as http,
+        chromium() as browser,
+    ):
+        space_id, host = await live_space(http, node)
+        watched = Watched()
+        studio = await phone_page(browser, watched)
+        token = host["Authorization"].split()[1]
+        await studio.goto(f"{node.url}/studio/{space_id}#token={token}")
+        switch = studio.locator("#captions-switch")
+        await switch.wait_for()
+        assert await switch.is_checked()
+        # This node has no model: the host is told why, beside the switch.
+        await studio.wait_for_function(
+            "document.getElementById('captions-status').textContent.includes('does not exist')"
+        )
+        await switch.click()
+
+        async def off() -> bool:
+            return (await http.get(f"/api/spaces/{space_id}")).json()["captions"] is False
+
+        await eventually(off, 10, "captions off")
+        await studio.wait_for_function(
+            "document.getElementById('captions-status').textContent === 'Captions off.'"
+        )
+        assert not await switch.is_checked()
         assert watched.page_errors == [], watched.page_errors
