@@ -156,6 +156,11 @@ async def test_spoken_words_become_captions_a_transcript_and_a_search(tmp_path: 
         assert abs(result["lines"][0]["start"] - seconds(cues[0].start)) < 0.01
         assert result["url"] == f"/s/{space_id}?t={int(result['lines'][0]['start'])}"
 
+        metrics = (await http.get("/metrics")).text
+        lines = re.search(r"^causerie_captions_lines_total (\S+)$", metrics, re.M)
+        assert lines is not None and float(lines[1]) >= len(SENTENCES)
+        assert re.search(r"^causerie_captions_available 1(\.0)?$", metrics, re.M)
+
 
 async def _is(http: httpx.AsyncClient, space_id: str, wanted: str) -> bool:
     return await state(http, space_id) == wanted

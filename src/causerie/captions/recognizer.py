@@ -136,7 +136,7 @@ def main(
     *,
     threads: int = 2,
     beam_size: int = 5,
-    niceness: int = 10,
+    niceness: int = 19,
     policy: CutPolicy | None = None,
     probe: bool = False,
 ) -> None:

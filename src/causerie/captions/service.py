@@ -40,7 +40,7 @@ from .model import DEFAULT_MODEL, ModelError, ResolvedModel, resolve_model
 from .search import TranscriptIndex
 from .transcript import Span, place
 from .webvtt import Cue
-from .worker import SpaceCaptions
+from .worker import SpaceCaptions, WorkerStats
 
 __all__ = ["Captions", "CaptionsSettings", "transcript_cues"]
 
@@ -111,6 +111,7 @@ class Captions:
         self._probe: asyncio.Task[None] | None = None
         self._published: set[asyncio.Task[None]] = set()
         self._stepping = asyncio.Lock()  # the loop and a host's switch may step at once
+        self._retired = WorkerStats()  # what the workers that ended did (counters only grow)
 
     # Start and stop
 
@@ -136,7 +137,7 @@ class Captions:
             name="captions-probe",
             daemon=True,
         )
-        process.start()
+        await asyncio.to_thread(process.start)
         child.close()
         try:
             answer = await asyncio.wait_for(asyncio.to_thread(_receive, parent), PROBE_TIMEOUT)
@@ -178,6 +179,21 @@ class Captions:
         if self.problem is not None:
             return "unavailable"
         return "on" if space.id in self.workers else "waiting"
+
+    def totals(self) -> WorkerStats:
+        """What every worker of this node did since it started (for /metrics)."""
+        total = WorkerStats(
+            self._retired.frames_in,
+            self._retired.frames_dropped,
+            self._retired.lines,
+            self._retired.decode_seconds,
+        )
+        for worker in self.workers.values():
+            total.frames_in += worker.stats.frames_in
+            total.frames_dropped += worker.stats.frames_dropped
+            total.lines += worker.stats.lines
+            total.decode_seconds += worker.stats.decode_seconds
+        return total
 
     def busy(self, space_id: str) -> bool:
         """Whether the space's captions are still being finished (its transcript may grow)."""
@@ -221,12 +237,12 @@ class Captions:
                     continue
                 if space_id in self.finishing:
                     continue  # the previous one is still delivering its last lines
-                worker = self._start(space_id, self.model)
+                worker = await self._start(space_id, self.model)
             pipeline = self.broadcasts.get(space_id)
             if pipeline is not None and pipeline.on_program != worker.feed:
                 pipeline.on_program = worker.feed  # a new run (a restart) gets it too
 
-    def _start(self, space_id: str, model: ResolvedModel) -> SpaceCaptions:
+    async def _start(self, space_id: str, model: ResolvedModel) -> SpaceCaptions:
         worker = SpaceCaptions(
             space_id,
             model,
@@ -235,8 +251,13 @@ class Captions:
             beam_size=self.settings.beam_size,
             clock=self.clock,
         )
-        worker.start()
         self.workers[space_id] = worker
+        try:
+            await worker.start()
+        except OSError:
+            log.exception("space %s: the recognizer could not be started", space_id)
+            worker.failed = "the recognizer could not be started"
+            worker.done.set()  # retired at the next step, tried again later
         log.info("space %s: captions on", space_id)
         return worker
 
@@ -252,6 +273,11 @@ class Captions:
     async def _finish(self, space_id: str, worker: SpaceCaptions) -> None:
         try:
             await worker.stop()
+            done = worker.stats
+            self._retired.frames_in += done.frames_in
+            self._retired.frames_dropped += done.frames_dropped
+            self._retired.lines += done.lines
+            self._retired.decode_seconds += done.decode_seconds
             log.info("space %s: captions off", space_id)
             await self._index(space_id)
         except Exception:

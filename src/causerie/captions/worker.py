@@ -71,7 +71,7 @@ class SpaceCaptions:
         *,
         threads: int = 2,
         beam_size: int = 5,
-        niceness: int = 10,
+        niceness: int = 19,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.space_id = space_id
@@ -108,8 +108,9 @@ class SpaceCaptions:
 
     # Lifecycle (on the event loop)
 
-    def start(self) -> None:
-        """Start the process and its threads."""
+    async def start(self) -> None:
+        """Start the process (from a thread: starting a process takes milliseconds the event
+        loop, which the media loop runs on, does not give) and the threads around it."""
         self._loop = asyncio.get_running_loop()
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._conn, child = context.Pipe()
@@ -120,7 +121,7 @@ class SpaceCaptions:
             name=f"captions-{self.space_id}",
             daemon=True,
         )
-        self._process.start()
+        await asyncio.to_thread(self._process.start)
         child.close()
         threading.Thread(
             target=self._read, name=f"captions-read-{self.space_id}", daemon=True
@@ -145,8 +146,8 @@ class SpaceCaptions:
         self._closing = True
         self._wake.set()
         process = self._process
-        if process is None:
-            return
+        if process is None or process.pid is None:
+            return  # never started
         process.join(timeout=grace)
         if process.is_alive():
             process.kill()
