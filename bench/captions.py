@@ -17,7 +17,8 @@ b. Live: a `causerie serve --captions-max 1` process hosts one space; an aiortc 
 c. The media loop: the same live space, speaking, while `--hogs` processes spin on every core
    (CPU saturation), once with captions on and once off (a new node each): the node's
    media-loop lateness histogram and late parts (/metrics) over `--seconds`; off and on in
-   turn, `--rounds` times, since other work on the machine drifts.
+   turn, `--rounds` times, since other work on the machine drifts; then two nodes at once,
+   one with captions and one without, each with a space speaking, under the same spinning.
 
     .venv/bin/python -m bench.captions [--loops 4] [--seconds 30] [--hogs 3] [--rounds 2]
         [--models tiny.en,base.en]
@@ -169,26 +170,48 @@ def lateness(metrics: str) -> dict[str, float]:
     return found
 
 
-async def saturated(node: CauserieProcess, seconds: float, hogs: int) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=node.url, timeout=30) as http:
-        space_id, host = await speaking_space(node, http, 1)
-        track = SpeechTrack(np.tile(read_speech(), 1 + int(seconds / 19) + 2))
-        session = await publish(http, space_id, host["Authorization"].split()[1], track)
-        await session.wait_connected()
+async def saturated(
+    nodes: list[CauserieProcess], seconds: float, hogs: int
+) -> list[dict[str, object]]:
+    """Each node's media-loop figures over the same `seconds`, a space speaking in each, while
+    `hogs` processes spin."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients, sessions = [], []
+        for server in nodes:
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=server.url, timeout=30)
+            )
+            space_id, host = await speaking_space(server, http, 1)
+            track = SpeechTrack(np.tile(read_speech(), 1 + int(seconds / 19) + 2))
+            session = await publish(http, space_id, host["Authorization"].split()[1], track)
+            await session.wait_connected()
+            clients.append(http)
+            sessions.append(session)
+
+            async def settled(http: httpx.AsyncClient = http, space_id: str = space_id) -> bool:
+                details = (await http.get(f"/api/spaces/{space_id}")).json()
+                return details["captions_state"] in ("on", "unavailable")  # (off: max 0)
+
+            await eventually(settled, 120, "captions on, or none on this node", every=0.25)
         await asyncio.sleep(3)
-        before = lateness((await http.get("/metrics")).text)
+        before = [lateness((await http.get("/metrics")).text) for http in clients]
         context = multiprocessing.get_context("spawn")
         spinners = [context.Process(target=spin, daemon=True) for _ in range(hogs)]
         for spinner in spinners:
             spinner.start()
         try:
             await asyncio.sleep(seconds)
-            after = lateness((await http.get("/metrics")).text)
+            after = [lateness((await http.get("/metrics")).text) for http in clients]
         finally:
             for spinner in spinners:
                 spinner.kill()
                 spinner.join()
-        await session.close()
+        for session in sessions:
+            await session.close()
+    return [_loop_figures(b, a) for b, a in zip(before, after, strict=True)]
+
+
+def _loop_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, object]:
     ticks = after["+Inf"] - before["+Inf"]
     over = {bound: ticks - (after[bound] - before[bound]) for bound in ("0.02", "0.05", "0.2133")}
     return {
@@ -254,14 +277,23 @@ async def main() -> None:
         )
         rows = []
         runs: list[dict[str, object]] = []
-        # Off and on in turn, `--rounds` times: the machine's other work drifts over minutes.
+        # Off and on in turn, `--rounds` times (the machine's other work drifts over minutes),
+        # then both at once, side by side under the same load: the fairest comparison here.
         for round_number in range(args.rounds):
             for captions in (False, True):
                 name = "on" if captions else "off"
                 with node(Path(folder) / f"{name}{round_number}", captions) as server:
-                    loop = await saturated(server, args.seconds, args.hogs)
+                    (loop,) = await saturated([server], args.seconds, args.hogs)
                 runs.append({"captions": name, **loop})
                 rows.append([f"captions {name} ({round_number + 1})", *loop.values()])
+        with (
+            node(Path(folder) / "side-off", False) as off,
+            node(Path(folder) / "side-on", True) as on,
+        ):
+            pair = await saturated([off, on], args.seconds, args.hogs)
+        for name, loop in zip(("off", "on"), pair, strict=True):
+            runs.append({"captions": name, "side_by_side": True, **loop})
+            rows.append([f"captions {name}, side by side", *loop.values()])
         result["saturated"] = runs
         print(
             f"\nc. the media loop while {args.hogs} processes spin ({args.seconds:.0f} s,"
