@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ..bus import Bus
@@ -109,7 +110,7 @@ class Captions:
         self.finishing: dict[str, asyncio.Task[None]] = {}
         self._failed_at: dict[str, float] = {}
         self._probe: asyncio.Task[None] | None = None
-        self._published: set[asyncio.Task[None]] = set()
+        self._published: set[asyncio.Task[object]] = set()
         self._stepping = asyncio.Lock()  # the loop and a host's switch may step at once
         self._retired = WorkerStats()  # what the workers that ended did (counters only grow)
 
@@ -229,18 +230,18 @@ class Captions:
         if not self.ready or self.model is None:
             return
         for space_id in wanted:
-            worker = self.workers.get(space_id)
-            if worker is None:
+            running = self.workers.get(space_id)
+            if running is None:
                 if len(self.workers) >= self.settings.max_spaces:
                     continue
                 if self.clock() - self._failed_at.get(space_id, -1e9) < RESTART_AFTER:
                     continue
                 if space_id in self.finishing:
                     continue  # the previous one is still delivering its last lines
-                worker = await self._start(space_id, self.model)
+                running = await self._start(space_id, self.model)
             pipeline = self.broadcasts.get(space_id)
-            if pipeline is not None and pipeline.on_program != worker.feed:
-                pipeline.on_program = worker.feed  # a new run (a restart) gets it too
+            if pipeline is not None and pipeline.on_program != running.feed:
+                pipeline.on_program = running.feed  # a new run (a restart) gets it too
 
     async def _start(self, space_id: str, model: ResolvedModel) -> SpaceCaptions:
         worker = SpaceCaptions(
@@ -312,9 +313,10 @@ class Captions:
         task.add_done_callback(self._published.discard)
 
 
-def _receive(conn: object) -> tuple[str, object]:
+def _receive(conn: Connection) -> tuple[str, object]:
     try:
-        return conn.recv()  # type: ignore[attr-defined, no-any-return]
+        answer: tuple[str, object] = conn.recv()
+        return answer
     except EOFError:
         return ("failed", "the process ended before it answered")
 
