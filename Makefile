@@ -77,6 +77,7 @@ bench: install test-deps
 	$(BIN)/python -m bench.storm
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.origin
+	$(BIN)/python -m bench.captions
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache .mypy_cache
