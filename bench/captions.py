@@ -98,8 +98,11 @@ def offline(model_name: str) -> dict[str, object]:
 def recognizer_pid(server: int) -> int | None:
     """The captions process: the node's child started by multiprocessing's spawn (not its
     resource tracker)."""
-    children = Path(f"/proc/{server}/task/{server}/children")
-    for pid in children.read_text().split():
+    # Any thread may have started it (the node starts processes from a worker thread).
+    children = " ".join(
+        task.read_text() for task in Path(f"/proc/{server}/task").glob("*/children")
+    )
+    for pid in children.split():
         command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         if "spawn_main" in command:
             return int(pid)
