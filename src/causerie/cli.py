@@ -162,6 +162,22 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "told a few minutes before (default %(default)s; 0: never)",
     )
     parser.add_argument(
+        "--captions-model",
+        default="tiny.en",
+        metavar="NAME_OR_DIR",
+        help="the speech model for live captions: a faster-whisper model name (tiny.en comes "
+        "with the install; others must be in the local model cache: nothing is downloaded) or a "
+        "directory holding one (default %(default)s)",
+    )
+    parser.add_argument(
+        "--captions-max",
+        type=int,
+        default=2,
+        metavar="N",
+        help="live spaces this node captions at once, each taking about a quarter of a core "
+        "with tiny.en (default %(default)s; 0: no captions)",
+    )
+    parser.add_argument(
         "--metrics-token",
         metavar="TOKEN",
         default=os.environ.get("CAUSERIE_METRICS_TOKEN") or None,
@@ -207,6 +223,8 @@ def _config(args: argparse.Namespace) -> Config:
         keep_recordings_seconds=args.keep_recordings * 86400,
         recordings_max_bytes=_bytes_of_gb(args.recordings_max_gb, "--recordings-max-gb"),
         end_idle_after=args.end_idle_after * 60,
+        captions_model=args.captions_model,
+        captions_max=args.captions_max,
         trusted_proxies=tuple(args.trusted_proxy or ()),
     )
 

@@ -539,6 +539,21 @@ ROWS: list[Row] = [
         note="anyone may cut a clip; the other space has not started, so nothing is recorded",
     ),
     Row("GET", "/clips/{clip_id}.m4a", everyone(404), values={"clip_id": "nope.0-1000"}),
+    # Captions: the host and co-hosts switch them; transcripts are public once the space ended
+    # (the world is live: 409), and so is search (no words to search for: 400).
+    Row(
+        "PUT",
+        "/api/spaces/{space_id}/captions",
+        moderators(200),
+        json={"enabled": True},
+        note="host and co-hosts (Action.SET_CAPTIONS)",
+    ),
+    Row("GET", "/replay/{space_id}/transcript.vtt", everyone(409)),
+    Row("GET", "/replay/{space_id}/transcript.txt", everyone(409)),
+    Row("GET", "/replay/{space_id}/transcript.json", everyone(409)),
+    Row("GET", "/replay/{space_id}/main.m3u8", everyone(409)),
+    Row("GET", "/replay/{space_id}/subtitles.m3u8", everyone(409)),
+    Row("GET", "/api/search", everyone(400)),
     Row("HEAD", "/clips/{clip_id}.m4a", everyone(404), values={"clip_id": "nope.0-1000"}),
     # WHIP: the host, co-hosts and speakers publish. A garbage offer gets 400 once the caller
     # is allowed, 403 before: so no media session is made for each row.

@@ -38,6 +38,7 @@ EXPECTED: dict[Action, set[Role]] = {
     Action.MODERATE_QUESTIONS: {OP, H, C},
     Action.MANAGE_COHOSTS: {H},
     Action.TAKE_DOWN_REPLAY: {OP},
+    Action.SET_CAPTIONS: {H, C},
 }
 
 

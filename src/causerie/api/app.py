@@ -22,6 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from ..asgi import ASGIApp, Receive, Scope, Send, send_error
+from ..captions.service import Captions
 from ..cluster.redis_health import RedisHealth
 from ..domain import NotFound
 from ..media.timing import MediaTiming
@@ -31,6 +32,7 @@ from . import (
     admin,
     audience,
     calendar,
+    captions,
     embed,
     events,
     invites,
@@ -111,6 +113,7 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
     api.include_router(reports.router)
     api.include_router(transparency.router)
     api.state.transparency = transparency.Figures()
+    api.include_router(captions.router)
     api.include_router(settings.router)
     api.include_router(embed.router)
     api.include_router(admin.router)
@@ -203,6 +206,8 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
     )
     _declare_media_metrics(m, svc.broadcasts.timing)
     _declare_recording_metrics(m, svc)
+    if svc.captions is not None:
+        _declare_captions_metrics(m, svc.captions)
     if svc.redis_health is not None:
         _declare_redis_metrics(m, svc.redis_health)
 
@@ -292,6 +297,34 @@ def _declare_media_metrics(m: Metrics, timing: MediaTiming) -> None:
         "causerie_media_frames_skipped_total",
         "20 ms frames of audio dropped after the media loop stalled for over a second",
         lambda: float(timing.frames_skipped),
+    )
+
+
+def _declare_captions_metrics(m: Metrics, captions: Captions) -> None:
+    m.gauge(
+        "causerie_captions_available",
+        "1 if this node can caption (its model loaded), else 0",
+        lambda: 1.0 if captions.ready and captions.problem is None else 0.0,
+    )
+    m.gauge(
+        "causerie_captions_spaces",
+        "Live spaces captioned now",
+        lambda: float(len(captions.workers)),
+    )
+    m.counter(
+        "causerie_captions_lines_total",
+        "Caption lines made",
+        lambda: float(captions.totals().lines),
+    )
+    m.counter(
+        "causerie_captions_decode_seconds_total",
+        "CPU seconds the recognizers spent decoding",
+        lambda: captions.totals().decode_seconds,
+    )
+    m.counter(
+        "causerie_captions_frames_dropped_total",
+        "20 ms frames of program audio dropped because a recognizer was behind",
+        lambda: float(captions.totals().frames_dropped),
     )
 
 

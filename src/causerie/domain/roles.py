@@ -47,6 +47,7 @@ class Action(StrEnum):
     MODERATE_QUESTIONS = "moderate_questions"
     MANAGE_COHOSTS = "manage_cohosts"
     TAKE_DOWN_REPLAY = "take_down_replay"
+    SET_CAPTIONS = "set_captions"
 
 
 _AUDIENCE = frozenset(
@@ -68,6 +69,7 @@ _COHOST = _SPEAKER | {
     Action.MUTE_OTHERS,
     Action.REMOVE_MEMBER,
     Action.MODERATE_QUESTIONS,
+    Action.SET_CAPTIONS,
 }
 # The host may do everything a co-host may, and also end the space and manage co-hosts.
 # The host cannot leave the stage: a space always has its host on stage.

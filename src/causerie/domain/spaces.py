@@ -151,6 +151,8 @@ class Space:
     (housekeeping.py); announced to the host beforehand, cancelled when someone goes on air."""
     replay_taken_down_at: datetime | None = None
     """When an operator took the recording down (its replay then answers 410 Gone)."""
+    captions: bool = True
+    """Whether the node captions the space live (and makes its transcript); its host's choice."""
     version: int = 0
 
     # -- creation ---------------------------------------------------------------------------
@@ -305,6 +307,13 @@ class Space:
             self.scheduled_start = scheduled_start
         if not isinstance(capacity, Unchanged):
             self.capacity = check_capacity(capacity)
+
+    def set_captions(self, actor: str, enabled: bool) -> None:
+        """Turn live captions (and the transcript) on or off. Host or co-host, before the end:
+        a transcript is made of what was captioned while the space was live."""
+        self._require(actor, Action.SET_CAPTIONS)
+        self._require_not_ended()
+        self.captions = enabled
 
     # -- the stage --------------------------------------------------------------------------
 
@@ -549,6 +558,7 @@ class Space:
             "capacity": self.capacity,
             "ending_at": _iso(self.ending_at),
             "replay_taken_down_at": _iso(self.replay_taken_down_at),
+            "captions": self.captions,
             "version": self.version,
         }
 
@@ -586,6 +596,7 @@ class Space:
             capacity=data.get("capacity"),
             ending_at=_from_iso(data.get("ending_at")),  # spaces stored before housekeeping
             replay_taken_down_at=_from_iso(data.get("replay_taken_down_at")),
+            captions=data.get("captions", True),  # spaces stored before captions
             version=data["version"],
         )
 

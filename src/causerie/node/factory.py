@@ -16,6 +16,8 @@ from pathlib import Path
 from ..accounts import Accounts, RedisAccounts, SqliteAccounts
 from ..bus import Bus, LocalBus
 from ..bus.redis import RedisBus
+from ..captions.search import TranscriptIndex
+from ..captions.service import Captions, CaptionsSettings
 from ..cluster.forward import Forwarder
 from ..cluster.nodes import LocalNodes, Nodes, RedisNodes
 from ..cluster.ownership import Ownership, RedisOwnership, SoleOwner
@@ -40,7 +42,14 @@ from ..store.redis import RedisStore
 from ..store.redis_moderation import RedisModeration
 from ..waiting import Lines, LocalLines, RedisLines, WaitingRoom
 from .config import Config
-from .data_dir import RECORDINGS_DIR, STATS_FILE, STORE_FILE, DataDirLock, lock_for_node
+from .data_dir import (
+    RECORDINGS_DIR,
+    STATS_FILE,
+    STORE_FILE,
+    TRANSCRIPTS_FILE,
+    DataDirLock,
+    lock_for_node,
+)
 from .feed import Feeds
 from .metrics import Metrics
 from .services import Services
@@ -177,6 +186,14 @@ def build_services(config: Config) -> tuple[Services, Shared]:
         svc.forwarder = Forwarder(ownership, _space_state(svc))
     if shared.redis is not None:
         svc.redis_health = RedisHealth(shared.redis.text)
+    svc.transcripts = TranscriptIndex(config.data_dir / TRANSCRIPTS_FILE)
+    svc.captions = Captions(
+        CaptionsSettings(model=config.captions_model, max_spaces=config.captions_max),
+        broadcasts,
+        shared.bus,
+        shared.store.get_space,
+        svc.transcripts,
+    )
     # After every change of a space: mutes reach the mixer, demoted speakers lose their session.
     svc.stage_listeners.append(svc.speakers.stage_changed)
     return svc, shared

@@ -44,6 +44,8 @@ RECORDING_CHECK_INTERVAL = 2.0
 STAGE_SYNC_INTERVAL = 1.0
 RUNS_INTERVAL = 1.0
 REDIS_CHECK_INTERVAL = 5.0
+CAPTIONS_INTERVAL = 1.0
+"""Seconds between two looks at which spaces want captions (a host's toggle, a start, an end)."""
 IDLE_CHECK_INTERVAL = 10.0
 """Seconds between two looks at who is on the microphone (less for a short --end-idle-after)."""
 RETENTION_INTERVAL = 300.0
@@ -274,6 +276,8 @@ async def remove_recording(svc: Services, space_id: str, reason: str, at: dateti
     svc.recordings.removed[reason] = svc.recordings.removed.get(reason, 0) + 1
     if svc.clip_budget is not None:
         svc.clip_budget.forget(space_id)
+    if svc.transcripts is not None:  # its transcript went with it: no longer found
+        await asyncio.to_thread(svc.transcripts.remove, space_id)
     log.info("space %s: recording removed (%s), %.1f MiB freed", space_id, reason, freed / 2**20)
     return freed
 
@@ -399,6 +403,8 @@ def loops(svc: Services) -> list[Periodic]:
             "publish-recording-problems", RECORDING_CHECK_INTERVAL, RecordingProblems(svc).step
         ),
     ]
+    if svc.captions is not None:
+        running.append(Periodic("captions", CAPTIONS_INTERVAL, svc.captions.step))
     if svc.config.end_idle_after > 0:
         # A twentieth of the wait, so that a short one (a test, a demo) is kept to the second.
         every = min(IDLE_CHECK_INTERVAL, max(0.5, svc.config.end_idle_after / 20))

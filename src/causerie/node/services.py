@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from ..accounts import Accounts
 from ..bus import Bus
+from ..captions.search import TranscriptIndex
+from ..captions.service import Captions
 from ..cluster.forward import Forwarder
 from ..cluster.nodes import LocalNodes, Nodes
 from ..cluster.ownership import Ownership
@@ -77,6 +79,10 @@ class Services:
     load: NodeLoad = field(default_factory=NodeLoad)
     """How busy request handling is (set by the HTTP side), for the status report."""
     started_at: float = field(default_factory=time.time)
+    captions: Captions | None = None
+    """Live captions of the spaces on this node (None: a node built without them)."""
+    transcripts: TranscriptIndex | None = None
+    """The search index of ended spaces' transcripts (captions/search.py)."""
     activity: Activity = field(default_factory=Activity)
     """Reactions and changed questions waiting for the next once-a-second publication."""
     clock: Callable[[], float] = time.time
