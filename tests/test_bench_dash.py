@@ -135,7 +135,9 @@ def test_listeners_follow_a_live_node_chunk_by_chunk(tmp_path: Path) -> None:
         assert (
             manifest.due(manifest.number_at(now)) <= now < manifest.due(manifest.number_at(now) + 1)
         )
-        window = _dash.Window(now + 1.0, now + 10.0, now + 10.5)
+        # Long enough for one event window (15 s, closed 1 s after its end) to end inside it:
+        # a window request is counted when its stream ends.
+        window = _dash.Window(now + 1.0, now + 18.5, now + 19.0)
         tally = _dash.Tally()
 
         async def run() -> tuple[list[_dash.Listener], dict[int, list[float]]]:

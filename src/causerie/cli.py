@@ -1,5 +1,5 @@
-"""The `causerie` command: serve, demo, token, rotate-secret, backup, restore, edge-config,
-rehearse."""
+"""The `causerie` command: serve, demo, token, invite, revoke, rotate-secret, backup, restore,
+edge-config, rehearse."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
@@ -21,8 +22,11 @@ from .api.http_timeouts import timed_http_protocol
 from .api.join_lane import with_join_lane
 from .app import create_app
 from .cluster.redis_url import parse_redis_url
+from .domain import DomainError, SiteRole
+from .domain.accounts import DEFAULT_INVITE_HOURS, Invite, check_account_id, new_invite_code
 from .node.config import Config
 from .node.data_dir import RestoreUnderWay
+from .node.factory import accounts_store
 from .security.secrets import load_secrets, rotate_secrets
 from .security.tokens import ANY_SPACE, Claims, TokenKind, TokenSigner
 
@@ -159,6 +163,22 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "told a few minutes before (default %(default)s; 0: never)",
     )
     parser.add_argument(
+        "--captions-model",
+        default="tiny.en",
+        metavar="NAME_OR_DIR",
+        help="the speech model for live captions: a faster-whisper model name (tiny.en comes "
+        "with the install; others must be in the local model cache: nothing is downloaded) or a "
+        "directory holding one (default %(default)s)",
+    )
+    parser.add_argument(
+        "--captions-max",
+        type=int,
+        default=2,
+        metavar="N",
+        help="live spaces this node captions at once, each taking about a quarter of a core "
+        "with tiny.en (default %(default)s; 0: no captions)",
+    )
+    parser.add_argument(
         "--metrics-token",
         metavar="TOKEN",
         default=os.environ.get("CAUSERIE_METRICS_TOKEN") or None,
@@ -204,6 +224,8 @@ def _config(args: argparse.Namespace) -> Config:
         keep_recordings_seconds=args.keep_recordings * 86400,
         recordings_max_bytes=_bytes_of_gb(args.recordings_max_gb, "--recordings-max-gb"),
         end_idle_after=args.end_idle_after * 60,
+        captions_model=args.captions_model,
+        captions_max=args.captions_max,
         trusted_proxies=tuple(args.trusted_proxy or ()),
     )
 
@@ -249,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_redis_url,
         help="sign with the secret the nodes share in this Redis (redis:// or redis+sentinel://)",
     )
+    token.add_argument(
+        "--operator",
+        action="store_true",
+        help="an operator's token: the /admin console, invites, and takedowns in any space "
+        "(for the first operator; later ones may be invited from the console)",
+    )
+    _account_commands(commands)
     rotate = commands.add_parser(
         "rotate-secret",
         help="put a new token-signing secret first (restart the nodes to use it)",
@@ -274,6 +303,77 @@ def build_parser() -> argparse.ArgumentParser:
     _edge_config_command(commands)
     _rehearse_command(commands)
     return parser
+
+
+def _account_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    invite = commands.add_parser(
+        "invite",
+        help="print a single-use link that makes a host (or operator) account",
+        description="Make an invite, as the console's 'Invite a host' does, and print its link: "
+        "opened once before it expires, it makes an account and gives its token. The link is "
+        "shown only now (only a hash of its code is kept).",
+    )
+    invite.add_argument("--data-dir", type=Path, default=Path("data"), help="default ./%(default)s")
+    invite.add_argument("--redis", metavar="URL", type=_redis_url, help="the nodes' Redis")
+    invite.add_argument("--role", choices=["host", "operator"], default="host")
+    invite.add_argument(
+        "--hours", type=float, default=DEFAULT_INVITE_HOURS, help="validity (default %(default)s)"
+    )
+    invite.add_argument("--note", default="", help="who it is for (shown in the console)")
+    invite.add_argument(
+        "--url",
+        default="http://127.0.0.1:8080",
+        help="where people reach the site (default %(default)s)",
+    )
+    revoke = commands.add_parser(
+        "revoke",
+        help="refuse every token of an account, on every node, for good",
+        description="Revoke an account by its id (the `sub` of its tokens, the console's "
+        "accounts list): every node refuses its tokens from the next request.",
+    )
+    revoke.add_argument("account", help="the account's id, e.g. u-AbCdEfGhIjKl")
+    revoke.add_argument("--data-dir", type=Path, default=Path("data"), help="default ./%(default)s")
+    revoke.add_argument("--redis", metavar="URL", type=_redis_url, help="the nodes' Redis")
+
+
+async def _invite(args: argparse.Namespace) -> str:
+    accounts = accounts_store(args.data_dir, args.redis)
+    try:
+        code = new_invite_code()
+        made = Invite.create(
+            code=code,
+            role=SiteRole(args.role),
+            created_by="cli",
+            now=datetime.now(UTC),
+            hours=args.hours,
+            note=args.note,
+        )
+        await accounts.add_invite(made)
+    finally:
+        await accounts.close()
+    return f"{args.url.rstrip('/')}/invite/{code}"
+
+
+async def _revoke(args: argparse.Namespace) -> None:
+    check_account_id(args.account)
+    accounts = accounts_store(args.data_dir, args.redis)
+    try:
+        await accounts.revoke(args.account, datetime.now(UTC))
+    finally:
+        await accounts.close()
+
+
+def _account_command(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "invite":
+            print(asyncio.run(_invite(args)))
+        else:
+            asyncio.run(_revoke(args))
+            print(f"Account {args.account} revoked: every node refuses its tokens from now on.")
+    except DomainError as exc:
+        print(f"causerie {args.command}: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _backup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -447,9 +547,16 @@ def _rotate_secret(args: argparse.Namespace) -> int:
 
 
 def issue_account_token(
-    data_dir: Path, name: str, user: str | None, days: float, redis_url: str | None = None
+    data_dir: Path,
+    name: str,
+    user: str | None,
+    days: float,
+    redis_url: str | None = None,
+    *,
+    operator: bool = False,
 ) -> str:
-    """A signed account token, valid for every space (of every node sharing `redis_url`)."""
+    """A signed account token, valid for every space (of every node sharing `redis_url`);
+    with `operator`, the site's operator role too."""
     signer = TokenSigner(load_secrets(data_dir, redis_url))
     claims = Claims(
         sub=user or "u-" + secrets.token_urlsafe(9),
@@ -457,6 +564,7 @@ def issue_account_token(
         kind=TokenKind.USER,
         exp=int(time.time() + days * 86400),
         name=name,
+        role=SiteRole.OPERATOR if operator else SiteRole.HOST,
     )
     return signer.issue(claims)
 
@@ -526,10 +634,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "token":
-        print(issue_account_token(args.data_dir, args.name, args.user, args.days, args.redis))
+        print(
+            issue_account_token(
+                args.data_dir,
+                args.name,
+                args.user,
+                args.days,
+                args.redis,
+                operator=args.operator,
+            )
+        )
         return 0
     if args.command == "rotate-secret":
         return _rotate_secret(args)
+    if args.command in ("invite", "revoke"):
+        return _account_command(args)
     if args.command in ("backup", "restore"):
         return _backup(args)
     if args.command == "edge-config":

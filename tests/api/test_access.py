@@ -1,15 +1,16 @@
 """Access control on a real node: every endpoint x every kind of caller -> the expected status.
 
 One node (module scope) and one live space ("the world") whose people are all made through the
-API, as a deployment would: the host's and co-host's account tokens (`causerie token`), a
-listener's token from `join`, a speaker who raised a hand and was approved, a speaker who was
-then removed, the host of another space, a listener token for another space, an expired account
-token and a tampered token. `ROWS` holds one row per endpoint (method and path as the router
+API, as a deployment would: the host's and co-host's account tokens (`causerie token`), an
+operator's (`causerie token --operator`: no member of the space), a listener's token from
+`join`, a speaker who raised a hand and was approved, a speaker who was then removed, the host
+of another space, a listener token for another space, an expired account token and a tampered
+token. `ROWS` holds one row per endpoint (method and path as the router
 spells them), with the status each caller gets; `test_every_route_has_a_row` fails when a route
 is added without its row. Refusals must be JSON `{"error", "message"}`.
 
 Rows whose success would change the world get their own target per call (`setup`), so the rows
-stay independent of their order; only `end` uses a world of its own.
+stay independent of their order; only `end` uses a world of its own (one per caller).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ROLES = (
     "speaker",
     "cohost",
     "host",
+    "operator",
 )
 
 # What a caller without a valid token for this space gets from an endpoint that needs one.
@@ -63,11 +65,14 @@ def by_role(
     listener: int,
     removed: int = 403,
     other_host: int | None = None,
+    operator: int | None = None,
 ) -> dict[str, int]:
-    """An endpoint that needs a token for the space; another space's host is a listener here."""
+    """An endpoint that needs a token for the space; another space's host is a listener here,
+    and so is an operator, except where the operator's role says otherwise."""
     return {
         **REFUSED,
         "other_host": listener if other_host is None else other_host,
+        "operator": listener if operator is None else operator,
         "removed": removed,
         "listener": listener,
         "speaker": speaker,
@@ -76,8 +81,14 @@ def by_role(
     }
 
 
-def moderators(ok: int) -> dict[str, int]:
-    return by_role(host=ok, cohost=ok, speaker=403, listener=403)
+def operators(ok: int) -> dict[str, int]:
+    """The site's operators only, whatever anyone is in a space."""
+    return {**dict.fromkeys(ROLES, 403), **REFUSED, "operator": ok}
+
+
+def moderators(ok: int, operator: int = 403) -> dict[str, int]:
+    """Host and co-hosts; an operator only for what takes something down (`operator=ok`)."""
+    return by_role(host=ok, cohost=ok, speaker=403, listener=403, operator=operator)
 
 
 @dataclass
@@ -150,6 +161,7 @@ async def make_world(http: httpx.AsyncClient, node: RunningNode) -> World:
     listener_id, listener = await world.join("Lou")
     _, other_space = await world.join("Oz", other_id)
     expired = issue_account_token(data_dir, "Hana", "u-host", days=-1)
+    operator = issue_account_token(data_dir, "Olga", "u-op", days=1, operator=True)
     world.headers.update(
         none={},
         expired=bearer(expired),
@@ -160,9 +172,11 @@ async def make_world(http: httpx.AsyncClient, node: RunningNode) -> World:
         listener=bearer(listener),
         speaker=speaker,
         cohost=cohost,
+        operator=bearer(operator),
     )
     world.ids.update(
         cohost="u-cohost",
+        operator="u-op",
         other_host="u-other",
         speaker=speaker_id,
         removed=removed_id,
@@ -208,6 +222,22 @@ async def question(world: World, role: str) -> Values:
     return {"question_id": asked.json()["id"]}
 
 
+async def open_report(world: World, role: str) -> Values:
+    """A fresh open report of the world's space (put in the store: no rate limit spent)."""
+    from causerie.domain.reports import Target, TargetKind, file_report
+
+    target = Target(world.space_id, TargetKind.SPACE, world.space_id)
+    report = file_report(
+        target,
+        reason="spam",
+        note=None,
+        reporter=f"l-{secrets.token_hex(4)}",
+        now=world.node.app.services.now(),
+    )
+    await world.node.app.services.moderation.add_report(report)
+    return {"ref": report.ref}
+
+
 async def invited_caller(world: World, role: str) -> Values:
     """The host invites the caller (when the caller has an id and may be invited)."""
     user = world.ids.get(role)
@@ -241,8 +271,22 @@ async def back_to_audience(world: World, values: Values, role: str) -> None:
     if world.ids.get(role) in {p["id"] for p in space["stage"]} and role in (
         "listener",
         "other_host",
+        "operator",
     ):
         await world.as_host("DELETE", f"/stage/{world.ids[role]}")
+
+
+async def new_invite(world: World, role: str) -> Values:
+    """A fresh invite (made by the operator), its id and code."""
+    made = await world.http.post(
+        "/api/admin/invites", json={"note": "access"}, headers=world.headers["operator"]
+    )
+    assert made.status_code == 201, made.text
+    return {"invite_id": made.json()["id"], "code": made.json()["code"]}
+
+
+async def some_account(world: World, role: str) -> Values:
+    return {"account_id": "u-" + secrets.token_urlsafe(6)}
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -295,9 +339,31 @@ ROWS: list[Row] = [
     page("/embed/{space_id}"),
     Row("HEAD", "/embed/{space_id}", everyone(200)),
     Row("GET", "/oembed", everyone(200), params={"url": "{site}/s/{space_id}"}),
+    page("/admin"),
+    Row("GET", "/invite/{code}", everyone(200), values={"code": "any"}),
+    page("/transparency"),
     Row("GET", "/static/{path}", everyone(200), values={"path": "space.js"}),
     # Reading a space: public and cacheable.
     Row("GET", "/api/settings", everyone(200)),
+    Row("GET", "/api/transparency", everyone(200)),
+    # Reports: anyone with a token for the space reports; only operators see and decide.
+    Row(
+        "POST",
+        "/api/spaces/{space_id}/reports",
+        by_role(host=201, cohost=201, speaker=201, listener=201, removed=201),
+        json={"reason": "spam"},
+        note="a removed person may still report what happened to them",
+    ),
+    Row("GET", "/api/admin/reports", operators(200)),
+    Row(
+        "POST",
+        "/api/admin/reports/{ref}/actions",
+        operators(200),
+        json={"action": "dismiss", "reason": "not abusive"},
+        setup=open_report,
+    ),
+    Row("GET", "/api/admin/audit", operators(200)),
+    Row("GET", "/api/admin/audit/latest", operators(200)),
     Row("GET", "/api/spaces", everyone(200)),
     Row("GET", "/api/spaces/{space_id}", everyone(200)),
     Row("GET", "/api/spaces/{space_id}.ics", everyone(200)),
@@ -313,7 +379,7 @@ ROWS: list[Row] = [
     Row(
         "POST",
         "/api/spaces",
-        by_role(host=201, cohost=201, other_host=201, speaker=403, listener=403),
+        by_role(host=201, cohost=201, other_host=201, speaker=403, listener=403, operator=201),
         json={"title": "Mine"},
         note="accounts only: a listener token cannot create spaces",
     ),
@@ -389,7 +455,7 @@ ROWS: list[Row] = [
     Row(
         "PUT",
         "/api/spaces/{space_id}/stage/{user_id}/muted",
-        moderators(200),
+        moderators(200, operator=200),
         json={"muted": True},
         setup=other_speaker,
         cleanup=clean_target,
@@ -397,19 +463,24 @@ ROWS: list[Row] = [
     Row(
         "DELETE",
         "/api/spaces/{space_id}/stage/{user_id}",
-        moderators(200),
+        moderators(200, operator=200),
         setup=other_speaker,
         cleanup=clean_target,
     ),
     Row(
         "POST",
         "/api/spaces/{space_id}/removals",
-        moderators(200),
+        moderators(200, operator=200),
         json={"user_id": "{user_id}"},
         setup=other_speaker,
         cleanup=clean_target,
     ),
-    Row("GET", "/api/spaces/{space_id}/levels", moderators(200)),
+    Row(
+        "GET",
+        "/api/spaces/{space_id}/levels",
+        moderators(200, operator=200),
+        note="who is talking: what an operator looks at before muting someone",
+    ),
     # The audience.
     Row(
         "POST",
@@ -433,7 +504,7 @@ ROWS: list[Row] = [
     Row(
         "POST",
         "/api/spaces/{space_id}/questions/{question_id}/{action}",
-        moderators(200),
+        moderators(200, operator=200),
         values={"action": "pin"},
         setup=question,
     ),
@@ -468,6 +539,21 @@ ROWS: list[Row] = [
         note="anyone may cut a clip; the other space has not started, so nothing is recorded",
     ),
     Row("GET", "/clips/{clip_id}.m4a", everyone(404), values={"clip_id": "nope.0-1000"}),
+    # Captions: the host and co-hosts switch them; transcripts are public once the space ended
+    # (the world is live: 409), and so is search (no words to search for: 400).
+    Row(
+        "PUT",
+        "/api/spaces/{space_id}/captions",
+        moderators(200),
+        json={"enabled": True},
+        note="host and co-hosts (Action.SET_CAPTIONS)",
+    ),
+    Row("GET", "/replay/{space_id}/transcript.vtt", everyone(409)),
+    Row("GET", "/replay/{space_id}/transcript.txt", everyone(409)),
+    Row("GET", "/replay/{space_id}/transcript.json", everyone(409)),
+    Row("GET", "/replay/{space_id}/main.m3u8", everyone(409)),
+    Row("GET", "/replay/{space_id}/subtitles.m3u8", everyone(409)),
+    Row("GET", "/api/search", everyone(400)),
     Row("HEAD", "/clips/{clip_id}.m4a", everyone(404), values={"clip_id": "nope.0-1000"}),
     # WHIP: the host, co-hosts and speakers publish. A garbage offer gets 400 once the caller
     # is allowed, 403 before: so no media session is made for each row.
@@ -501,12 +587,31 @@ ROWS: list[Row] = [
         everyone(204),
         values={"session_id": "s1"},
     ),
-    # Ending: host only (a world of its own, since it ends it).
+    # Ending: the host, or an operator (a world of its own per caller, since it ends it).
     Row(
         "POST",
         "/api/spaces/{space_id}/end",
-        by_role(host=200, cohost=403, speaker=403, listener=403),
+        by_role(host=200, cohost=403, speaker=403, listener=403, operator=200),
     ),
+]
+
+ROWS += [
+    # The operator's console: operators only, whatever else the token may do.
+    Row("GET", "/api/admin/overview", operators(200)),
+    Row("GET", "/api/admin/events", operators(200)),
+    Row("GET", "/api/admin/invites", operators(200)),
+    Row("POST", "/api/admin/invites", operators(201), json={"role": "host"}),
+    Row("DELETE", "/api/admin/invites/{invite_id}", operators(200), setup=new_invite),
+    Row("GET", "/api/admin/accounts", operators(200)),
+    Row(
+        "POST",
+        "/api/admin/accounts/{account_id}/revoke",
+        operators(200),
+        setup=some_account,
+    ),
+    # Opening an invite: the code is the credential, whoever holds it (once each).
+    Row("GET", "/api/invites/{code}", everyone(200), setup=new_invite),
+    Row("POST", "/api/invites/{code}", everyone(201), json={"name": "Ivo"}, setup=new_invite),
 ]
 
 # Served beside the router by the node's raw ASGI origin (api/app.py `Node`): public media.
@@ -562,6 +667,8 @@ async def call(world: World, row: Row, role: str) -> tuple[httpx.Response, Value
     headers = {**row.headers, **world.headers[role]}
     if row.path.endswith("/events"):
         async with world.http.stream(row.method, url, headers=headers) as response:
+            if response.status_code >= 400:
+                await response.aread()  # a refusal is a JSON body, checked below
             await response.aclose()
         return response, values
     site = world.node.app.services.config.site_url
@@ -579,9 +686,9 @@ def check_refusal(response: httpx.Response, method: str) -> None:
         assert body["error"] and body["message"]
 
 
-async def run_row(world: World, row: Row) -> list[str]:
+async def run_row(world: World, row: Row, roles: tuple[str, ...] = ROLES) -> list[str]:
     wrong = []
-    for role in ROLES:
+    for role in roles:
         response, values = await call(world, row, role)
         if response.status_code != row.expect[role]:
             wrong.append(f"{role}: {response.status_code} != {row.expect[role]} {response.text}")
@@ -595,8 +702,9 @@ async def run_row(world: World, row: Row) -> list[str]:
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.id)
 async def test_access(world: World, http: httpx.AsyncClient, node: RunningNode, row: Row) -> None:
     if row.id in OWN_WORLD:
-        own = await make_world(http, node)
-        wrong = await run_row(own, row)
+        wrong = []
+        for role in ROLES:
+            wrong += await run_row(await make_world(http, node), row, (role,))
     else:
         wrong = await run_row(world, row)
     assert not wrong, "\n".join(wrong)

@@ -101,7 +101,7 @@ def host(fuzzed_node: tuple[str, Path]) -> dict[str, str]:
 def test_openapi_document_builds_without_warnings(tmp_path: Path) -> None:
     """Generating the document warns about nothing (e.g. duplicate operation ids), and what
     it promises holds together: unique ids, links to real operations, errors as `Error`."""
-    app = create_app(Config(port=0, data_dir=tmp_path / "data"))
+    app = create_app(Config(port=0, data_dir=tmp_path / "data", captions_max=0))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         doc = app.api.openapi()

@@ -117,7 +117,7 @@ async def test_over_the_budget_the_first_ended_go_first_and_a_live_one_never(
         await loop.step()
         assert (await client.get(f"/replay/{first}/index.m3u8")).status_code == 410
         assert (await client.get(f"/replay/{second}/index.m3u8")).status_code == 200
-        assert svc.recordings.removed == {"age": 0, "budget": 1}
+        assert svc.recordings.removed == {"age": 0, "budget": 1, "takedown": 0}
         assert not svc.recordings.over_budget
 
         svc.recordings.max_bytes = 1

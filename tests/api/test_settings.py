@@ -10,6 +10,7 @@ from __future__ import annotations
 from causerie.api.audience import EMOJI
 from causerie.api.settings import REACTION_NAMES
 from causerie.domain.questions import QUESTION_MAX
+from causerie.domain.reports import NOTE_MAX, ReportReason
 from causerie.domain.spaces import DESCRIPTION_MAX, NAME_MAX, TITLE_MAX
 from causerie.domain.waiting_room import MAX_CAPACITY
 from tests.conftest import account
@@ -26,7 +27,10 @@ async def test_settings_are_served_cacheable(client) -> None:
         "name": NAME_MAX,
         "question": QUESTION_MAX,
         "capacity": MAX_CAPACITY,
+        "report_note": NOTE_MAX,
     }
+    assert [r["reason"] for r in body["report_reasons"]] == [r.value for r in ReportReason]
+    assert all(r["label"] for r in body["report_reasons"])
     assert [reaction["emoji"] for reaction in body["reactions"]] == list(EMOJI)
     # Every reaction has a name of its own for screen readers (not just the emoji again).
     assert set(REACTION_NAMES) == set(EMOJI)

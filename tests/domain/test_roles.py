@@ -1,13 +1,25 @@
-"""Every role x every action, against a table written out by hand (not derived from the code)."""
+"""Every role x every action, against tables written out by hand (not derived from the code):
+roles in a space, then roles on the site."""
 
 import pytest
 
-from causerie.domain import Action, NotAllowed, Role, can, require
+from causerie.domain import (
+    Action,
+    NotAllowed,
+    Role,
+    SiteAction,
+    SiteRole,
+    as_operator,
+    can,
+    can_on_site,
+    require,
+    require_on_site,
+)
 
-H, C, S, L = Role.HOST, Role.COHOST, Role.SPEAKER, Role.LISTENER
+OP, H, C, S, L = Role.OPERATOR, Role.HOST, Role.COHOST, Role.SPEAKER, Role.LISTENER
 
 EXPECTED: dict[Action, set[Role]] = {
-    Action.LISTEN: {H, C, S, L},
+    Action.LISTEN: {OP, H, C, S, L},
     Action.REACT: {H, C, S, L},
     Action.ASK_QUESTION: {H, C, S, L},
     Action.VOTE_QUESTION: {H, C, S, L},
@@ -16,15 +28,17 @@ EXPECTED: dict[Action, set[Role]] = {
     Action.MUTE_SELF: {H, C, S},
     Action.LEAVE_STAGE: {C, S},
     Action.START: {H, C},
-    Action.END: {H},
+    Action.END: {OP, H},
     Action.EDIT: {H, C},
     Action.INVITE_SPEAKER: {H, C},
     Action.ANSWER_SPEAK_REQUEST: {H, C},
-    Action.MOVE_TO_AUDIENCE: {H, C},
-    Action.MUTE_OTHERS: {H, C},
-    Action.REMOVE_MEMBER: {H, C},
-    Action.MODERATE_QUESTIONS: {H, C},
+    Action.MOVE_TO_AUDIENCE: {OP, H, C},
+    Action.MUTE_OTHERS: {OP, H, C},
+    Action.REMOVE_MEMBER: {OP, H, C},
+    Action.MODERATE_QUESTIONS: {OP, H, C},
     Action.MANAGE_COHOSTS: {H},
+    Action.TAKE_DOWN_REPLAY: {OP},
+    Action.SET_CAPTIONS: {H, C},
 }
 
 
@@ -42,3 +56,35 @@ def test_permission(role: Role, action: Action) -> None:
     else:
         with pytest.raises(NotAllowed, match=role.value):
             require(role, action)
+
+
+SITE_EXPECTED: dict[SiteAction, set[SiteRole]] = {
+    SiteAction.CREATE_SPACE: {SiteRole.OPERATOR, SiteRole.HOST},
+    SiteAction.VIEW_CONSOLE: {SiteRole.OPERATOR},
+    SiteAction.MODERATE_ANY_SPACE: {SiteRole.OPERATOR},
+    SiteAction.MANAGE_ACCOUNTS: {SiteRole.OPERATOR},
+}
+
+
+def test_the_site_table_covers_every_site_action() -> None:
+    assert set(SITE_EXPECTED) == set(SiteAction)
+
+
+@pytest.mark.parametrize("role", list(SiteRole))
+@pytest.mark.parametrize("action", list(SiteAction))
+def test_site_permission(role: SiteRole, action: SiteAction) -> None:
+    allowed = role in SITE_EXPECTED[action]
+    assert can_on_site(role, action) is allowed
+    if allowed:
+        require_on_site(role, action)
+    else:
+        with pytest.raises(NotAllowed, match=action.value.replace("_", " ")):
+            require_on_site(role, action)
+
+
+@pytest.mark.parametrize("role", [SiteRole.HOST, SiteRole.LISTENER])
+def test_only_an_operator_acts_as_one(role: SiteRole) -> None:
+    with pytest.raises(NotAllowed):
+        as_operator("u-x", role)
+    acting = as_operator("u-op", SiteRole.OPERATOR)
+    assert acting == "u-op"

@@ -11,9 +11,11 @@ from causerie.domain import (
     NotAllowed,
     NotFound,
     Role,
+    SiteRole,
     Space,
     SpaceLimits,
     SpaceState,
+    as_operator,
 )
 
 NOW = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
@@ -309,3 +311,84 @@ def test_storage_round_trip_keeps_everything() -> None:
     again = Space.from_dict(space.to_dict())
     assert again == space
     assert again.copy() == space
+
+
+# -- an operator, who is no member of the space ----------------------------------------------
+
+
+def operator(user_id: str = "op") -> str:
+    return as_operator(user_id, SiteRole.OPERATOR)
+
+
+def test_an_operator_takes_down_what_must_go_without_being_a_member() -> None:
+    space = with_stage(live_space())
+    space.set_muted(operator(), "sp", True)
+    assert space.members["sp"].muted
+    space.remove(operator(), "co")  # a co-host too: only the host is beyond reach
+    space.move_to_audience(operator(), "sp")
+    assert space.role_of("co") is Role.LISTENER and "co" in space.removed
+    assert "op" not in space.members
+    space.end(operator(), LATER)
+    assert space.state is SpaceState.ENDED and space.ended_at == LATER
+
+
+def test_an_operator_does_not_speak_for_the_host() -> None:
+    space = with_stage(live_space())
+    for attempt in (
+        lambda: space.edit(operator(), title="Mine"),
+        lambda: space.invite_speaker(operator(), "l1", "Lou"),
+        lambda: space.make_cohost(operator(), "l2", "Lee"),
+    ):
+        with pytest.raises(NotAllowed, match="a listener may not"):
+            attempt()
+    with pytest.raises(NotAllowed, match="nobody can act on the host"):
+        space.remove(operator(), "host")
+    with pytest.raises(NotAllowed, match="a listener may not start"):
+        new_space().start(operator(), NOW)
+    # In the audience, they are a listener like any other.
+    space.request_to_speak(operator(), "Olga", NOW)
+    assert "op" in space.speak_requests
+
+
+def test_the_same_id_without_the_operator_role_is_a_listener() -> None:
+    space = with_stage(live_space())
+    with pytest.raises(NotAllowed, match="a listener may not end"):
+        space.end("op", LATER)
+    with pytest.raises(NotAllowed, match="a listener may not remove member"):
+        space.remove("op", "sp")
+
+
+def test_an_operator_on_a_stage_keeps_both_roles_and_is_not_barred_by_a_removal() -> None:
+    space = new_space(host_id="op")
+    # Their own space: the host's powers (start, edit) and the operator's are both theirs.
+    space.start(operator(), NOW)
+    space.edit(operator(), title="Still mine")
+    other = with_stage(live_space())
+    other.request_to_speak("op", "Olga", NOW)
+    other.answer_request("host", "op", approve=True)
+    other.remove("host", "op")
+    # Removed as a speaker here, an operator may still end the space (a takedown).
+    with pytest.raises(NotAllowed, match="removed"):
+        other.end("op", LATER)
+    other.end(operator(), LATER)
+    assert other.state is SpaceState.ENDED
+
+
+def test_only_an_operator_takes_a_replay_down() -> None:
+    from causerie.domain import Operator
+
+    space = Space.create(space_id="s", host_id="h", host_name="H", title="T", now=NOW)
+    space.start("h", NOW)
+    with pytest.raises(NotAllowed):
+        space.take_down_replay("h", NOW)  # not even its host
+    operator = Operator("u-op")
+    later = NOW + timedelta(minutes=5)
+    space.take_down_replay(operator, later)  # a live space ends first
+    assert (space.state, space.ended_at, space.replay_taken_down_at) == (
+        SpaceState.ENDED,
+        later,
+        later,
+    )
+    assert Space.from_dict(space.to_dict()).replay_taken_down_at == later
+    with pytest.raises(Conflict):
+        space.take_down_replay(operator, later)

@@ -136,6 +136,8 @@ def causerie_process(
     Yields once /healthz answers, and with `parts`, once a space is live with that many parts
     (`wait_live`). `port`: a free one unless given.
     """
+    if not any(flag.startswith("--captions-max") for flag in flags):
+        flags = (*flags, "--captions-max", "0")  # recognizers only where a test wants them
     node = CauserieProcess(folder, command, flags, port or free_port(), launcher, preexec)
     node.start()
     try:

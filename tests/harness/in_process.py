@@ -46,6 +46,8 @@ async def run_node(
     to tests of a node in a process of its own (test_storm.py) unless `max_lag` is given.
     """
     options.setdefault("max_lag", 10.0)
+    # A recognizer process per live space costs CPU most tests have no use for: opt in.
+    options.setdefault("captions_max", 0)
     config = Config(host=host, port=port, data_dir=data_dir, log_level="warning", **options)
     app = create_app(config)
     server = build_server(app, config)

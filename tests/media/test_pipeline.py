@@ -204,3 +204,32 @@ async def test_a_hopelessly_late_loop_fills_the_gap_with_silence(tone, caplog):
             assert 0.0 < ready_wall - audio_end < 0.15
             after_stall += 1
     assert after_stall >= 3
+
+
+async def test_program_audio_comes_with_its_program_time_stall_or_not(tone, caplog):
+    """What captions are fed: every frame of the program, silence put in after a stall
+    included, each with the wall time of its first sample on the playlist's clock."""
+    program: list[tuple[float, int]] = []
+    async with running(tone, parts_per_segment=2, window_segments=8) as (pipeline, _):
+        pipeline.on_program = lambda samples, at: program.append((at, len(samples)))
+        await asyncio.sleep(0.3)
+        time.sleep(1.3)  # a stall: the missed time comes as one block of silence
+        await asyncio.sleep(0.5)
+        pipeline.on_program = None
+    assert any(n > 960 for _, n in program), "the silence after the stall"
+    for (at, n), (following, _) in itertools.pairwise(program):
+        assert following == pytest.approx(at + n / 48000, abs=1e-6)  # contiguous
+    # On the clock of EXT-X-PROGRAM-DATE-TIME: segments start on AAC frames (1024 samples),
+    # so every segment's date, counted in samples from the first program frame seen, has the
+    # same remainder modulo 1024 (to the millisecond the playlist writes dates with).
+    playlist = m3u8.loads(pipeline.packager.playlist())
+    first, last = program[0][0], program[-1][0]
+    offsets = [
+        (s.program_date_time.timestamp() - first) * 48000
+        for s in playlist.segments
+        if first <= s.program_date_time.timestamp() <= last
+    ]
+    assert len(offsets) >= 3
+    remainders = [offset % 1024 for offset in offsets]
+    spread = max(min(abs(r - q), 1024 - abs(r - q)) for r in remainders for q in remainders)
+    assert spread <= 96, remainders  # two milliseconds of rounding

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from causerie.domain import SiteRole
 from causerie.security.tokens import ANY_SPACE, Claims, InvalidToken, TokenKind, TokenSigner
 
 SECRET = b"s" * 32
@@ -137,3 +138,55 @@ def test_refusals_never_repeat_the_token() -> None:
 def test_non_ascii_tokens_are_malformed_not_a_crash(token: str) -> None:
     with pytest.raises(InvalidToken):
         TokenSigner([SECRET]).verify(token, now=0)
+
+
+# -- the site role ----------------------------------------------------------------------------
+
+
+def _claims_of(token: str) -> dict:
+    body = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+
+
+def test_the_operator_role_is_carried_and_signed() -> None:
+    signer = TokenSigner([SECRET])
+    operator = Claims(
+        sub="u-op", aud=ANY_SPACE, kind=TokenKind.USER, exp=1000, role=SiteRole.OPERATOR
+    )
+    token = signer.issue(operator)
+    assert _claims_of(token)["role"] == "operator"
+    verified = signer.verify(token, now=0)
+    assert verified == operator and verified.site_role is SiteRole.OPERATOR
+    # Host and listener tokens say nothing about a role: their bytes are what they always were.
+    host = Claims(sub="u-h", aud=ANY_SPACE, kind=TokenKind.USER, exp=1000)
+    assert "role" not in _claims_of(signer.issue(host)) and "role" not in _claims_of(
+        signer.issue(CLAIMS)
+    )
+    assert signer.verify(signer.issue(host), now=0).site_role is SiteRole.HOST
+    assert signer.verify(signer.issue(CLAIMS), now=0).site_role is SiteRole.LISTENER
+
+
+def test_only_a_token_for_every_space_is_an_operator() -> None:
+    """A studio link (one space) or a listener token saying `operator` is no operator."""
+    signer = TokenSigner([SECRET])
+    for kind, aud in ((TokenKind.USER, "sp1"), (TokenKind.LISTENER, ANY_SPACE)):
+        claims = Claims(sub="u", aud=aud, kind=kind, exp=1000, role=SiteRole.OPERATOR)
+        assert signer.verify(signer.issue(claims), now=0).site_role is not SiteRole.OPERATOR
+
+
+def test_an_unknown_role_is_malformed() -> None:
+    signer = TokenSigner([SECRET])
+    token = signer.issue(CLAIMS)
+    message = f"c1.{_payload(_claims_of(token) | {'role': 'root'})}"
+    forged = f"{message}.{signer._keys.sign(message.encode())}"
+    with pytest.raises(InvalidToken, match="claims are malformed"):
+        signer.verify(forged, now=0)
+
+
+def test_a_host_cannot_make_itself_an_operator() -> None:
+    signer = TokenSigner([SECRET])
+    host = signer.issue(Claims(sub="u-h", aud=ANY_SPACE, kind=TokenKind.USER, exp=1000))
+    prefix, _, signature = host.split(".")
+    raised = _payload(_claims_of(host) | {"role": "operator"})
+    with pytest.raises(InvalidToken, match="signature"):
+        signer.verify(f"{prefix}.{raised}.{signature}", now=0)

@@ -80,6 +80,16 @@ async def test_list_live_first_then_by_start(store) -> None:
     assert [s.id for s in await store.list_spaces([SpaceState.LIVE])] == []
 
 
+async def test_recently_ended_latest_first(store) -> None:
+    for space_id, minutes in (("first", 5), ("second", 60), ("third", 30), ("still", 90)):
+        await store.create_space(make(space_id, minutes))
+    for space_id in ("first", "second", "third"):
+        await update_space(store, space_id, lambda s: s.end("host", NOW))
+    assert [s.id for s in await store.recently_ended()] == ["second", "third", "first"]
+    assert [s.id for s in await store.recently_ended(limit=1)] == ["second"]
+    assert await store.recently_ended(limit=0) == []
+
+
 async def test_survives_reopening(stores) -> None:
     first = stores()
     await first.create_space(make("a"))

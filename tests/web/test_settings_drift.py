@@ -26,6 +26,7 @@ FIELDS = {
     "question-text": "question",
     "create-capacity": "capacity",
     "capacity-input": "capacity",
+    "flag-note": "report_note",
 }
 # Emoji that are pictures on the pages, not reactions: what each one is.
 DECORATIVE = {"✋": "the raised hand on the request-to-speak button"}

@@ -25,23 +25,29 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from ..asgi import ASGIApp, Receive, Scope, Send, send_error
+from ..captions.service import Captions
 from ..cluster.redis_health import RedisHealth
 from ..domain import NotFound
 from ..media.timing import MediaTiming
 from ..node.metrics import HistogramReading, Metrics, labels
 from ..node.services import Services
 from . import (
+    admin,
     audience,
     calendar,
+    captions,
     embed,
     events,
+    invites,
     levels,
     pages,
     replay,
+    reports,
     settings,
     spaces,
     stage,
     stats,
+    transparency,
     whip,
 )
 from .admission import Admission, BodyLimit, header_limit_error
@@ -108,8 +114,14 @@ def create_api(svc: Services, lifecycle: Lifecycle) -> FastAPI:
     api.include_router(audience.router)
     api.include_router(levels.router)
     api.include_router(replay.router)
+    api.include_router(reports.router)
+    api.include_router(transparency.router)
+    api.state.transparency = transparency.Figures()
+    api.include_router(captions.router)
     api.include_router(settings.router)
     api.include_router(embed.router)
+    api.include_router(admin.router)
+    api.include_router(invites.router)
     api.include_router(pages.router)
     api.mount("/static", pages.static_files(), name="static")
 
@@ -198,6 +210,8 @@ def _declare_metrics(svc: Services, admission: Admission) -> None:
     )
     _declare_media_metrics(m, svc.broadcasts.timing)
     _declare_recording_metrics(m, svc)
+    if svc.captions is not None:
+        _declare_captions_metrics(m, svc.captions)
     if svc.redis_health is not None:
         _declare_redis_metrics(m, svc.redis_health)
 
@@ -290,6 +304,34 @@ def _declare_media_metrics(m: Metrics, timing: MediaTiming) -> None:
     )
 
 
+def _declare_captions_metrics(m: Metrics, captions: Captions) -> None:
+    m.gauge(
+        "causerie_captions_available",
+        "1 if this node can caption (its model loaded), else 0",
+        lambda: 1.0 if captions.ready and captions.problem is None else 0.0,
+    )
+    m.gauge(
+        "causerie_captions_spaces",
+        "Live spaces captioned now",
+        lambda: float(len(captions.workers)),
+    )
+    m.counter(
+        "causerie_captions_lines_total",
+        "Caption lines made",
+        lambda: float(captions.totals().lines),
+    )
+    m.counter(
+        "causerie_captions_decode_seconds_total",
+        "CPU seconds the recognizers spent decoding",
+        lambda: captions.totals().decode_seconds,
+    )
+    m.counter(
+        "causerie_captions_frames_dropped_total",
+        "20 ms frames of program audio dropped because a recognizer was behind",
+        lambda: float(captions.totals().frames_dropped),
+    )
+
+
 class Node:
     """The whole node as one ASGI app: `/hls/` straight to the origin, the rest guarded."""
 
@@ -302,6 +344,9 @@ class Node:
             FastJoins(self.api, svc), svc.config.max_inflight, max_lag=svc.config.max_lag
         )
         self.api.state.admission = self.admission  # its refusals are in the audience numbers
+        # The node's status report (the admin console) shows how busy request handling is.
+        svc.load.event_loop_lag = self.admission.lag.average
+        svc.load.requests_in_flight = lambda: self.admission.in_flight
         self.control: ASGIApp = BodyLimit(self.admission, svc.config.max_body_bytes)
         # The same, answered inside the HTTP protocol without ASGI (cli.build_server).
         self.lane = JoinLane(svc, self.admission, svc.config.max_body_bytes)

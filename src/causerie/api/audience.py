@@ -16,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..domain import Action, Invalid, NotAllowed
 from ..domain import questions as q
+from ..domain.audit import AuditAction
 from ..domain.reactions import EMOJI
+from ..node.moderation import log_space_act
 from ..node.schemas import QuestionView, question_view, text_schema
 from ..node.services import Services
 from ..security.tokens import Claims
-from .auth import authenticate
+from .auth import actor, authenticate
 from .dependencies import ERRORS, ServicesDep, SpaceId
 from .errors import ApiError
 
@@ -92,7 +94,7 @@ QUESTION_LINKS = {
 )
 async def ask(space_id: SpaceId, body: Ask, request: Request, svc: ServicesDep) -> QuestionView:
     """Anyone with a token for the space (join first): before or during the space."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     await _limit(svc, "question", claims, request)
     space = await svc.cached_space(space_id)
     question = q.ask(
@@ -120,8 +122,8 @@ async def list_questions(
     space = await svc.cached_space(space_id)
     questions = await svc.store.list_questions(space_id)
     if include == "all":
-        claims = authenticate(request, svc, space_id)
-        space.check(claims.sub, Action.MODERATE_QUESTIONS)
+        claims = await authenticate(request, svc, space_id)
+        space.check(actor(claims), Action.MODERATE_QUESTIONS)
         response.headers["Cache-Control"] = "no-store"
     else:
         questions = [x for x in questions if x.visible]
@@ -136,7 +138,7 @@ async def vote(
     space_id: SpaceId, question_id: str, request: Request, svc: ServicesDep
 ) -> QuestionView:
     """Once per token: a second vote gets 409."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     await _limit(svc, "vote", claims, request)
     space = await svc.cached_space(space_id)
     question = await svc.store.get_question(space_id, question_id)
@@ -153,7 +155,7 @@ async def vote(
 async def withdraw(
     space_id: SpaceId, question_id: str, request: Request, svc: ServicesDep
 ) -> Response:
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     question = await svc.store.get_question(space_id, question_id)
     q.withdraw(question, claims.sub)
     await svc.store.save_question(question)
@@ -174,10 +176,10 @@ async def moderate(
     svc: ServicesDep,
 ) -> QuestionView:
     """Host or co-host. Pinning a question unpins the one pinned before."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     space = await svc.cached_space(space_id)
     question = await svc.store.get_question(space_id, question_id)
-    q.moderate(space, question, claims.sub, action)
+    q.moderate(space, question, actor(claims), action)
     if action == "pin":
         for other in await svc.store.list_questions(space_id):
             if other.pinned and other.id != question.id:
@@ -186,7 +188,20 @@ async def moderate(
                 svc.activity.question_changed(space_id, other.id)
     await svc.store.save_question(question)
     svc.activity.question_changed(space_id, question_id)
+    if action in _LOGGED:
+        await log_space_act(
+            svc,
+            space,
+            actor(claims),
+            Action.MODERATE_QUESTIONS,
+            _LOGGED[action],
+            f"question:{question_id}",
+        )
     return question_view(question)
+
+
+# Hiding and showing again are moderation (audit log); pinning and answering run the show.
+_LOGGED = {"hide": AuditAction.HIDE_QUESTION, "show": AuditAction.SHOW_QUESTION}
 
 
 # -- reactions --------------------------------------------------------------------------------
@@ -201,7 +216,7 @@ async def moderate(
 )
 async def react(space_id: SpaceId, body: React, request: Request, svc: ServicesDep) -> Response:
     """Listeners react while the space is live; reactions reach pages summed, once a second."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     if body.emoji not in EMOJI:
         raise Invalid(f"unknown reaction; use one of {' '.join(EMOJI)}")
     space = await svc.cached_space(space_id)

@@ -109,7 +109,7 @@ async def answer_heartbeat(svc: Services, space_id: str, authorization: bytes | 
     # Decoded as Starlette decodes header values.
     header = authorization.decode("latin-1") if authorization is not None else None
     try:
-        await heartbeat(svc, space_id, authenticate_header(header, svc, space_id))
+        await heartbeat(svc, space_id, await authenticate_header(header, svc, space_id))
     except (DomainError, InvalidToken, RedisError) as exc:
         return _refused(exc)
     return 204, [], b""

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from ..domain import Action
-from .auth import authenticate
+from .auth import actor, authenticate
 from .dependencies import ERRORS, ServicesDep, SpaceId
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,9 @@ class Levels(BaseModel):
 @router.get("/levels", response_model=Levels, summary="Mic levels (moderators)")
 async def levels(space_id: SpaceId, request: Request, svc: ServicesDep) -> Levels:
     """Host and co-hosts: each publishing person's level in dBFS, talking or not, muted or not."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     space = await svc.cached_space(space_id)
-    space.check(claims.sub, Action.MUTE_OTHERS)
+    space.check(actor(claims), Action.MUTE_OTHERS)
     pipeline = svc.broadcasts.get(space_id)
     inputs = pipeline.mixer.inputs if pipeline else {}
     return Levels(

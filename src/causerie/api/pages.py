@@ -1,5 +1,5 @@
 """The web pages: the list of spaces at `/`, one space at `/s/{id}`, its audience report at
-`/s/{id}/report`, static assets."""
+`/s/{id}/report`, the studio, the operator's console at `/admin`, invites, static assets."""
 
 from __future__ import annotations
 
@@ -71,6 +71,24 @@ async def studio_create_page() -> FileResponse:
 async def studio_page(space_id: str) -> FileResponse:
     """The host studio of one space: go live, the stage, raised hands, questions."""
     return _page("studio.html")
+
+
+@router.get("/admin")
+async def admin_page() -> FileResponse:
+    """The operator's console: every space, every node, the disk; invites and accounts."""
+    return _page("admin.html")
+
+
+@router.get("/invite/{code}")
+async def invite_page(code: str) -> FileResponse:
+    """An invite link: choose a name, get a host (or operator) account."""
+    return _page("invite.html")
+
+
+@router.get("/transparency")
+async def transparency_page() -> FileResponse:
+    """The public transparency figures: reports received, actions taken, time to act."""
+    return _page("transparency.html")
 
 
 # The API documentation runs a large third-party bundle on the origin where the studio keeps

@@ -19,7 +19,9 @@ and the free space kept for recordings (507, media/clip_budget.py). SECURITY.md 
 
 A recording removed by the node's retention (media/retention.py: kept `--keep-recordings`
 days, within `--recordings-max-gb`) answers 410 Gone everywhere here, with a sentence saying
-when and why, instead of a 404 that would read as a broken link.
+when and why, instead of a 404 that would read as a broken link. So does one an operator took
+down after a report (`Space.replay_taken_down_at`, shared by every node through the store): at
+once, on every node, before the nodes' retention passes remove its files.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from ..domain import Conflict, Invalid, NotFound, Space, SpaceState
 from ..media.clip_budget import CLIPS_DIR, ClipBudget, OverBudget
 from ..media.clips import Cut, EmptyCut, cut
 from ..media.recorder import SAFE_ID, Recording
-from ..media.retention import tombstone
+from ..media.retention import takedown_message, tombstone
 from ..node.schemas import Error
 from ..node.services import Services
 from .dependencies import ServicesDep
@@ -167,10 +169,22 @@ async def _unless_removed(svc: Services, space_id: str) -> None:
         raise ApiError(410, stone.message)
 
 
+def _unless_taken_down(space: Space) -> None:
+    """410 Gone if an operator took the space's recording down."""
+    if space.replay_taken_down_at is not None:
+        raise ApiError(410, takedown_message(space.replay_taken_down_at))
+
+
+async def _check_space(svc: Services, space_id: str) -> None:
+    """404 for an unknown space, 410 for a recording taken down (`space_id` checked)."""
+    _unless_taken_down(await svc.cached_space(space_id))
+
+
 async def _recording(svc: Services, space_id: str) -> Recording:
-    """What is recorded of the space so far (maybe nothing); 404 for an unknown space."""
+    """What is recorded of the space so far (maybe nothing); 404 for an unknown space, 410 for
+    one taken down."""
     _check_id(space_id)
-    await svc.cached_space(space_id)  # NotFound for an unknown space
+    await _check_space(svc, space_id)
     root = svc.broadcasts.recordings_dir
     if root is None:
         return Recording(Path(), [])
@@ -181,6 +195,7 @@ async def _ended_recording(svc: Services, space_id: str) -> tuple[Space, Recordi
     """The complete recording of an ended space: 409 before the end, 404 if nothing was kept."""
     _check_id(space_id)
     space = await svc.cached_space(space_id)
+    _unless_taken_down(space)
     if space.state is not SpaceState.ENDED:
         raise Conflict(f"the space is {space.state.value}; its replay is ready once it has ended")
     recorder = svc.broadcasts.recorder(space_id)
@@ -234,6 +249,7 @@ async def replay_media(space_id: str, run_id: str, name: str, svc: ServicesDep) 
         or not _MEDIA_NAME.fullmatch(name)
     ):
         raise NotFound("there is no such recorded media")
+    await _check_space(svc, space_id)  # immutable, but not once taken down
     path = root / space_id / run_id / name
     if not await asyncio.to_thread(path.is_file):
         await _unless_removed(svc, space_id)
@@ -400,6 +416,10 @@ async def get_clip(clip_id: str, svc: ServicesDep) -> FileResponse:
     root = svc.broadcasts.recordings_dir
     if match is None or root is None:
         raise NotFound("there is no such clip")
+    try:
+        await _check_space(svc, match["space"])
+    except NotFound:
+        raise NotFound("there is no such clip") from None
     path = root / match["space"] / CLIPS_DIR / f"{clip_id}.m4a"
     if not await asyncio.to_thread(path.is_file):
         await _unless_removed(svc, match["space"])

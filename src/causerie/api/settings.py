@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from ..domain.questions import QUESTION_MAX
 from ..domain.reactions import EMOJI, REACTION_NAMES
+from ..domain.reports import NOTE_MAX, REASON_LABELS
 from ..domain.spaces import DESCRIPTION_MAX, NAME_MAX, TITLE_MAX
 from ..domain.waiting_room import MAX_CAPACITY
 
@@ -30,6 +31,7 @@ class TextLimits(BaseModel):
     name: int = Field(description="A display name (a listener's, a speaker's).")
     question: int = Field(description="A question from the audience.")
     capacity: int = Field(description="A space's listener limit (its waiting room's cap).")
+    report_note: int = Field(description="The note a listener may add to a report.")
 
 
 class Reaction(BaseModel):
@@ -37,9 +39,17 @@ class Reaction(BaseModel):
     name: str = Field(description="What it is called for people who cannot see it.")
 
 
+class ReportReasonView(BaseModel):
+    reason: str = Field(description="What a report sends as its `reason`.")
+    label: str = Field(description="What it is called for people.")
+
+
 class Settings(BaseModel):
     limits: TextLimits
     reactions: list[Reaction] = Field(description="The reactions the audience may send, in order.")
+    report_reasons: list[ReportReasonView] = Field(
+        description="The reasons a report may give, in the order the pages offer them."
+    )
 
 
 SETTINGS = Settings(
@@ -49,14 +59,19 @@ SETTINGS = Settings(
         name=NAME_MAX,
         question=QUESTION_MAX,
         capacity=MAX_CAPACITY,
+        report_note=NOTE_MAX,
     ),
     reactions=[Reaction(emoji=emoji, name=REACTION_NAMES.get(emoji, emoji)) for emoji in EMOJI],
+    report_reasons=[
+        ReportReasonView(reason=reason.value, label=label)
+        for reason, label in REASON_LABELS.items()
+    ],
 )
 
 
 @router.get("/settings", response_model=Settings, summary="The limits and the reactions")
 async def settings(response: Response) -> Settings:
     """The rules the pages show before the server enforces them: text lengths (form fields,
-    counters) and the reactions on offer (the emoji buttons)."""
+    counters), the reactions on offer (the emoji buttons) and the reasons a report may give."""
     response.headers["Cache-Control"] = CACHE_CONTROL
     return SETTINGS

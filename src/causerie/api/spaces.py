@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 
-from ..domain import Space, SpaceState, new_space_id
+from ..domain import Action, Space, SpaceState, new_space_id
+from ..domain.audit import AuditAction
 from ..domain.spaces import UNCHANGED
 from ..node import joins
+from ..node.moderation import log_space_act
 from ..node.schemas import (
     CreateSpace,
     EditSpace,
@@ -23,7 +25,7 @@ from ..node.services import Services
 from ..node.views import space_view
 from ..security.tokens import Claims
 from ..store import update_space
-from .auth import authenticate, require_account
+from .auth import actor, authenticate, require_account
 from .dependencies import ERRORS, ServicesDep, SpaceId
 
 router = APIRouter(prefix="/api", responses=ERRORS)
@@ -66,7 +68,7 @@ async def create_space(
     request: Request, body: CreateSpace, response: Response, svc: ServicesDep
 ) -> SpaceView:
     """Create a scheduled space; the token's account becomes its host."""
-    claims = authenticate(request, svc)
+    claims = await authenticate(request, svc)
     require_account(claims)
     space = Space.create(
         space_id=new_space_id(),
@@ -104,8 +106,9 @@ async def change_space(
     request: Request, svc: Services, space_id: str, change: Callable[[Space, str], object]
 ) -> tuple[Space, Claims]:
     """Authenticate, apply `change(space, actor)` atomically, then tell the media and the pages."""
-    claims = authenticate(request, svc, space_id)
-    space, _ = await update_space(svc.store, space_id, lambda s: change(s, claims.sub))
+    claims = await authenticate(request, svc, space_id)
+    acting = actor(claims)
+    space, _ = await update_space(svc.store, space_id, lambda s: change(s, acting))
     svc.remember(space)
     await svc.stage_changed(space)
     await svc.bus.publish(space_id, "space", (await space_view(space, svc)).model_dump(mode="json"))
@@ -148,10 +151,16 @@ async def start_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> 
 
 @router.post("/spaces/{space_id}/end", response_model=SpaceView, summary="End the space")
 async def end_space(space_id: SpaceId, request: Request, svc: ServicesDep) -> SpaceView:
-    """Host only: the space ends (a scheduled one is cancelled); its audio stops."""
-    space, _ = await change_space(request, svc, space_id, lambda s, actor: s.end(actor, svc.now()))
+    """Host only (or an operator): the space ends (a scheduled one is cancelled); its audio
+    stops."""
+    space, claims = await change_space(
+        request, svc, space_id, lambda s, actor: s.end(actor, svc.now())
+    )
     # Stopped here if it runs here; elsewhere, its owner stops it within a second (its tick).
     await svc.ownership.end(space.id)
+    await log_space_act(
+        svc, space, actor(claims), Action.END, AuditAction.END_SPACE, f"space:{space.id}"
+    )
     return await space_view(space, svc)
 
 
@@ -186,5 +195,5 @@ async def join_space(
 @router.post("/spaces/{space_id}/heartbeat", status_code=204, summary="Say you are still listening")
 async def heartbeat(space_id: SpaceId, request: Request, svc: ServicesDep) -> Response:
     """Listeners call this every `heartbeat_interval` seconds; it is what 'listening now' counts."""
-    await joins.heartbeat(svc, space_id, authenticate(request, svc, space_id))
+    await joins.heartbeat(svc, space_id, await authenticate(request, svc, space_id))
     return Response(status_code=204)

@@ -11,7 +11,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request, Response
 
-from ..domain import Action
+from ..domain import Action, clean_text
+from ..domain.audit import AuditAction
+from ..domain.reports import DECISION_REASON_MAX as REASON_MAX
+from ..node.moderation import log_space_act
 from ..node.schemas import (
     Invitation,
     MuteChange,
@@ -24,7 +27,7 @@ from ..node.schemas import (
 )
 from ..node.views import space_view
 from ..security.tokens import TokenKind
-from .auth import authenticate
+from .auth import actor, authenticate
 from .dependencies import ERRORS, ServicesDep, SpaceId
 from .spaces import change_space
 
@@ -41,7 +44,7 @@ async def raise_hand(
     body: Annotated[RaiseHand | None, Body()] = None,
 ) -> SpaceView:
     """A listener raises their hand (asking twice is asking once). The space must be live."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     ip = request.client.host if request.client else "unknown"
     await svc.limits.check("speak_request", claims.sub, ip, svc.clock())
     name = body.name if body and body.name is not None else claims.name
@@ -71,9 +74,9 @@ async def list_requests(space_id: SpaceId, request: Request, svc: ServicesDep) -
     """Host and co-hosts: who waits to speak, account holders first, then hands from the
     addresses with the fewest raised, then oldest first (docs/roles.md). Hands nobody
     answered are lowered after 10 minutes."""
-    claims = authenticate(request, svc, space_id)
+    claims = await authenticate(request, svc, space_id)
     space = await svc.store.get_space(space_id)
-    space.check(claims.sub, Action.ANSWER_SPEAK_REQUEST)
+    space.check(actor(claims), Action.ANSWER_SPEAK_REQUEST)
     return SpeakRequests(
         requests=[
             SpeakRequestView(user_id=r.user_id, name=r.name, at=r.at, account=r.account)
@@ -161,10 +164,14 @@ async def unmake_cohost(
 async def set_muted(
     space_id: SpaceId, user_id: UserId, body: MuteChange, request: Request, svc: ServicesDep
 ) -> SpaceView:
-    """Speakers on themselves; host and co-hosts on anyone on stage. Takes effect within a part."""
-    space, _ = await change_space(
+    """Speakers on themselves; host and co-hosts on anyone on stage. Takes effect within a part.
+    Muting someone else goes to the audit log."""
+    space, claims = await change_space(
         request, svc, space_id, lambda s, actor: s.set_muted(actor, user_id, body.muted)
     )
+    if claims.sub != user_id:
+        act = AuditAction.MUTE if body.muted else AuditAction.UNMUTE
+        await log_space_act(svc, space, actor(claims), Action.MUTE_OTHERS, act, f"user:{user_id}")
     return await space_view(space, svc)
 
 
@@ -172,16 +179,39 @@ async def set_muted(
 async def leave_stage(
     space_id: SpaceId, user_id: UserId, request: Request, svc: ServicesDep
 ) -> SpaceView:
-    """A moderator moves someone to the audience, or a speaker leaves the stage themselves."""
-    space, _ = await change_space(
+    """A moderator moves someone to the audience (logged in the audit log), or a speaker leaves
+    the stage themselves."""
+    space, claims = await change_space(
         request, svc, space_id, lambda s, actor: s.move_to_audience(actor, user_id)
     )
+    if claims.sub != user_id:
+        await log_space_act(
+            svc,
+            space,
+            actor(claims),
+            Action.MOVE_TO_AUDIENCE,
+            AuditAction.MOVE_TO_AUDIENCE,
+            f"user:{user_id}",
+        )
     return await space_view(space, svc)
 
 
 @router.post("/removals", response_model=SpaceView, summary="Remove someone and keep them out")
 async def remove(space_id: SpaceId, body: Removal, request: Request, svc: ServicesDep) -> SpaceView:
-    space, _ = await change_space(
+    """Host or co-host (or an operator); logged in the audit log with the optional reason."""
+    reason = clean_text(
+        body.reason, field="reason", max_length=REASON_MAX, required=False, multiline=True
+    )
+    space, claims = await change_space(
         request, svc, space_id, lambda s, actor: s.remove(actor, body.user_id)
+    )
+    await log_space_act(
+        svc,
+        space,
+        actor(claims),
+        Action.REMOVE_MEMBER,
+        AuditAction.REMOVE_MEMBER,
+        f"user:{body.user_id}",
+        reason,
     )
     return await space_view(space, svc)

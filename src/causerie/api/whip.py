@@ -135,7 +135,7 @@ async def publish(space_id: SpaceId, request: Request, svc: ServicesDep) -> Resp
         if forwarded is not None:
             return forwarded
         check_space_id(space_id)
-        claims = authenticate(request, svc, space_id)
+        claims = await authenticate(request, svc, space_id)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != SDP_TYPE:
             raise ApiError(415, f"send the SDP offer as {SDP_TYPE}", {"Accept-Post": SDP_TYPE})
@@ -194,7 +194,7 @@ async def stop(
         if forwarded is not None:
             return forwarded
         check_space_id(space_id)
-        claims = authenticate(request, svc, space_id)
+        claims = await authenticate(request, svc, space_id)
         session = svc.speakers.get(space_id, session_id)
         if session is None:
             raise ApiError(404, "no such session (it may have ended already)")
@@ -238,7 +238,7 @@ async def patch(
         if forwarded is not None:
             return forwarded
         check_space_id(space_id)
-        claims = authenticate(request, svc, space_id)
+        claims = await authenticate(request, svc, space_id)
         session = svc.speakers.get(space_id, session_id)
         if session is None:
             raise ApiError(404, "no such session (it may have ended already)")

@@ -22,6 +22,19 @@ limit:{kind}:t|ip:{who}     hash         rate-limit buckets (ratelimit/redis.py)
 owner:{space}               string+TTL   the lease on the space's media (ownership.py)
 run:{space}                 string       the space's run counter (ownership.py)
 secrets                     string       the signing secrets (security/shared_secrets.py)
+invite:{id}                 string       an invite as JSON, by its code's hash (accounts/redis.py)
+invites                     zset         invite ids by creation time (accounts/redis.py)
+account:{id}                string       an account an invite made, as JSON (accounts/redis.py)
+accounts                    zset         those account ids by creation time (accounts/redis.py)
+revoked                     set          revoked account ids (accounts/redis.py)
+nodes                       hash         node URL → its last status report (cluster/nodes.py)
+report:{ref}                string       a report as JSON (store/redis_moderation.py)
+reports:open                zset         open report refs, by time received
+reports:all                 zset         every report ref, by time received
+reports:target:{target}     zset         a target's open report refs, by time received
+reports:dedupe              hash         reporter|target → the open report's ref
+audit                       stream       the audit log: only ever XADDed to
+bans                        set          banned accounts
 """
 
 from __future__ import annotations
@@ -91,6 +104,33 @@ class RedisKeys:
         """The two buckets of one kind of write: the token's, then the address's."""
         return f"{self.prefix}limit:{kind}:t:{subject}", f"{self.prefix}limit:{kind}:ip:{address}"
 
+    # -- moderation (store/redis_moderation.py)
+    def report(self, ref: str) -> str:
+        return f"{self.prefix}report:{ref}"
+
+    @property
+    def open_reports(self) -> str:
+        return f"{self.prefix}reports:open"
+
+    @property
+    def all_reports(self) -> str:
+        return f"{self.prefix}reports:all"
+
+    def target_reports(self, target_key: str) -> str:
+        return f"{self.prefix}reports:target:{target_key}"
+
+    @property
+    def report_dedupe(self) -> str:
+        return f"{self.prefix}reports:dedupe"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}audit"
+
+    @property
+    def bans(self) -> str:
+        return f"{self.prefix}bans"
+
     # -- the cluster
     @property
     def owner_prefix(self) -> str:
@@ -113,6 +153,29 @@ class RedisKeys:
     @property
     def secrets(self) -> str:
         return f"{self.prefix}secrets"
+
+    @property
+    def nodes(self) -> str:
+        return f"{self.prefix}nodes"
+
+    # -- accounts
+    def invite(self, invite_id: str) -> str:
+        return f"{self.prefix}invite:{invite_id}"
+
+    @property
+    def invites(self) -> str:
+        return f"{self.prefix}invites"
+
+    def account(self, account_id: str) -> str:
+        return f"{self.prefix}account:{account_id}"
+
+    @property
+    def accounts(self) -> str:
+        return f"{self.prefix}accounts"
+
+    @property
+    def revoked(self) -> str:
+        return f"{self.prefix}revoked"
 
 
 KEYS = RedisKeys()

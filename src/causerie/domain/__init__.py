@@ -1,7 +1,21 @@
 """The pure core: every rule of causerie, with no I/O, no asyncio and the clock passed in."""
 
 from .errors import Conflict, DomainError, Invalid, LimitReached, NotAllowed, NotFound
-from .roles import ON_STAGE, PERMISSIONS, Action, Role, can, require
+from .roles import (
+    ON_STAGE,
+    PERMISSIONS,
+    SITE_PERMISSIONS,
+    Action,
+    Operator,
+    Role,
+    SiteAction,
+    SiteRole,
+    as_operator,
+    can,
+    can_on_site,
+    require,
+    require_on_site,
+)
 from .spaces import (
     SPACE_ID,
     Member,
@@ -19,6 +33,7 @@ from .text import clean_text
 __all__ = [
     "ON_STAGE",
     "PERMISSIONS",
+    "SITE_PERMISSIONS",
     "SPACE_ID",
     "Action",
     "Conflict",
@@ -28,16 +43,22 @@ __all__ = [
     "Member",
     "NotAllowed",
     "NotFound",
+    "Operator",
     "Role",
+    "SiteAction",
+    "SiteRole",
     "Space",
     "SpaceLimits",
     "SpaceState",
     "SpeakRequest",
+    "as_operator",
     "can",
+    "can_on_site",
     "check_space_id",
     "clean_name",
     "clean_text",
     "hand_order",
     "new_space_id",
     "require",
+    "require_on_site",
 ]

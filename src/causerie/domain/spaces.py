@@ -17,7 +17,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from .errors import Conflict, Invalid, LimitReached, NotAllowed, NotFound
-from .roles import ON_STAGE, Action, Role, require
+from .roles import ON_STAGE, Action, Operator, Role, can, require
 from .text import clean_text
 from .waiting_room import check_capacity
 
@@ -149,6 +149,10 @@ class Space:
     ending_at: datetime | None = None
     """When the space ends by itself, nobody having been on the microphone for a while
     (housekeeping.py); announced to the host beforehand, cancelled when someone goes on air."""
+    replay_taken_down_at: datetime | None = None
+    """When an operator took the recording down (its replay then answers 410 Gone)."""
+    captions: bool = True
+    """Whether the node captions the space live (and makes its transcript); its host's choice."""
     version: int = 0
 
     # -- creation ---------------------------------------------------------------------------
@@ -261,6 +265,17 @@ class Space:
         self.speak_requests.clear()
         self.invited.clear()
 
+    def take_down_replay(self, actor: str, now: datetime) -> None:
+        """Take the recording down (an operator, after a report): from now on its replay,
+        download and clips answer 410 Gone, and the nodes remove its files. A live space ends
+        first: nothing of it may stay available."""
+        self._require(actor, Action.TAKE_DOWN_REPLAY)
+        if self.replay_taken_down_at is not None:
+            raise Conflict("the recording of this space was taken down already")
+        if self.state is not SpaceState.ENDED:
+            self._close(now)
+        self.replay_taken_down_at = now
+
     def edit(
         self,
         actor: str,
@@ -292,6 +307,13 @@ class Space:
             self.scheduled_start = scheduled_start
         if not isinstance(capacity, Unchanged):
             self.capacity = check_capacity(capacity)
+
+    def set_captions(self, actor: str, enabled: bool) -> None:
+        """Turn live captions (and the transcript) on or off. Host or co-host, before the end:
+        a transcript is made of what was captioned while the space was live."""
+        self._require(actor, Action.SET_CAPTIONS)
+        self._require_not_ended()
+        self.captions = enabled
 
     # -- the stage --------------------------------------------------------------------------
 
@@ -421,8 +443,8 @@ class Space:
         if actor == user_id:
             self._require(actor, Action.LEAVE_STAGE)
         else:
-            self._require(actor, Action.MOVE_TO_AUDIENCE)
-            self._require_outranks(actor, user_id)
+            role = self.check(actor, Action.MOVE_TO_AUDIENCE)
+            self._require_outranks(role, user_id)
         self._require_not_ended()
         del self.members[user_id]
 
@@ -440,10 +462,10 @@ class Space:
 
     def remove(self, actor: str, user_id: str) -> None:
         """Remove someone from the space and keep them out of the stage and the queue."""
-        self._require(actor, Action.REMOVE_MEMBER)
+        role = self.check(actor, Action.REMOVE_MEMBER)
         if actor == user_id:
             raise Conflict("you cannot remove yourself")
-        self._require_outranks(actor, user_id)
+        self._require_outranks(role, user_id)
         self._require_not_ended()
         self.members.pop(user_id, None)
         self.speak_requests.pop(user_id, None)
@@ -453,20 +475,26 @@ class Space:
     # -- checks -----------------------------------------------------------------------------
 
     def check(self, actor: str, action: Action) -> Role:
-        """Raise `NotAllowed` unless `actor` may do `action` here; returns their role."""
-        self._require_not_removed(actor)
+        """Raise `NotAllowed` unless `actor` may do `action` here; returns the role they act
+        with. An `Operator` acts with `Role.OPERATOR` wherever their place here (on stage, or
+        in the audience) does not allow the action; a removal from this space does not bar
+        that (a takedown must never depend on the people it takes down)."""
         role = self.role_of(actor)
+        if isinstance(actor, Operator) and not can(role, action) and can(Role.OPERATOR, action):
+            return Role.OPERATOR
+        self._require_not_removed(actor)
         require(role, action)
         return role
 
     def _require(self, actor: str, action: Action) -> None:
         self.check(actor, action)
 
-    def _require_outranks(self, actor: str, user_id: str) -> None:
+    def _require_outranks(self, actor_role: Role, user_id: str) -> None:
         target = self.role_of(user_id)
         if target is Role.HOST:
+            # An operator who must silence a host ends the space instead.
             raise NotAllowed("nobody can act on the host")
-        if target is Role.COHOST and self.role_of(actor) is not Role.HOST:
+        if target is Role.COHOST and actor_role not in (Role.HOST, Role.OPERATOR):
             raise NotAllowed("only the host can act on a co-host")
 
     def _require_not_removed(self, user_id: str) -> None:
@@ -529,6 +557,8 @@ class Space:
             "recording": self.recording,
             "capacity": self.capacity,
             "ending_at": _iso(self.ending_at),
+            "replay_taken_down_at": _iso(self.replay_taken_down_at),
+            "captions": self.captions,
             "version": self.version,
         }
 
@@ -565,6 +595,8 @@ class Space:
             recording=data["recording"],
             capacity=data.get("capacity"),
             ending_at=_from_iso(data.get("ending_at")),  # spaces stored before housekeeping
+            replay_taken_down_at=_from_iso(data.get("replay_taken_down_at")),
+            captions=data.get("captions", True),  # spaces stored before captions
             version=data["version"],
         )
 

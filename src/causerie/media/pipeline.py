@@ -48,7 +48,10 @@ class LivePipeline:
     ``packager`` is there for reads (playlist, parts, segments). Hooks, all called on the event
     loop and guarded (an exception is logged, the pipeline keeps going): ``on_mix`` with every
     mixed frame (mix-minus to speakers), ``on_part`` with every new part (e.g. to warm edges),
-    ``on_segment`` with every complete segment and its bytes (the recorder). ``timing`` is told
+    ``on_segment`` with every complete segment and its bytes (the recorder), ``on_program``
+    with every frame of program audio and its program time (wall-clock seconds of its first
+    sample, as in EXT-X-PROGRAM-DATE-TIME), silence put in after a stall included (captions:
+    it must return at once). ``timing`` is told
     how late each tick and each part is (media/timing.py; the node's metrics).
     """
 
@@ -74,6 +77,7 @@ class LivePipeline:
         self.on_mix: Callable[[MixResult], None] | None = None
         self.on_part: Callable[[PartRef], None] | None = None
         self.on_segment: Callable[[SegmentRef, bytes], None] | None = None
+        self.on_program: Callable[[np.ndarray, float], None] | None = None
         self.encoder = AacEncoder(sample_rate=mixer.sample_rate, bit_rate=bit_rate)
         # A fresh random run id per pipeline: media URLs of two runs never collide (packager.py).
         self.run_id = run_id or secrets.token_urlsafe(6)
@@ -96,6 +100,7 @@ class LivePipeline:
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Future[None] | None = None  # shared by all waiters
         self._wall_start = 0.0
+        self._samples_out = 0  # program samples mixed or silenced since the start
         self.silent_frames = 0
         """Mixer frames replaced by silence after stalls, since the start."""
         self._stopped = False
@@ -174,6 +179,7 @@ class LivePipeline:
                 self.on_mix(result)
             except Exception:
                 logger.exception("space %s: on_mix hook failed", self.space_id)
+        self._program(result.program)
         for frame in self.encoder.encode(result.program):
             self._package(frame)
 
@@ -181,8 +187,19 @@ class LivePipeline:
         """Encode ``frames`` mixer frames of silence: time the loop could not mix."""
         self.silent_frames += frames
         silence = np.zeros(frames * self.mixer.frame_samples, dtype=np.int16)
+        self._program(silence)
         for frame in self.encoder.encode(silence):
             self._package(frame)
+
+    def _program(self, samples: np.ndarray) -> None:
+        at = self._wall_start + self._samples_out / self.mixer.sample_rate
+        self._samples_out += len(samples)
+        if self.on_program is None:
+            return
+        try:
+            self.on_program(samples, at)
+        except Exception:
+            logger.exception("space %s: on_program hook failed", self.space_id)
 
     def _package(self, frame: EncodedFrame) -> None:
         # The frame's first sample, in wall time: the encoder's pts counts the samples fed to it,

@@ -38,6 +38,7 @@ __all__ = [
     "measure",
     "plan",
     "remove",
+    "takedown_message",
     "tombstone",
 ]
 
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 REMOVED_NAME = "removed.json"
 AGE = "age"
 BUDGET = "budget"
+TAKEDOWN = "takedown"
+"""An operator took the recording down after a report (domain/reports.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +138,7 @@ class RetentionStatus:
     recordings: int = 0
     live_bytes: int = 0
     over_budget: bool = False
-    removed: dict[str, int] = field(default_factory=lambda: {AGE: 0, BUDGET: 0})
+    removed: dict[str, int] = field(default_factory=lambda: {AGE: 0, BUDGET: 0, TAKEDOWN: 0})
     """Recordings removed since the node started, by reason (counters)."""
 
 
@@ -184,9 +187,18 @@ class Tombstone:
     message: str
 
 
+def takedown_message(taken_down_at: datetime) -> str:
+    """The sentence a replay taken down by an operator answers with (410). The operator's own
+    reason stays in the audit log: it may name people."""
+    day = taken_down_at.strftime("%Y-%m-%d")
+    return f"the recording of this space was taken down on {day} by this server's operators"
+
+
 def removal_message(reason: str, removed_at: datetime, keep_seconds: float) -> str:
     """The sentence a removed recording's replay answers with (410)."""
     day = removed_at.strftime("%Y-%m-%d")
+    if reason == TAKEDOWN:
+        return takedown_message(removed_at)
     if reason == AGE:
         days = keep_seconds / 86400
         kept = f"{days:g} days" if days >= 1 else f"{keep_seconds:g} seconds"

@@ -100,6 +100,12 @@ class Config:
     end_idle_after: float = 15 * 60
     """Seconds a live space may go with no speaker connected before it ends by itself (its
     host is told a few minutes before); 0: never."""
+    captions_model: str = "tiny.en"
+    """The speech model for live captions (captions/model.py): a faster-whisper model name,
+    found in the package that carries it or the local cache (never fetched), or a directory."""
+    captions_max: int = 2
+    """Live spaces this node captions at once (each takes about a quarter of a core with
+    tiny.en); 0: no captions."""
     metrics_token: str | None = None
     """A bearer token that lets anyone holding it read `/metrics` (a scraper on another
     machine); None: only requests from this machine's loopback, not relayed by a proxy."""
@@ -169,6 +175,8 @@ class Config:
             )
         if not 0 <= self.end_idle_after < math.inf:
             raise ValueError("end_idle_after (--end-idle-after) is 0 (never) or more")
+        if self.captions_max < 0:
+            raise ValueError("captions_max (--captions-max) is 0 (no captions) or more")
         if self.metrics_token is not None and not (
             16 <= len(self.metrics_token) <= 256
             and self.metrics_token.isascii()

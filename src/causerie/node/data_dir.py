@@ -27,6 +27,7 @@ __all__ = [
     "SECRET_FILE",
     "STATS_FILE",
     "STORE_FILE",
+    "TRANSCRIPTS_FILE",
     "DataDirLock",
     "Locked",
     "RestoreUnderWay",
@@ -36,6 +37,8 @@ __all__ = [
 STORE_FILE = "causerie.sqlite3"
 STATS_FILE = "stats.sqlite3"
 RECORDINGS_DIR = "recordings"
+TRANSCRIPTS_FILE = "transcripts.sqlite3"
+"""The search index of transcripts (captions/search.py): made again from the recordings."""
 LOCK_FILE = "node.lock"
 
 

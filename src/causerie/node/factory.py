@@ -11,10 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from ..accounts import Accounts, RedisAccounts, SqliteAccounts
 from ..bus import Bus, LocalBus
 from ..bus.redis import RedisBus
+from ..captions.search import TranscriptIndex
+from ..captions.service import Captions, CaptionsSettings
 from ..cluster.forward import Forwarder
+from ..cluster.nodes import LocalNodes, Nodes, RedisNodes
 from ..cluster.ownership import Ownership, RedisOwnership, SoleOwner
 from ..cluster.redis_client import RedisClients, warn_if_one_failover_stops_writes
 from ..cluster.redis_health import RedisHealth
@@ -32,11 +37,19 @@ from ..ratelimit import LocalRateLimits, RateLimits, RedisRateLimits, WriteLimit
 from ..security.secrets import load_secrets
 from ..security.tickets import TicketSigner
 from ..security.tokens import TokenSigner
-from ..store import SqliteStore, Store
+from ..store import ModerationStore, SqliteModeration, SqliteStore, Store
 from ..store.redis import RedisStore
+from ..store.redis_moderation import RedisModeration
 from ..waiting import Lines, LocalLines, RedisLines, WaitingRoom
 from .config import Config
-from .data_dir import RECORDINGS_DIR, STATS_FILE, STORE_FILE, DataDirLock, lock_for_node
+from .data_dir import (
+    RECORDINGS_DIR,
+    STATS_FILE,
+    STORE_FILE,
+    TRANSCRIPTS_FILE,
+    DataDirLock,
+    lock_for_node,
+)
 from .feed import Feeds
 from .metrics import Metrics
 from .services import Services
@@ -47,11 +60,14 @@ class Shared:
     """What the nodes of a deployment share (or, embedded, what this one node keeps)."""
 
     store: Store
+    moderation: ModerationStore
     bus: Bus
     presence: Presence
     stats: AudienceStats
     lines: Lines
     rate_limits: RateLimits
+    accounts: Accounts
+    nodes: Nodes
     secrets: list[bytes]
     redis: RedisClients | None = None
     """The Redis clients everything above uses (None: embedded)."""
@@ -70,25 +86,43 @@ def shared_state(config: Config) -> Shared:
         return Shared(
             # Spaces and questions: acknowledged once replicas hold them (with Sentinel).
             store=RedisStore(client=redis.text, replication=redis.replication),
+            moderation=RedisModeration(client=redis.text, replication=redis.replication),
             bus=RedisBus(client=redis.text),
             presence=presence,
             stats=RedisStats(client=redis.binary, presence=presence, interval=presence.interval),
             lines=RedisLines(client=redis.text),
             # The deployment's limits, not each node's (N nodes must not mean N times the rates).
             rate_limits=RedisRateLimits(client=redis.text),
+            # A revocation counts once a replica holds it (with Sentinel): a failover never
+            # brings a revoked account back.
+            accounts=RedisAccounts(client=redis.text, replication=redis.replication),
+            nodes=RedisNodes(client=redis.text),
             secrets=secrets,
             redis=redis,
         )
     return Shared(
         store=SqliteStore(config.data_dir / STORE_FILE),
+        # The same file as the spaces (backups copy both at once), a connection of its own.
+        moderation=SqliteModeration(config.data_dir / STORE_FILE),
         bus=LocalBus(),
         presence=LocalPresence(config.heartbeat_interval),
         # Saved in the data directory, so the numbers survive a restart.
         stats=LocalStats(path=config.data_dir / STATS_FILE),
         lines=LocalLines(),
         rate_limits=LocalRateLimits(),
+        # In the store's file, so that `causerie backup` copies the accounts too.
+        accounts=SqliteAccounts(config.data_dir / STORE_FILE),
+        nodes=LocalNodes(),
         secrets=secrets,
     )
+
+
+def accounts_store(data_dir: Path, redis_url: str | None) -> Accounts:
+    """The accounts alone, where the nodes keep them (for `causerie invite` and `revoke`)."""
+    if redis_url is not None:
+        return RedisAccounts(redis_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteAccounts(data_dir / STORE_FILE)
 
 
 def build_services(config: Config) -> tuple[Services, Shared]:
@@ -134,7 +168,10 @@ def build_services(config: Config) -> tuple[Services, Shared]:
             presence_window=2 * config.heartbeat_interval,
         ),
         # An in-process bus starts empty with the node: what it cannot know, its feed says.
+        moderation=shared.moderation,
         feeds=Feeds(shared.bus, time.time, history_since=None if shared.redis else time.time()),
+        accounts=shared.accounts,
+        nodes=shared.nodes,
         clip_budget=ClipBudget(
             recordings,
             per_space=config.clip_bytes_per_space,
@@ -149,6 +186,14 @@ def build_services(config: Config) -> tuple[Services, Shared]:
         svc.forwarder = Forwarder(ownership, _space_state(svc))
     if shared.redis is not None:
         svc.redis_health = RedisHealth(shared.redis.text)
+    svc.transcripts = TranscriptIndex(config.data_dir / TRANSCRIPTS_FILE)
+    svc.captions = Captions(
+        CaptionsSettings(model=config.captions_model, max_spaces=config.captions_max),
+        broadcasts,
+        shared.bus,
+        shared.store.get_space,
+        svc.transcripts,
+    )
     # After every change of a space: mutes reach the mixer, demoted speakers lose their session.
     svc.stage_listeners.append(svc.speakers.stage_changed)
     return svc, shared

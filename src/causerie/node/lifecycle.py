@@ -4,18 +4,21 @@ Start-up
  1. put the spaces that were live back on the air (embedded: all of them, here, now; with
     Redis: a supervisor task claims this node's share, renews, fails over: cluster/ownership.py);
  2. start keeping the audience numbers (saved to disk, or shared through Redis);
- 3. start the background loops (loops.py; with Sentinel, also following the primary).
+ 3. check the captions model (in the background: the node serves meanwhile, and without
+    captions if it fails);
+ 4. start the background loops (loops.py; with Sentinel, also following the primary).
 
 Shutdown (the server has stopped accepting requests and closed its connections before)
  1. stop the background loops, awaiting each;
  2. stop the ownership supervisor, awaiting it;
  3. close the speakers' sessions;
- 4. stop the pipelines (the playlists get EXT-X-ENDLIST, the recordings are finished);
+ 4. stop the pipelines (the playlists get EXT-X-ENDLIST, the recordings are finished), then
+    finish the captions (their last lines are kept);
  5. let go of the spaces' leases, so another node takes them at its next tick;
  6. close the forwarder's connections;
  7. save or share the numbers, send the batched heartbeats, close the waiting room, the rate
     limits, the event windows and the bus;
- 8. close the store, then the Redis clients everything above used;
+ 8. close the store and the accounts, then the Redis clients everything above used;
  9. let go of the data directory's lock (node/data_dir.py).
 Each step runs even if an earlier one failed; failures are logged, and the count said.
 """
@@ -77,7 +80,12 @@ class Lifecycle:
             await svc.ownership.supervise(spaces)
         # 2. the audience numbers
         svc.stats.start()
-        # 3. the background loops
+        # 3. the bans, before the first request (then refreshed by a loop)
+        svc.bans.replace(await svc.moderation.banned())
+        # 4. the captions model
+        if svc.captions is not None:
+            svc.captions.start()
+        # 5. the background loops
         self.loops = loops(svc)
         redis = self.shared.redis
         if redis is not None and redis.target.sentinel:
@@ -94,6 +102,7 @@ class Lifecycle:
             ("stop the ownership supervisor", self._stop_supervisor),
             ("close the speakers' sessions", svc.speakers.close_all),
             ("stop the pipelines", svc.broadcasts.stop_all),
+            ("finish the captions", self._close_captions),
             ("let go of the leases", svc.ownership.close),
             ("close the forwarder", self._close_forwarder),
             ("save the audience numbers", svc.stats.close),
@@ -103,6 +112,10 @@ class Lifecycle:
             ("stop following the spaces' events", svc.feeds.close),
             ("close the bus", svc.bus.close),
             ("close the store", svc.store.close),
+            ("close the accounts", svc.accounts.close),
+            ("close the nodes' reports", svc.nodes.close),
+            ("close the moderation store", svc.moderation.close),
+            ("close the transcripts' index", self._close_transcripts),
         ]
         if shared.redis is not None:
             steps.append(("close the Redis clients", shared.redis.close))
@@ -125,6 +138,14 @@ class Lifecycle:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def _close_captions(self) -> None:
+        if self.svc.captions is not None:
+            await self.svc.captions.close()
+
+    async def _close_transcripts(self) -> None:
+        if self.svc.transcripts is not None:
+            self.svc.transcripts.close()
 
     async def _release_lock(self) -> None:
         if self.shared.lock is not None:

@@ -13,14 +13,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..cluster.nodes import REPORT_INTERVAL
 from ..domain import Conflict, NotFound, Space, SpaceState
 from ..domain.housekeeping import IdleAction, IdleVerdict, IdleWatch
 from ..media import retention
 from ..media.retention import OnDisk, Tombstone
 from ..store import update_space
 from .activity import PUBLISH_INTERVAL
+from .bans import REFRESH_INTERVAL as BANS_INTERVAL
+from .load import CpuMeter
 from .periodic import Periodic
 from .services import Services
+from .status import node_report
 from .views import (
     moment,
     pushed_numbers,
@@ -40,6 +44,8 @@ RECORDING_CHECK_INTERVAL = 2.0
 STAGE_SYNC_INTERVAL = 1.0
 RUNS_INTERVAL = 1.0
 REDIS_CHECK_INTERVAL = 5.0
+CAPTIONS_INTERVAL = 1.0
+"""Seconds between two looks at which spaces want captions (a host's toggle, a start, an end)."""
 IDLE_CHECK_INTERVAL = 10.0
 """Seconds between two looks at who is on the microphone (less for a short --end-idle-after)."""
 RETENTION_INTERVAL = 300.0
@@ -257,9 +263,29 @@ class IdleSpaces:
         return space
 
 
+async def remove_recording(svc: Services, space_id: str, reason: str, at: datetime) -> int:
+    """Remove a space's recording from this node's disk, leaving its tombstone (so its replay
+    answers 410 Gone with the reason's sentence); the bytes freed. Audit entries and reports
+    are in the store and never touched here."""
+    root = svc.broadcasts.recordings_dir
+    if root is None:
+        return 0
+    message = retention.removal_message(reason, at, svc.recordings.keep_seconds)
+    stone = Tombstone(at, reason, message)
+    freed = await asyncio.to_thread(retention.remove, root, space_id, stone)
+    svc.recordings.removed[reason] = svc.recordings.removed.get(reason, 0) + 1
+    if svc.clip_budget is not None:
+        svc.clip_budget.forget(space_id)
+    if svc.transcripts is not None:  # its transcript went with it: no longer found
+        await asyncio.to_thread(svc.transcripts.remove, space_id)
+    log.info("space %s: recording removed (%s), %.1f MiB freed", space_id, reason, freed / 2**20)
+    return freed
+
+
 class RecordingRetention:
-    """Removes the recordings on this node's disk that were kept long enough, then, while the
-    rest take more than the budget, those that ended first (media/retention.py decides).
+    """Removes the recordings on this node's disk that an operator took down, then those kept
+    long enough, then, while the rest take more than the budget, those that ended first
+    (media/retention.py decides).
 
     A recording may be removed only if its space has ended (read from the store: with several
     nodes, one that went live again elsewhere is not this node's to judge) and this node is
@@ -277,40 +303,40 @@ class RecordingRetention:
             return
         status = svc.recordings
         found = await asyncio.to_thread(retention.measure, root)
-        ended_at = {
-            r.space_id: end
-            for r in found
-            if not r.removed and (end := await self._ended_at(r)) is not None
-        }
         now = svc.clock()
+        removed_at = datetime.fromtimestamp(now, UTC)
+        ended_at: dict[str, float] = {}
+        taken_down: set[str] = set()
+        for recording in found:
+            if recording.removed or not self._finished(recording.space_id):
+                continue
+            try:
+                space: Space | None = await svc.store.get_space(recording.space_id)
+            except NotFound:
+                space = None  # a recording of a space the store does not know
+            if space is not None and space.replay_taken_down_at is not None:
+                taken_down.add(recording.space_id)
+            elif (end := self._ended_at(recording, space)) is not None:
+                ended_at[recording.space_id] = end
+        for space_id in sorted(taken_down):
+            await remove_recording(svc, space_id, retention.TAKEDOWN, removed_at)
+        kept = [r for r in found if r.space_id not in taken_down]
         plan = retention.plan(
-            found,
+            kept,
             ended_at=ended_at,
             now=now,
             keep_seconds=status.keep_seconds,
             max_bytes=status.max_bytes,
         )
-        removed_at = datetime.fromtimestamp(now, UTC)
         for removal in plan.removals:
-            message = retention.removal_message(removal.reason, removed_at, status.keep_seconds)
-            stone = Tombstone(removed_at, removal.reason, message)
-            freed = await asyncio.to_thread(retention.remove, root, removal.space_id, stone)
-            status.removed[removal.reason] = status.removed.get(removal.reason, 0) + 1
-            if svc.clip_budget is not None:
-                svc.clip_budget.forget(removal.space_id)
-            log.info(
-                "space %s: recording removed (%s), %.1f MiB freed",
-                removal.space_id,
-                removal.reason,
-                freed / 2**20,
-            )
+            await remove_recording(svc, removal.space_id, removal.reason, removed_at)
         for leftover in (r for r in found if r.removed and r.bytes):
             # A removal interrupted (a crash): its tombstone is there, finish it.
             stone_left = await asyncio.to_thread(retention.tombstone, root, leftover.space_id)
             if stone_left is not None:
                 await asyncio.to_thread(retention.remove, root, leftover.space_id, stone_left)
         status.bytes = plan.kept_bytes
-        status.recordings = sum(1 for r in found if not r.removed) - len(plan.removals)
+        status.recordings = sum(1 for r in kept if not r.removed) - len(plan.removals)
         status.live_bytes = plan.live_bytes
         status.over_budget = plan.over_budget
         if plan.over_budget and not self._warned_over_budget:
@@ -324,22 +350,34 @@ class RecordingRetention:
             )
         self._warned_over_budget = plan.over_budget
 
-    async def _ended_at(self, recording: OnDisk) -> float | None:
+    def _finished(self, space_id: str) -> bool:
+        """Whether this node is done with the recording (not live here, not being finished)."""
+        if space_id in self.svc.broadcasts.live_ids():
+            return False
+        recorder = self.svc.broadcasts.recorder(space_id)
+        return recorder is None or recorder.closed
+
+    @staticmethod
+    def _ended_at(recording: OnDisk, space: Space | None) -> float | None:
         """When the recording's space ended (Unix time), or None if it may not be removed."""
-        svc = self.svc
-        space_id = recording.space_id
-        if space_id in svc.broadcasts.live_ids():
-            return None
-        recorder = svc.broadcasts.recorder(space_id)
-        if recorder is not None and not recorder.closed:
-            return None  # still being finished
-        try:
-            space = await svc.store.get_space(space_id)
-        except NotFound:
-            return recording.last_written  # a recording of a space the store does not know
+        if space is None:
+            return recording.last_written
         if space.state is not SpaceState.ENDED:
             return None
         return space.ended_at.timestamp() if space.ended_at else recording.last_written
+
+
+class NodeStatus:
+    """Publishes this node's status report, for the admin console's nodes view (any node shows
+    every node's: cluster/nodes.py)."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.cpu = CpuMeter()
+
+    async def step(self) -> None:
+        report = await node_report(self.svc, self.cpu.read())
+        await self.svc.nodes.publish(self.svc.config.node_url, report)
 
 
 def loops(svc: Services) -> list[Periodic]:
@@ -348,17 +386,25 @@ def loops(svc: Services) -> list[Periodic]:
     async def publish_activity() -> None:
         await svc.activity.publish(svc.store, svc.bus)
 
+    async def refresh_bans() -> None:
+        svc.bans.replace(await svc.moderation.banned())
+
     running = [
         Periodic("publish-activity", PUBLISH_INTERVAL, publish_activity),
+        Periodic("refresh-bans", BANS_INTERVAL, refresh_bans),
         Periodic("publish-counts", COUNTS_INTERVAL, ListenerCounts(svc).step),
         Periodic("publish-stats", STATS_INTERVAL, AudienceNumbers(svc).step),
         Periodic("publish-speaking", SPEAKING_INTERVAL, WhoIsSpeaking(svc).step),
         Periodic("publish-reconnecting", SPEAKING_INTERVAL, WhoIsReconnecting(svc).step),
         Periodic("publish-runs", RUNS_INTERVAL, Runs(svc).step),
+        # At once, so that a node shows in every console as soon as it is up.
+        Periodic("publish-node-status", REPORT_INTERVAL, NodeStatus(svc).step, delay=0.1),
         Periodic(
             "publish-recording-problems", RECORDING_CHECK_INTERVAL, RecordingProblems(svc).step
         ),
     ]
+    if svc.captions is not None:
+        running.append(Periodic("captions", CAPTIONS_INTERVAL, svc.captions.step))
     if svc.config.end_idle_after > 0:
         # A twentieth of the wait, so that a short one (a test, a demo) is kept to the second.
         every = min(IDLE_CHECK_INTERVAL, max(0.5, svc.config.end_idle_after / 20))

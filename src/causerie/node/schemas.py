@@ -147,6 +147,28 @@ class SpaceView(BaseModel):
     recording_error: str | None = Field(
         None, description="Why the recording is incomplete (e.g. a full disk); null if it is not."
     )
+    captions: bool = Field(
+        True, description="Whether the host wants the space captioned (live, and a transcript)."
+    )
+    captions_state: str | None = Field(
+        None,
+        description="While live: `on` (caption events come with the live events), `off` (the "
+        "host's choice), `waiting` (starting, or this server captions as many spaces as it "
+        "may) or `unavailable` (this server cannot: see `captions_problem`). Null otherwise.",
+    )
+    captions_problem: str | None = Field(
+        None, description="Why this server cannot caption (no model, a damaged one, turned off)."
+    )
+    transcript_url: str | None = Field(
+        None,
+        description="The transcript as WebVTT once the space has ended (`.txt` and `.json` "
+        "beside it), if it was captioned and recorded.",
+    )
+    captioned_replay_url: str | None = Field(
+        None,
+        description="The replay as an HLS multivariant playlist with the transcript as its "
+        "subtitles track (EXT-X-MEDIA TYPE=SUBTITLES), when there is a transcript.",
+    )
 
 
 class SpeakRequestView(BaseModel):
@@ -191,6 +213,11 @@ class Removal(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: str = Field(min_length=1, max_length=64)
+    reason: str = Field(
+        "",
+        description="Optional: why, kept in the audit log (up to 500 characters).",
+        json_schema_extra=text_schema(500, multiline=True, required=False),
+    )
 
 
 class SpaceList(BaseModel):

@@ -8,8 +8,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ..accounts import Accounts
 from ..bus import Bus
+from ..captions.search import TranscriptIndex
+from ..captions.service import Captions
 from ..cluster.forward import Forwarder
+from ..cluster.nodes import LocalNodes, Nodes
 from ..cluster.ownership import Ownership
 from ..cluster.redis_health import RedisHealth
 from ..counting import Presence
@@ -21,11 +25,13 @@ from ..media.retention import RetentionStatus
 from ..media.speakers import Speakers
 from ..ratelimit import WriteLimits
 from ..security.tokens import TokenSigner
-from ..store import Store
+from ..store import ModerationStore, Store
 from ..waiting import WaitingRoom
 from .activity import Activity
+from .bans import Bans
 from .config import Config
 from .feed import Feeds
+from .load import NodeLoad
 from .metrics import Metrics
 
 SPACE_CACHE_SECONDS = 1.0
@@ -54,6 +60,12 @@ class Services:
     """The lines of the spaces with a capacity (waiting/)."""
     feeds: Feeds
     """The live events in time windows, for listeners (through edges)."""
+    accounts: Accounts
+    """Invites, the accounts they made, and revoked account ids (accounts/)."""
+    moderation: ModerationStore
+    """Reports, the audit log and bans (shared through Redis with several nodes)."""
+    bans: Bans = field(default_factory=Bans)
+    """The banned accounts, refreshed from `moderation` every second (loops.py)."""
     forwarder: Forwarder | None = None
     """With several nodes: passes media and WHIP requests to the space's owner."""
     clip_budget: ClipBudget | None = None
@@ -62,6 +74,15 @@ class Services:
     """The disk recordings take on this node, and what retention removed (for /metrics)."""
     redis_health: RedisHealth | None = None
     """With Redis: whether this node reaches it, and how fast (for /metrics)."""
+    nodes: Nodes = field(default_factory=LocalNodes)
+    """Every node's last status report (cluster/nodes.py), for the admin console."""
+    load: NodeLoad = field(default_factory=NodeLoad)
+    """How busy request handling is (set by the HTTP side), for the status report."""
+    started_at: float = field(default_factory=time.time)
+    captions: Captions | None = None
+    """Live captions of the spaces on this node (None: a node built without them)."""
+    transcripts: TranscriptIndex | None = None
+    """The search index of ended spaces' transcripts (captions/search.py)."""
     activity: Activity = field(default_factory=Activity)
     """Reactions and changed questions waiting for the next once-a-second publication."""
     clock: Callable[[], float] = time.time

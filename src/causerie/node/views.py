@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, overload
 
+from ..captions.lines import CAPTIONS_FILE
 from ..counting.stats import Summary
 from ..domain import Space, SpaceState
 from ..media.recorder import INDEX_NAME, SAFE_ID
@@ -90,7 +91,30 @@ async def space_view(space: Space, svc: Services) -> SpaceView:
         capacity=space.capacity,
         ending_at=space.ending_at,
         **replay_links(space, svc),
+        **captions_view(space, svc),
     )
+
+
+def captions_view(space: Space, svc: Services) -> dict[str, Any]:
+    """``captions``, ``captions_state``, ``captions_problem``, ``transcript_url`` and
+    ``captioned_replay_url`` for the view of a space."""
+    captions = svc.captions
+    live = space.state is SpaceState.LIVE
+    root = svc.broadcasts.recordings_dir
+    transcribed = (
+        space.state is SpaceState.ENDED
+        and root is not None
+        and SAFE_ID.fullmatch(space.id) is not None
+        and (root / space.id / CAPTIONS_FILE).is_file()
+        and (root / space.id / INDEX_NAME).is_file()
+    )
+    return {
+        "captions": space.captions,
+        "captions_state": (captions.state(space) if captions else "unavailable") if live else None,
+        "captions_problem": captions.problem if captions else "this server has no captions",
+        "transcript_url": f"/replay/{space.id}/transcript.vtt" if transcribed else None,
+        "captioned_replay_url": f"/replay/{space.id}/main.m3u8" if transcribed else None,
+    }
 
 
 def replay_url(space_id: str) -> str:
@@ -106,12 +130,14 @@ def download_url(space_id: str) -> str:
 def replay_links(space: Space, svc: Services) -> dict[str, str | None]:
     """``replay_url``, ``download_url`` and ``recording_error`` for the view of a space.
 
-    The URLs are set once the space has ended and something was recorded; the error is the
+    The URLs are set once the space has ended and something was recorded (and not taken
+    down by an operator); the error is the
     recorder's, while this node runs (or recently ran) the space.
     """
     root = svc.broadcasts.recordings_dir
     recorded = (
         space.state is SpaceState.ENDED
+        and space.replay_taken_down_at is None
         and root is not None
         and SAFE_ID.fullmatch(space.id) is not None
         and (root / space.id / INDEX_NAME).is_file()

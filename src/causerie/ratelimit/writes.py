@@ -1,4 +1,5 @@
-"""The limits on what listeners write: questions, votes, reactions, raised hands, and clips.
+"""The limits on what listeners write: questions, votes, reactions, raised hands, reports, and
+clips.
 
 Each kind of write has two token buckets: one per token (one person) and one per client
 address. Per address, limits are generous: a campus, an office or a mobile carrier puts many
@@ -34,6 +35,10 @@ class WriteLimits:
         "vote": (Rate(2, 10), Rate(50, 300)),
         "reaction": (Rate(3, 10), Rate(100, 500)),
         "speak_request": (Rate(0.2, 3), Rate(10, 200)),
+        # Reports reach a person (an operator): a handful each, then one a minute; one
+        # address 20, then one every 10 s, so one machine minting listener tokens cannot
+        # bury the queue (a repeat of the same report is not a new one: see domain/reports.py).
+        "report": (Rate(1 / 60, 5), Rate(0.1, 20)),
         # (per address, per space): each clip is a new file (media/clip_budget.py bounds
         # their bytes); a person cuts a few, a space's audience a clip a second at most.
         "clip": (Rate(0.1, 5), Rate(1, 30)),

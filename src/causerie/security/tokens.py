@@ -1,4 +1,4 @@
-"""Signed tokens: who someone is, for which space, until when.
+"""Signed tokens: who someone is, for which space, until when, and their role on the site.
 
 A token is `c1.<payload>.<signature>`: the payload is base64url JSON claims, the signature is
 HMAC-SHA256 over `c1.<payload>` with the server's secret. Tokens are verified without any
@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ..domain.roles import SiteRole
 from .signing import Keyring, b64url
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -45,9 +46,23 @@ class Claims:
     kind: TokenKind
     exp: int
     name: str = ""
+    role: SiteRole = SiteRole.HOST
+    """An account's role on the whole site (`operator` or `host`); the claim is left out of
+    host and listener tokens, so those are what they always were."""
 
     def allows_space(self, space_id: str) -> bool:
         return self.aud in (ANY_SPACE, space_id)
+
+    @property
+    def site_role(self) -> SiteRole:
+        """What the bearer is on the site: a listener token is a listener whatever it says,
+        and only a token for every space carries the operator's role (a studio link, scoped
+        to one space, never does)."""
+        if self.kind is TokenKind.LISTENER:
+            return SiteRole.LISTENER
+        if self.role is SiteRole.OPERATOR and self.aud != ANY_SPACE:
+            return SiteRole.HOST
+        return self.role
 
 
 def _b64decode(text: str) -> bytes:
@@ -76,6 +91,8 @@ class TokenSigner:
             "exp": claims.exp,
             "name": claims.name,
         }
+        if claims.role is not SiteRole.HOST:
+            fields["role"] = claims.role.value
         payload = b64url(_COMPACT.encode(fields).encode())
         message = f"{PREFIX}.{payload}"
         return f"{message}.{self._keys.sign(message.encode())}"
@@ -100,6 +117,7 @@ class TokenSigner:
                 kind=TokenKind(raw["kind"]),
                 exp=int(raw["exp"]),
                 name=str(raw.get("name", "")),
+                role=SiteRole(raw.get("role", SiteRole.HOST)),
             )
         except (ValueError, KeyError, TypeError, OverflowError, binascii.Error) as exc:
             raise InvalidToken("the token's claims are malformed") from exc

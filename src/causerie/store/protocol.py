@@ -23,6 +23,9 @@ class Store(Protocol):
     async def list_spaces(self, states: Iterable[SpaceState], limit: int = 100) -> list[Space]:
         """Spaces in the given states, live first, then by (scheduled) start, newest last."""
 
+    async def recently_ended(self, limit: int = 50) -> list[Space]:
+        """Ended spaces, the latest (by start) first: what the admin console lists."""
+
     async def replace_space(self, space: Space, expected_version: int) -> bool:
         """Save `space` (its version is set to expected_version + 1) unless it changed since."""
 

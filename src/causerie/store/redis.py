@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -194,6 +195,17 @@ class RedisStore:
             target = live if state is SpaceState.LIVE else rest
             target.extend((score, space_id) for space_id, score in members)
         ids = [space_id for _, space_id in sorted(live) + sorted(rest)][:limit]
+        if not ids:
+            return []
+        bodies = await self._redis.mget([self._space_key(i) for i in ids])
+        return [Space.from_dict(json.loads(body)) for body in bodies if body is not None]
+
+    async def recently_ended(self, limit: int = 50) -> list[Space]:
+        if limit <= 0:
+            return []
+        # A text client, no scores asked: plain ids (redis-py types any reply of ZRANGE).
+        ended = self._state_key(SpaceState.ENDED)
+        ids = cast("list[str]", await self._redis.zrevrange(ended, 0, limit - 1))
         if not ids:
             return []
         bodies = await self._redis.mget([self._space_key(i) for i in ids])

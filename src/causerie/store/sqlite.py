@@ -88,6 +88,13 @@ class SqliteStore:
         ).fetchall()
         return [Space.from_dict(json.loads(row[0])) for row in rows]
 
+    async def recently_ended(self, limit: int = 50) -> list[Space]:
+        rows = self._db.execute(
+            "SELECT body FROM spaces WHERE state = 'ended' ORDER BY sort_key DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [Space.from_dict(json.loads(row[0])) for row in rows]
+
     async def replace_space(self, space: Space, expected_version: int) -> bool:
         space.version = expected_version + 1
         cursor = self._db.execute(

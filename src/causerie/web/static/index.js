@@ -69,5 +69,77 @@ async function refresh() {
   timer = setTimeout(refresh, wait * 1000);
 }
 
-window.causerie = { spaces: [], refresh };
+// Search: the transcripts of past spaces (GET /api/search?q=), each result a link to the
+// minute it was said.
+
+const search = {
+  form: $("search"),
+  input: $("search-input"),
+  section: $("search-section"),
+  status: $("search-status"),
+  results: $("search-results"),
+};
+
+function clock(seconds) {
+  const total = Math.max(0, Math.floor(seconds));
+  const pad = (n) => String(n).padStart(2, "0");
+  const [h, m, s] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
+  return h ? `${h}:${pad(m)}:${pad(s)}` : `${pad(m)}:${pad(s)}`;
+}
+
+function renderResult(result) {
+  const item = document.createElement("li");
+  item.className = "card";
+  const title = document.createElement("a");
+  title.className = "title";
+  title.href = result.url;
+  title.textContent = result.title;
+  item.append(title);
+  for (const line of result.lines) {
+    const hit = document.createElement("a");
+    hit.className = "hit";
+    hit.href = `/s/${encodeURIComponent(result.space_id)}?t=${Math.floor(line.start)}`;
+    hit.textContent = `${clock(line.start)} — ${line.text}`;
+    item.append(hit);
+  }
+  return item;
+}
+
+async function runSearch(query) {
+  search.section.hidden = false;
+  search.results.replaceChildren();
+  search.status.textContent = "Searching…";
+  try {
+    const response = await fetch(`/api/search?q=${encodeURIComponent(query)}`);
+    const body = await response.json();
+    if (!response.ok) {
+      search.status.textContent = body.message || "The search failed.";
+      return;
+    }
+    search.results.replaceChildren(...body.results.map(renderResult));
+    const count = body.results.length;
+    search.status.textContent = count
+      ? `${count === 1 ? "1 space" : `${count} spaces`} said it.`
+      : "Nothing found in the transcripts of past spaces.";
+    window.causerie.search = body;
+  } catch {
+    search.status.textContent = "Couldn't reach the server. Try again.";
+  }
+}
+
+search.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const query = search.input.value.trim();
+  const url = new URL(location.href);
+  url.searchParams.set("q", query);
+  history.replaceState(history.state, "", url);
+  runSearch(query);
+});
+
+window.causerie = { spaces: [], refresh, search: null, runSearch };
 refresh();
+const asked = new URLSearchParams(location.search).get("q");
+if (asked) {
+  search.input.value = asked;
+  runSearch(asked);
+}

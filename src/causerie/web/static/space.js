@@ -21,7 +21,9 @@ import {
   withRetry,
 } from "./api.js";
 import { embedCode } from "./embed-code.js";
+import { LiveCaptions, Transcript } from "./captions.js";
 import { followSpace } from "./feed.js";
+import { Flagging } from "./flagging.js";
 import {
   $,
   copyOnClick,
@@ -104,6 +106,14 @@ const ui = {
   download: $("download"),
   after: $("after"),
   reportLink: $("report-link"),
+  captions: $("captions"),
+  captionsButton: $("captions-button"),
+  captionsStatus: $("captions-status"),
+  captionLines: $("caption-lines"),
+  transcript: $("transcript"),
+  transcriptLines: $("transcript-lines"),
+  transcriptVtt: $("transcript-vtt"),
+  transcriptTxt: $("transcript-txt"),
 };
 
 /** The space's id, from /s/{id} (or ?id= when the page is opened as a plain file). */
@@ -211,6 +221,8 @@ function renderSpace(space) {
 /** The audience's part, for the space's state: what to do before, during and after it. */
 function renderAudience() {
   const space = state.notFound ? null : state.space;
+  captions.setSpace(space);
+  transcript.setSpace(space);
   if (space) questions.setSpace(space);
   else questions.clear();
   reactions.setLive(space?.state === "live");
@@ -918,12 +930,41 @@ setUpVolume();
 takeHostToken();
 showSession();
 const questions = new Questions({ spaceId, withListener, listenerId: () => state.listenerId });
+// Live captions follow what this listener hears (the player's PROGRAM-DATE-TIME); without a
+// player they show as they come.
+const captions = new LiveCaptions({
+  root: ui.captions,
+  button: ui.captionsButton,
+  status: ui.captionsStatus,
+  lines: ui.captionLines,
+  playingAt: () => (player && !ui.audio.paused ? player.playingAt() : null),
+});
+const transcript = new Transcript({
+  root: ui.transcript,
+  list: ui.transcriptLines,
+  vtt: ui.transcriptVtt,
+  txt: ui.transcriptTxt,
+  audio: ui.replayAudio,
+});
+// A link to a moment of the replay (a search result): /s/{id}?t=SECONDS.
+const startAt = Number(new URLSearchParams(location.search).get("t"));
+if (Number.isFinite(startAt) && startAt > 0) {
+  ui.replayAudio.addEventListener(
+    "loadedmetadata",
+    () => {
+      if (ui.replayAudio.currentTime < 1) ui.replayAudio.currentTime = startAt;
+    },
+    { once: true },
+  );
+}
 const reactions = new Reactions({ spaceId, withListener });
+const flagging = new Flagging({ spaceId, withListener });
 // The text limits and the reactions on offer are the server's (read once, cacheable).
 getSettings().then(
   (settings) => {
     questions.setLimits(settings.limits);
     reactions.setChoices(settings.reactions);
+    flagging.setChoices(settings.report_reasons ?? [], settings.limits.report_note);
   },
   () => {
     // A server without settings: no reactions to offer; it still checks what is sent.
@@ -943,6 +984,7 @@ if (spaceId) {
         if (event.at * 1000 >= pageStart + watcher.clockOffset) reactions.handle(data);
       },
       speaking: (data) => setSpeaking(data.speaking),
+      caption: (data) => captions.handle(data),
       run: (data) => {
         // A new run (a failover): its Period has new URLs, which dash.js learns from the MPD.
         const playing = player?.run();
@@ -987,6 +1029,12 @@ window.causerie = {
   },
   get replay() {
     return replay;
+  },
+  get captions() {
+    return captions;
+  },
+  get transcript() {
+    return transcript;
   },
   play: startListening,
   stop: () => stopListening(),

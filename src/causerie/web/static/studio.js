@@ -11,6 +11,7 @@
 import { getSettings, watchSpace } from "./api.js";
 import { setText, tokenClaims } from "./page.js";
 import { renderCapacity, setCapacityLimit } from "./studio/capacity.js";
+import { renderCaptions } from "./studio/captions.js";
 import { drawCardsWith, renderSpace, spaceId, state, studio, ui } from "./studio/context.js";
 import { localToIso, setTextLimits, startCreate } from "./studio/create.js";
 import { setSpeaking, syncLevelPolling } from "./studio/levels.js";
@@ -30,6 +31,7 @@ drawCardsWith([
   renderOverview,
   renderSpaceActions,
   renderCapacity,
+  renderCaptions,
   renderMic,
   renderStage,
   followRequests,
