@@ -136,7 +136,7 @@ def main(
     *,
     threads: int = 2,
     beam_size: int = 5,
-    niceness: int = 19,
+    niceness: int = 10,
     policy: CutPolicy | None = None,
     probe: bool = False,
 ) -> None:

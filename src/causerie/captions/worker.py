@@ -71,7 +71,7 @@ class SpaceCaptions:
         *,
         threads: int = 2,
         beam_size: int = 5,
-        niceness: int = 19,
+        niceness: int = 10,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.space_id = space_id
