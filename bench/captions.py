@@ -54,10 +54,9 @@ from bench._common import (
     write_result,
 )
 from causerie.captions.model import ModelError, resolve_model
-from causerie.captions.recognizer import SAMPLE_RATE, Stream, StreamingVad, _decode
+from causerie.captions.recognizer import SAMPLE_RATE, Stream, StreamingVad, _decode, downsample
 from causerie.captions.utterances import CutPolicy
 from causerie.captions.wer import word_error_rate
-from causerie.captions.worker import downsample
 
 PAD = CutPolicy().pad
 

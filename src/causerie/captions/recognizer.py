@@ -2,10 +2,13 @@
 
 It never runs in the node's process: decoding takes whole CPU-seconds at a time, and the media
 loop must not wait for any of it. The process lowers its own priority (`os.nice`), so under
-CPU pressure the kernel serves the node first: captions lag, audio does not. It reads, from a
-pipe, messages `(t0, pcm)`: 16 kHz mono float32 samples whose first sample is program time
-`t0`, and `None` to finish. It writes `("ready", info)` or `("failed", why)` once loaded, then
-`("line", start, end, text, decode_seconds)` per utterance, and `("done", None)` at the end.
+CPU pressure the kernel serves the node first: captions lag, audio does not. Audio comes in on
+one pipe (`audio`): one message per 20 ms frame, its program time then 48 kHz 16-bit samples
+(worker.py's `frame_message`); the pipe's end means "finish". A thread empties that pipe into a
+queue of `QUEUE_SECONDS` that drops its oldest frames, so a recognizer that falls behind loses
+the oldest audio, never the newest. Lines go out on another pipe (`conn`): `("ready", info)` or
+`("failed", why)` once loaded, `("line", start, end, text, decode_seconds)` per utterance,
+`("dropped", total)` when its queue dropped frames, and `("done", None)` at the end.
 
 Utterances are cut at pauses (utterances.py) with the Silero voice detector faster-whisper
 ships, run chunk by chunk with its state carried over (its own wrapper starts afresh on every
@@ -14,8 +17,11 @@ call); each is decoded once, whole, by faster-whisper (CTranslate2, int8).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import struct
+import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -26,7 +32,7 @@ import numpy as np
 from .model import ModelError, ResolvedModel, verify
 from .utterances import CutPolicy, UtteranceCutter
 
-__all__ = ["SAMPLE_RATE", "Stream", "main"]
+__all__ = ["SAMPLE_RATE", "Stream", "downsample", "main"]
 
 SAMPLE_RATE = 16000
 CHUNK = 512
@@ -35,6 +41,17 @@ CONTEXT = 64
 """Samples of the previous chunk the detector sees with each chunk."""
 HOLE_SECONDS = 0.1
 """A jump in program time larger than this (audio dropped under load) ends the utterance."""
+QUEUE_SECONDS = 8.0
+"""Program audio held for a recognizer that is behind; beyond it the oldest is dropped."""
+_TIME = struct.Struct("!d")
+
+
+def downsample(frame: np.ndarray, factor: int = 3) -> np.ndarray:
+    """48 kHz int16 program audio to 16 kHz float32 in [-1, 1] (means of `factor` samples: a
+    simple low-pass, enough for speech recognition, which looks below 8 kHz)."""
+    usable = len(frame) - len(frame) % factor
+    samples = frame[:usable].astype(np.float32).reshape(-1, factor).mean(axis=1)
+    return samples / 32768.0
 
 
 class StreamingVad:
@@ -130,18 +147,55 @@ def _decode(model: Any, audio: np.ndarray, beam_size: int) -> str:
     return " ".join(" ".join(s.text.split()) for s in segments).strip()
 
 
+class Inbox:
+    """The audio pipe emptied by a thread into a queue that drops its oldest frames."""
+
+    def __init__(self, audio: Connection, seconds: float = QUEUE_SECONDS) -> None:
+        self.frames: collections.deque[bytes] = collections.deque(maxlen=round(seconds / 0.02))
+        self.dropped = 0
+        self.ended = False
+        self.wake = threading.Event()
+        self._audio = audio
+        threading.Thread(target=self._pump, name="captions-inbox", daemon=True).start()
+
+    def _pump(self) -> None:
+        try:
+            while True:
+                message = self._audio.recv_bytes()
+                if len(self.frames) == self.frames.maxlen:
+                    self.dropped += 1
+                self.frames.append(message)
+                self.wake.set()
+        except (EOFError, OSError):
+            self.ended = True  # the node closed its end: finish
+            self.wake.set()
+
+    def take(self) -> list[tuple[float, np.ndarray]]:
+        """The frames waiting (program time, 16 kHz samples), after waiting for one."""
+        self.wake.wait(0.5)
+        self.wake.clear()
+        out = []
+        while self.frames:
+            message = self.frames.popleft()
+            at = _TIME.unpack_from(message)[0]
+            samples = np.frombuffer(message, dtype=np.int16, offset=_TIME.size)
+            out.append((at, downsample(samples)))
+        return out
+
+
 def main(
     conn: Connection,
     model: ResolvedModel,
     *,
+    audio: Connection | None = None,
     threads: int = 2,
     beam_size: int = 5,
-    niceness: int = 19,
+    niceness: int = 10,
     policy: CutPolicy | None = None,
     probe: bool = False,
 ) -> None:
-    """The process's body (see the module docstring). `probe`: load, decode a second of
-    silence, answer, and exit (the node checks its model at start this way)."""
+    """The process's body (see the module docstring). `probe` (no `audio`): load, decode a
+    second of silence, answer, and exit (the node checks its model at start this way)."""
     os.environ["HF_HUB_OFFLINE"] = "1"  # nothing is fetched at run time, whatever happens
     # Idle decoder threads sleep instead of spinning for the next job (OpenMP's default spins
     # for a while): between utterances the process takes no CPU from the node.
@@ -165,25 +219,27 @@ def main(
         conn.close()
         return
     conn.send(("ready", {"model": model.name, "directory": str(model.directory)}))
-    if probe:
+    if probe or audio is None:
         conn.close()
         return
     stream = Stream(policy or CutPolicy(), vad)
+    inbox = Inbox(audio)
+    reported = 0
     try:
         while True:
-            try:
-                message = conn.recv()
-            except EOFError:
-                return  # the node went away
-            if message is None:
-                for start, end, audio in stream.finish():
-                    _send_line(conn, whisper, beam_size, start, end, audio)
+            for at, samples in inbox.take():
+                for start, end, piece in stream.add(at, samples):
+                    _send_line(conn, whisper, beam_size, start, end, piece)
+            if inbox.dropped != reported:
+                reported = inbox.dropped
+                conn.send(("dropped", reported))
+            if inbox.ended and not inbox.frames:
+                for start, end, piece in stream.finish():
+                    _send_line(conn, whisper, beam_size, start, end, piece)
                 conn.send(("done", None))
                 return
-            t0, pcm = message
-            samples = np.frombuffer(pcm, dtype=np.float32)
-            for start, end, audio in stream.add(float(t0), samples):
-                _send_line(conn, whisper, beam_size, start, end, audio)
+    except (BrokenPipeError, EOFError, OSError):
+        return  # the node went away
     finally:
         conn.close()
 

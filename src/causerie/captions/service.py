@@ -130,7 +130,7 @@ class Captions:
 
     async def _check(self, model: ResolvedModel) -> None:
         context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
+        parent, child = context.Pipe(duplex=False)
         process = context.Process(
             target=recognizer.main,
             args=(child, model),
