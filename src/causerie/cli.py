@@ -469,6 +469,19 @@ def _relay_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "--idle-timeout", type=float, default=30.0, help="keep-alive, s (%(default)s)"
     )
     relay.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="from a connection or a request's first byte to the end of its headers, s "
+        "(%(default)s)",
+    )
+    relay.add_argument(
+        "--send-timeout",
+        type=float,
+        default=10.0,
+        help="a listener that takes nothing for this long is dropped, s (%(default)s)",
+    )
+    relay.add_argument(
         "--public-url",
         metavar="URL",
         help="the address listeners use: its host is the only Host sent to the origin "
@@ -496,6 +509,8 @@ def _relay(args: argparse.Namespace) -> int:
                 memory=int(args.memory * 1024 * 1024),
                 reader_buffer=args.reader_buffer * 1024,
                 idle_timeout=args.idle_timeout,
+                header_timeout=args.header_timeout,
+                send_timeout=args.send_timeout,
             ),
         )
         options.public_host  # noqa: B018  (checks --listen)

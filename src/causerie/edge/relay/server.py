@@ -151,6 +151,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "answering",
+        "broken",
         "chunked",
         "closing",
         "deadline",
@@ -191,6 +192,7 @@ class Connection(asyncio.Protocol):
         self.in_head = False
         self.closing = False
         self.answering = False
+        self.broken = False  # a request could not be read: nothing after it is
         self.paused = False
         self.paused_at = 0.0
         self.deadline = self.loop.time() + relay.limits.header_timeout
@@ -226,7 +228,7 @@ class Connection(asyncio.Protocol):
         self._next()
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
+        if self.closing or self.broken:
             return
         # httptools keeps a header field's bytes until it ends: count what a head has sent.
         self.head_bytes += len(data)
@@ -244,8 +246,11 @@ class Connection(asyncio.Protocol):
                 self._refuse_now(Refusal(400, "malformed request", close=True))
             return
         except httptools.HttpParserUpgrade:
-            self._refuse_now(Refusal(400, "no protocol upgrade here", close=True))
-            return
+            # The request asking to upgrade is answered as a plain one (RFC 9110 §7.8: a server
+            # may ignore Upgrade), then the connection closes: nothing after it is read.
+            self.broken = True
+            if self.transport is not None:
+                self.transport.pause_reading()
         except httptools.HttpParserError as exc:
             self._refuse_now(Refusal(400, f"malformed request: {exc}", close=True))
             return
@@ -294,9 +299,8 @@ class Connection(asyncio.Protocol):
         refusal = check_request(method, version, path, self.hosts, self.has_body)
         if refusal is not None and refusal.close:
             raise _Refused(refusal)
-        self.pending.append(
-            _Request(method, path, parser.should_keep_alive(), version == "1.0", refusal)
-        )
+        keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+        self.pending.append(_Request(method, path, keep_alive, version == "1.0", refusal))
 
     # ---- answering, one request after the other ----
     def _next(self) -> None:
@@ -451,14 +455,14 @@ class Connection(asyncio.Protocol):
         self._done()
 
     def _refuse_now(self, refusal: Refusal) -> None:
-        """A request that cannot be read on: answered at once (if nothing else is being
-        answered), and the connection closed."""
-        self.pending.clear()
-        if self.request is None and not self.closing:
-            self.head_only = False
-            self._error(Refusal(refusal.status, refusal.message, close=True))
-        else:
-            self.abort()
+        """A request that cannot be read on: nothing more is read; the requests before it are
+        answered, then this refusal, and the connection is closed."""
+        self.broken = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        refused = Refusal(refusal.status, refusal.message, close=True, allow=refusal.allow)
+        self.pending.append(_Request(b"GET", "", False, False, refused))
+        self._next()
 
     # ---- closing ----
     def close(self) -> None:
