@@ -13,8 +13,11 @@ once a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import socket
+import struct
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -49,7 +52,7 @@ class Limits:
 MAX_PIPELINED = 16
 """Requests read ahead of the one being answered; then reading pauses until they are."""
 
-_FIELD = b"%b: %b\r\n"
+_LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 def _status_line(status: int) -> bytes:
@@ -472,9 +475,14 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
-        """Close now, dropping what is not sent."""
+        """Close now, dropping what is not sent, the kernel's buffers too: a reset (SO_LINGER
+        0), so that the listener learns at once and a stalled one holds no memory anywhere."""
         if self.transport is not None:
             self.closing = True
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             self.transport.abort()
 
     def check(self, now: float) -> None:
