@@ -99,8 +99,16 @@ def run_edge(
     listeners: int,
     cpus: set[int] | None,
     varnish_params: tuple[str, ...] = (),
+    relay_workers: int = 1,
 ) -> Iterator[RunningEdge]:
-    """One edge of `kind` in front of `origin`, on a free port; stopped at the end."""
+    """One edge of `kind` in front of `origin`, on a free port; stopped at the end. `relay`:
+    `causerie relay` with `relay_workers` processes."""
+    if kind == "relay":
+        with harness_edges.run_relay(
+            origin.url, folder, workers=relay_workers, preexec=pin(cpus), timeout=60
+        ) as relay:
+            yield relay
+        return
     program, tuning = kind_settings(kind)
     options = edge_options(
         [origin.url],

@@ -7,7 +7,9 @@ raw asyncio sockets on uvloop) to `--client-cpus` (1).
 
 **LL-DASH through Varnish** (`varnish-dash`; `varnish-dash+feed` with the live events too). One
 Varnish edge configured by `causerie.edge.config` as `causerie edge-config` writes it (threads
-sized for the largest level). Simulated listener pages (bench/_dash.py) join over a ramp and
+sized for the largest level). **Through `causerie relay`** (`relay-dash`, `relay-dash+feed`):
+the same listeners through one relay process (`--relay-workers`, 1), the event-driven edge
+(src/causerie/edge/relay/). Simulated listener pages (bench/_dash.py) join over a ramp and
 ask for each 3.84 s segment when its first chunk is due, on one keep-alive connection, reading
 it as it streams and noting when each chunk (an `mdat`) was complete; with `+feed` they also
 follow the 15 s windows of live events on a second connection (`/feed/{space}/{n}.ndjson`,
@@ -45,7 +47,8 @@ kept on time (a server that falls behind writes several chunks per wake-up, whic
 CPU per chunk), over all levels if none was; the ratio to Icecast within each run, then the
 median over runs.
 
-    .venv/bin/python -m bench.fanout [--kinds varnish-dash,varnish-dash+feed,icecast,varnish,nginx]
+    .venv/bin/python -m bench.fanout [--kinds varnish-dash,varnish-dash+feed,relay-dash,
+        relay-dash+feed,icecast,varnish,nginx] [--relay-workers 1]
         [--runs 3] [--dash-levels 500,1000,2000] [--levels 250,500,1000]
         [--icecast-levels 1000,2000,5000] [--parts-per-chunk 1] [--varnish-param NAME=VALUE]
 """
@@ -475,10 +478,16 @@ def icecast_side(args: argparse.Namespace, folder: Path) -> list[IcecastLevel]:
     return results
 
 
-# ---- LL-DASH through Varnish ------------------------------------------------------------
+# ---- LL-DASH through Varnish or the relay -------------------------------------------------
 
-DASH_KINDS = {"varnish-dash": False, "varnish-dash+feed": True}
-"""LL-DASH listeners through Varnish: segments only, or segments and the live events."""
+DASH_KINDS = {
+    "varnish-dash": False,
+    "varnish-dash+feed": True,
+    "relay-dash": False,
+    "relay-dash+feed": True,
+}
+"""LL-DASH listeners through Varnish or `causerie relay`: segments only, or segments and the
+live events."""
 
 
 @dataclass
@@ -712,13 +721,15 @@ def run_kind(
     dash = kind in DASH_KINDS
     levels = args.dash_levels if dash else args.levels
     # The edge sized as `causerie edge-config --listeners N` sizes it for the largest level.
+    program = kind.partition("-")[0] if dash else kind
     with edges.run_edge(
-        "varnish" if dash else kind,
+        program,
         origin,
         folder,
         listeners=max(levels),
         cpus=args.server_cpus,
         varnish_params=tuple(args.varnish_param),
+        relay_workers=args.relay_workers,
     ) as edge:
         for listeners in levels:
             if dash:
@@ -745,8 +756,17 @@ def main() -> None:
     parser.add_argument(
         "--kinds",
         type=lambda s: s.split(","),
-        default=["varnish-dash", "varnish-dash+feed", "icecast", "varnish", "nginx"],
-        help="varnish-dash, varnish-dash+feed, varnish, nginx, icecast (in this order per run)",
+        default=[
+            "varnish-dash",
+            "varnish-dash+feed",
+            "relay-dash",
+            "relay-dash+feed",
+            "icecast",
+            "varnish",
+            "nginx",
+        ],
+        help="varnish-dash, varnish-dash+feed, relay-dash, relay-dash+feed, varnish, nginx, "
+        "icecast (in this order per run)",
     )
     parser.add_argument("--runs", type=int, default=3, help="runs, each over every kind")
     parser.add_argument("--levels", type=parse_ints, default=[250, 500, 1000])
@@ -773,6 +793,9 @@ def main() -> None:
         default=[],
         metavar="NAME=VALUE",
         help="an extra varnishd -p (repeatable), after the generated ones",
+    )
+    parser.add_argument(
+        "--relay-workers", type=int, default=1, help="causerie relay processes (--workers)"
     )
     parser.add_argument("--server-cpus", type=parse_cpus, default={0})
     parser.add_argument("--client-cpus", type=parse_cpus, default={1})

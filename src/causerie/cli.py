@@ -1,5 +1,5 @@
 """The `causerie` command: serve, demo, token, invite, revoke, rotate-secret, backup, restore,
-edge-config, rehearse."""
+edge-config, relay, rehearse."""
 
 from __future__ import annotations
 
@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _backup_commands(commands)
     _edge_config_command(commands)
+    _relay_command(commands)
     _rehearse_command(commands)
     return parser
 
@@ -532,6 +533,98 @@ def _edge_config(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     return 0
 
 
+def _relay_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    relay = commands.add_parser(
+        "relay",
+        help="run an event-driven caching relay for LL-DASH and live events (beside an edge)",
+        description="Serve /dash/, /feed/ and /time from one origin request per object, "
+        "streaming each new chunk to every listener from one event loop per process. It serves "
+        "nothing else (404): put it beside Varnish or nginx, which serve the rest. See "
+        "docs/edges.md.",
+    )
+    relay.add_argument(
+        "--listen", default="127.0.0.1:8082", help="address to listen on (%(default)s)"
+    )
+    relay.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT), one per core; each fetches every "
+        "object once (%(default)s)",
+    )
+    relay.add_argument(
+        "--memory",
+        type=float,
+        default=256,
+        metavar="MiB",
+        help="complete objects kept per process, least recently used out first (%(default)s)",
+    )
+    relay.add_argument(
+        "--reader-buffer",
+        type=int,
+        default=256,
+        metavar="KiB",
+        help="bytes waiting for one listener before it is dropped as stalled (%(default)s)",
+    )
+    relay.add_argument(
+        "--idle-timeout", type=float, default=30.0, help="keep-alive, s (%(default)s)"
+    )
+    relay.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="from a connection or a request's first byte to the end of its headers, s "
+        "(%(default)s)",
+    )
+    relay.add_argument(
+        "--send-timeout",
+        type=float,
+        default=10.0,
+        help="a listener that takes nothing for this long is dropped, s (%(default)s)",
+    )
+    relay.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address listeners use: its host is the only Host sent to the origin "
+        "(default: the --listen address)",
+    )
+    relay.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    relay.add_argument("origin", metavar="ORIGIN", help="http://host:port of a node or an edge")
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from .edge.config import Origin
+    from .edge.relay import Limits, RelayOptions, run
+
+    try:
+        if args.workers < 1 or args.memory <= 0 or args.reader_buffer <= 0:
+            raise ValueError("--workers, --memory and --reader-buffer are positive")
+        options = RelayOptions(
+            origin=Origin.parse(args.origin),
+            listen=args.listen,
+            public_url=args.public_url,
+            workers=args.workers,
+            limits=Limits(
+                memory=int(args.memory * 1024 * 1024),
+                reader_buffer=args.reader_buffer * 1024,
+                idle_timeout=args.idle_timeout,
+                header_timeout=args.header_timeout,
+                send_timeout=args.send_timeout,
+            ),
+        )
+        options.public_host  # noqa: B018  (checks --listen)
+    except ValueError as exc:
+        print(f"causerie relay: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run(options)
+    except OSError as exc:
+        print(f"causerie relay: {exc}", file=sys.stderr)
+        return 1
+
+
 def _rotate_secret(args: argparse.Namespace) -> int:
     if args.keep < 0:
         print("causerie rotate-secret: --keep must be 0 or more", file=sys.stderr)
@@ -653,6 +746,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _backup(args)
     if args.command == "edge-config":
         return _edge_config(args, argv)
+    if args.command == "relay":
+        return _relay(args)
     if args.command == "rehearse":
         return _rehearse(argv)  # the flags are checked together there
     try:

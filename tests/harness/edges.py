@@ -1,5 +1,6 @@
 """Edges on 127.0.0.1: nginx or Varnish configured by `causerie.edge.config` exactly as
-`causerie edge-config` writes them, and a plain nginx serving files (a benchmark's reference).
+`causerie edge-config` writes them, `causerie relay`, and a plain nginx serving files (a
+benchmark's reference).
 
 Each runs in the foreground (nginx `daemon off`, varnishd `-F`) with all its files under a
 folder the caller gives, on a free port, and is stopped (SIGTERM, then SIGKILL) at the end.
@@ -26,6 +27,7 @@ from causerie.edge.config import (
     render,
     varnishd_command,
 )
+from tests.harness.causerie_process import PYTHON_M_CAUSERIE
 from tests.harness.polling import wait_until
 from tests.harness.ports import HOST, free_port
 from tests.harness.processes import children, start_process, stop, tail
@@ -121,6 +123,41 @@ def run_edge(
     edge = RunningEdge(kind, process, parse_listen(options.listen)[1], folder, config)
     try:
         wait_until(lambda: _serving(edge), timeout, lambda: f"{kind} serving; {edge.log()}", 0.1)
+        yield edge
+    finally:
+        edge.stop()
+
+
+@contextlib.contextmanager
+def run_relay(
+    origin: str,
+    folder: Path,
+    *,
+    workers: int = 1,
+    extra: Sequence[str] = (),
+    preexec: Callable[[], None] | None = None,
+    timeout: float = 30.0,
+) -> Iterator[RunningEdge]:
+    """`causerie relay` in front of `origin` on a free port of 127.0.0.1, until the block ends;
+    yields once it answers /healthz. `extra`: more flags."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [
+        *PYTHON_M_CAUSERIE,
+        "relay",
+        "--listen",
+        f"{HOST}:{port}",
+        "--workers",
+        str(workers),
+        *extra,
+        origin,
+    ]
+    config = folder / "command"
+    config.write_text(" ".join(command) + "\n")
+    process = start_process(command, folder / "out.log", cwd=folder, preexec=preexec)
+    edge = RunningEdge("relay", process, port, folder, config)
+    try:
+        wait_until(lambda: _serving(edge), timeout, lambda: f"relay serving; {edge.log()}", 0.1)
         yield edge
     finally:
         edge.stop()

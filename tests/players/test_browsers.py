@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
+from tests.harness.edges import run_relay
 from tests.players.conftest import LiveSpace
 from tests.players.pages import serve_pages
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS
@@ -84,9 +85,24 @@ class Playing:
 def test_player_plays_close_to_live(
     space: LiveSpace, pages: str, player: str, url: str, bound: float
 ) -> None:
+    plays_close_to_live(space, pages, player, getattr(space, url), space.time, bound)
+
+
+def test_dash_js_plays_through_the_relay(space: LiveSpace, pages: str, tmp_path: Path) -> None:
+    """dash.js with everything it fetches (manifest, init, segments, clock) from `causerie relay`
+    in front of the node (docs/edges.md)."""
+    with run_relay(space.node.url, tmp_path / "relay") as relay:
+        manifest = relay.url + urlsplit(space.manifest).path
+        plays_close_to_live(space, pages, "dash.js", manifest, f"{relay.url}/time", 1.2)
+
+
+def plays_close_to_live(
+    space: LiveSpace, pages: str, player: str, source: str, clock: str, bound: float
+) -> None:
+    """`player` in a page of `pages` plays `source` (its clock `clock`) for SECONDS without a
+    stall, its own latency's median under `bound`."""
     from playwright.sync_api import sync_playwright
 
-    source = getattr(space, url)
     assert urlsplit(pages).netloc != urlsplit(source).netloc  # cross-origin, for real
     requested: list[str] = []
     failed: list[str] = []
@@ -101,7 +117,7 @@ def test_player_plays_close_to_live(
                 "response",
                 lambda response: response.status >= 400 and failed.append(response.url),
             )
-            page.goto(f"{pages}/{player}.html?src={quote(source)}&time={quote(space.time)}")
+            page.goto(f"{pages}/{player}.html?src={quote(source)}&time={quote(clock)}")
             page.wait_for_function("window.probe.started !== null", timeout=20_000)
             page.wait_for_timeout(SETTLE * 1000)
             playing = Playing()
@@ -131,7 +147,7 @@ def test_player_plays_close_to_live(
     hosts = {urlsplit(url).netloc for url in requested if url.startswith("http")}
     assert hosts == {urlsplit(pages).netloc, urlsplit(source).netloc}, requested
     if player == "dash.js":
-        assert space.time in requested  # its clock is the node's
+        assert clock in requested  # its clock is the node's
 
     assert all(step > 0 for step in playing.steps()), (playing.steps(), stalls)
     assert playing.advanced() > 0.9 * wall, (playing.advanced(), wall, stalls)
