@@ -32,11 +32,11 @@ def varnish(
 
 
 async def follow(
-    http: httpx.AsyncClient, space_id: str, until: float, broken: list[str]
+    http: httpx.AsyncClient, space_id: str, until: float, broken: list[str] | None = None
 ) -> list[int]:
     """What a listener page does: the window in progress, then each next one, until `until`;
-    a window whose connection broke is asked again, as web/static/feed.js does (`broken`
-    lists them)."""
+    with `broken`, a window whose connection broke is asked again, as web/static/feed.js does,
+    and listed there."""
     url = (await http.get(f"/feed/{space_id}/now")).json()["url"]
     ids: list[int] = []
     while time.monotonic() < until:
@@ -53,6 +53,8 @@ async def follow(
                     elif not ids or item["id"] > ids[-1]:
                         ids.append(item["id"])
         except httpx.TransportError as exc:
+            if broken is None:
+                raise
             broken.append(f"{url}: {exc!r}")
             continue
         assert nxt is not None, f"{url} ended without its end line"
