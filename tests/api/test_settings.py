@@ -28,6 +28,9 @@ async def test_settings_are_served_cacheable(client) -> None:
         "question": QUESTION_MAX,
         "capacity": MAX_CAPACITY,
         "report_note": NOTE_MAX,
+        "invite_note": 200,
+        "invite_hours": 30 * 24,
+        "search": 200,
     }
     assert [r["reason"] for r in body["report_reasons"]] == [r.value for r in ReportReason]
     assert all(r["label"] for r in body["report_reasons"])

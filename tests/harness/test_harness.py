@@ -71,7 +71,9 @@ async def test_an_in_process_node_runs_the_shipped_server(tmp_path: Path) -> Non
     async with run_node(tmp_path / "data") as node:
         config = node.server.config
         # causerie.cli.build_server: the header and body deadlines, keep-alive, proxies.
-        assert getattr(config.http, "__name__", config.http) == "TimedHttpToolsProtocol"
+        # The join lane (api/join_lane.py) is the timed protocol with joins answered inside.
+        assert config.http.__name__ == "JoinLaneProtocol"
+        assert "TimedHttpToolsProtocol" in [base.__name__ for base in config.http.__mro__]
         assert config.timeout_keep_alive == 30
         assert config.proxy_headers is False
         assert config.lifespan == "on"

@@ -27,6 +27,10 @@ FIELDS = {
     "create-capacity": "capacity",
     "capacity-input": "capacity",
     "flag-note": "report_note",
+    "invite-hours": "invite_hours",
+    "invite-note": "invite_note",
+    "name-input": "name",
+    "search-input": "search",
 }
 # Emoji that are pictures on the pages, not reactions: what each one is.
 DECORATIVE = {"✋": "the raised hand on the request-to-speak button"}

@@ -11,6 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from ..captions.query import MAX_QUERY
+from ..domain.accounts import MAX_INVITE_HOURS
+from ..domain.accounts import NOTE_MAX as INVITE_NOTE_MAX
 from ..domain.questions import QUESTION_MAX
 from ..domain.reactions import EMOJI, REACTION_NAMES
 from ..domain.reports import NOTE_MAX, REASON_LABELS
@@ -32,6 +35,9 @@ class TextLimits(BaseModel):
     question: int = Field(description="A question from the audience.")
     capacity: int = Field(description="A space's listener limit (its waiting room's cap).")
     report_note: int = Field(description="The note a listener may add to a report.")
+    invite_note: int = Field(description="The note an operator may keep with an invite.")
+    invite_hours: int = Field(description="The longest an invite link may stay valid, in hours.")
+    search: int = Field(description="A search of the transcripts.")
 
 
 class Reaction(BaseModel):
@@ -60,6 +66,9 @@ SETTINGS = Settings(
         question=QUESTION_MAX,
         capacity=MAX_CAPACITY,
         report_note=NOTE_MAX,
+        invite_note=INVITE_NOTE_MAX,
+        invite_hours=MAX_INVITE_HOURS,
+        search=MAX_QUERY,
     ),
     reactions=[Reaction(emoji=emoji, name=REACTION_NAMES.get(emoji, emoji)) for emoji in EMOJI],
     report_reasons=[
