@@ -24,7 +24,7 @@ from bench._crowd import crowd_in_processes
 
 from tests.harness.causerie_process import causerie_process
 
-JOINERS = 3000
+JOINERS = 9000
 FLOOD_SECONDS = 40.0
 PART_SECONDS = 10 * 1024 / 48000
 
