@@ -38,6 +38,10 @@ from .services import Services
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_STEP_SECONDS = 10.0
+"""The longest one shutdown step may take: a step stuck on a dead peer (Redis, a recognizer)
+is given up, named in the log, and the rest of the shutdown goes on."""
+
 FOLLOW_PRIMARY_INTERVAL = 1.0
 """Seconds between two questions to the sentinels: which server is the primary now?"""
 
@@ -123,7 +127,11 @@ class Lifecycle:
         failed = 0
         for what, step in steps:
             try:
-                await step()
+                async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
+                    await step()
+            except TimeoutError:
+                failed += 1
+                log.error("shutdown: could not %s within %.0f s", what, SHUTDOWN_STEP_SECONDS)
             except Exception:
                 failed += 1
                 log.exception("shutdown: could not %s", what)
