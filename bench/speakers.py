@@ -34,6 +34,11 @@ c. CPU. With 0, then N speakers of whom T talk (`--mixes N/T,...`), each receivi
     .venv/bin/python -m bench.speakers [--bursts 20] [--listener-bursts 15]
         [--no-listener-delay] [--mixes 1/1,10/10,10/1,10/2,10/3,20/3,30/3] [--no-dtx]
         [--seconds 10]
+    .venv/bin/python -m bench.speakers --browsers RUNS [--bursts 20]
+
+d. `--browsers RUNS`: instead of all the above, the delay between two Chromium speakers (their
+   own Opus, jitter buffers and Web Audio), RUNS runs of `--bursts` bursts each
+   (bench/_browser_speakers.py has the method).
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from tests.fixtures.rtc import (
 from tests.harness.causerie_process import CauserieProcess, causerie_process
 from tests.harness.ports import HOST
 
+from bench import _browser_speakers
 from bench._common import (
     command_line,
     cpu_seconds,
@@ -338,6 +344,55 @@ def most_speakers(rows: list[dict[str, float | str]], talking: int = 3) -> float
     return float((100 - intercept) / slope) if slope > 0 else float("inf")
 
 
+async def browsers(runs: int, bursts: int) -> None:
+    """Speaker-to-speaker delay between two Chromium pages (bench/_browser_speakers.py)."""
+    rows = []
+    every: list[float] = []
+    with run_server() as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            space_id, tokens = await live_space(server, http, 2)
+        for run in range(runs):
+            result = await _browser_speakers.measure(
+                server.url, space_id, (tokens[0], tokens[1]), bursts, BURST_EVERY
+            )
+            every.extend(result.delays)
+            received = result.received
+            rows.append(
+                [
+                    f"run {run + 1}",
+                    f"{len(result.delays)}/{bursts}",
+                    *(1000 * percentile(result.delays, q) for q in (50, 99, 0, 100)),
+                    received.get("jitter_buffer_ms", float("nan")),
+                    received.get("target_ms", float("nan")),
+                    received.get("jitter_ms", float("nan")),
+                ]
+            )
+    if every:
+        p50s = [row[2] for row in rows]
+        rows.append(
+            [
+                "all bursts",
+                f"{len(every)}/{bursts * runs}",
+                *(1000 * percentile(every, q) for q in (50, 99, 0, 100)),
+                "",
+                "",
+                "",
+            ]
+        )
+        rows.append(["median of the runs' p50", "", float(np.median(p50s)), "", "", "", "", "", ""])
+    print(
+        "\nspeaker-to-speaker delay, Chromium to Chromium over loopback (A's burst made in Web"
+        " Audio"
+    )
+    print(" -> B's Web Audio hears it); B's own jitter buffer (inbound-rtp: mean delay, target)")
+    print_table(
+        ["", "bursts", "p50 ms", "p99 ms", "min", "max", "B jb ms", "B jb target", "B jitter"],
+        rows,
+    )
+    print(f"\ncores: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}")
+    print(f"command: {command_line('speakers')}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bursts", type=int, default=20)
@@ -360,7 +415,17 @@ async def main() -> None:
         help="idle speakers use Opus DTX when the node asks for it (as browsers do)",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="CPU window per mix")
+    parser.add_argument(
+        "--browsers",
+        type=int,
+        default=0,
+        metavar="RUNS",
+        help="only the delay between two Chromium speakers, over RUNS runs of --bursts",
+    )
     args = parser.parse_args()
+    if args.browsers:
+        await browsers(args.browsers, args.bursts)
+        return
     mixes = [tuple(int(n) for n in mix.split("/")) for mix in args.mixes.split(",")]
     loopback_only()
     with run_server() as server:
