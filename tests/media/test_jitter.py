@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from causerie.media.jitter import Action, JitterBuffer
+from causerie.media.jitter import Action, JitterBuffer, Take
 
 
 def payload(n: int) -> bytes:
@@ -133,3 +133,38 @@ def test_the_target_comes_back_down_when_the_network_calms() -> None:
     assert buffer.target == 2
     run(buffer, [[n] for n in range(3, 40)])
     assert buffer.target == 1
+
+
+def test_a_pause_on_dtx_is_not_lateness() -> None:
+    """Opus DTX: while quiet, one packet every 400 ms (20 ticks); sequence numbers go on by one
+    per packet sent, timestamps by the time that passed. Each packet after a pause is played
+    at once; nothing is late, the target stays where it was."""
+    buffer = JitterBuffer(target=1)
+    played = []
+    sequence, timestamp = 0, 0
+    for tick in range(400):
+        talking = tick < 50 or tick >= 330  # then quiet, then a talkspurt at tick 330
+        if talking or tick % 20 == 0:
+            buffer.put(sequence, payload(sequence), timestamp)
+            sequence += 1
+        timestamp += 960
+        take = buffer.take()
+        played.append((tick, take.action, take.payload))
+    assert buffer.late == 0 and buffer.target == 1
+    # Every packet sent was played, in its own tick: the talkspurt from its first packet on.
+    assert sum(1 for _, action, _ in played if action is Action.PLAY) == sequence
+    onset = next(n for n in range(sequence) if n >= 50 and played[330][2] == payload(n))
+    assert all(played[330 + k][2] == payload(onset + k) for k in range(70))
+
+
+def test_a_late_packet_is_still_late_when_its_timestamp_is_its_own() -> None:
+    """A packet that missed its turn but follows its predecessor by one packet's time came late
+    through the network: the target grows, as without timestamps."""
+    buffer = JitterBuffer(target=1)
+    for n in range(10):
+        buffer.put(n, payload(n), 960 * n)
+        assert buffer.take().payload == payload(n)
+    assert buffer.take().action is Action.CONCEAL  # 10 is not there
+    buffer.put(10, payload(10), 960 * 10)
+    assert buffer.take() == Take(Action.PLAY, payload(10))  # after its concealment
+    assert buffer.late == 1 and buffer.target == 2

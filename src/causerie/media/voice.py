@@ -34,11 +34,11 @@ class Voice:
         """When the last packet arrived (time.monotonic()); None before the first."""
         self.decode_errors = 0
 
-    def put(self, sequence: int, payload: bytes) -> None:
+    def put(self, sequence: int, payload: bytes, timestamp: int | None = None) -> None:
         """An RTP packet of the speaker's Opus stream arrived."""
         self.last_packet_at = time.monotonic()
         if payload:
-            self.buffer.put(sequence, payload)
+            self.buffer.put(sequence, payload, timestamp)
 
     def fill(self, mixer_input: MixerInput, samples: int = FRAME_SAMPLES) -> None:
         """Decode (or rebuild, or conceal) until ``mixer_input`` holds ``samples``."""
