@@ -77,7 +77,7 @@ def serve(ns: Namespace) -> Iterator[Node]:
             [
                 *(sys.executable, "-m", "causerie", "serve", "--host", ns.node_address),
                 *("--port", str(port), "--data-dir", str(data_dir)),
-                *("--rtc-host", ns.node_address, "--log-level", "warning"),
+                *("--rtc-host", ns.node_address, "--log-level", "info"),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -202,6 +202,13 @@ async def loss_share(
             await asyncio.sleep(1.5)
 
 
+def last_session_counts(node: Node) -> str:
+    """The node's jitter buffer counters for the session that ended last (from its log)."""
+    lines = (node.data_dir / "server.log").read_text(errors="replace").splitlines()
+    ended = [line for line in lines if "stops publishing" in line and "; packets" in line]
+    return ended[-1].split("; ", 1)[1] if ended else "?"
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     reason = available()
     if reason:
@@ -235,7 +242,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if rates and args.runs == 0:
             # A publish to warm the node up (first decoder, first peer connection) off the books.
             await first_audio(ns, node, listener, space["id"], token, "gstreamer")
-        rows = []
+        rows, notes = [], []
         encoders = [e == "fec" for e in args.encoders.split(",") if e]
         for percent in rates:
             row = [f"{percent:g} %"]
@@ -247,6 +254,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 )
                 result["loss"][f"{percent:g}{' fec' if fec else ''}"] = share  # type: ignore[index]
                 row.append(f"{100 * share:.1f} %")
+                await asyncio.sleep(0.5)  # the session's end is logged
+                notes.append(f"  {percent:g} %{' fec' if fec else ''}: {last_session_counts(node)}")
             rows.append(row)
         if rows:
             link = f", {args.delay:g} ± {args.jitter:g} ms" if args.delay or args.jitter else ""
@@ -255,6 +264,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             )
             names = {False: "opusenc defaults", True: "voice + in-band FEC"}
             print_table(["loss", *(names[fec] for fec in encoders)], rows)
+            print("the node's jitter buffer, per publish (from its log):", *notes, sep="\n")
         if listener.task is not None:
             listener.task.cancel()
     return result

@@ -87,9 +87,9 @@ IDLE_DBFS = -70.0  # a quiet room through a browser's noise suppression
 
 
 @contextlib.contextmanager
-def run_server() -> Iterator[CauserieProcess]:
+def run_server(log_level: str = "warning") -> Iterator[CauserieProcess]:
     """`causerie serve` with ICE on 127.0.0.1 only, in a temporary data directory."""
-    flags = ("--rtc-host", HOST, "--log-level", "warning")
+    flags = ("--rtc-host", HOST, "--log-level", log_level)
     with (
         tempfile.TemporaryDirectory(prefix="causerie-speakers-") as tmp,
         causerie_process(Path(tmp), "serve", *flags) as server,
@@ -347,14 +347,22 @@ def most_speakers(rows: list[dict[str, float | str]], talking: int = 3) -> float
 async def browsers(runs: int, bursts: int) -> None:
     """Speaker-to-speaker delay between two Chromium pages (bench/_browser_speakers.py)."""
     rows = []
+    notes = []
     every: list[float] = []
-    with run_server() as server:
+    with run_server("info") as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             space_id, tokens = await live_space(server, http, 2)
         for run in range(runs):
             result = await _browser_speakers.measure(
                 server.url, space_id, (tokens[0], tokens[1]), bursts, BURST_EVERY
             )
+            await asyncio.sleep(0.5)  # the sessions' ends are logged
+            ended = [
+                line.split("; ", 1)[1]
+                for line in server.log.read_text(errors="replace").splitlines()
+                if "u-host stops publishing" in line and "; packets" in line
+            ]
+            notes.append(f"  run {run + 1}: {ended[-1] if ended else '?'}")
             every.extend(result.delays)
             received = result.received
             rows.append(
@@ -389,6 +397,7 @@ async def browsers(runs: int, bursts: int) -> None:
         ["", "bursts", "p50 ms", "p99 ms", "min", "max", "B jb ms", "B jb target", "B jitter"],
         rows,
     )
+    print("the node's jitter buffer for speaker A (from its log):", *notes, sep="\n")
     print(f"\ncores: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}")
     print(f"command: {command_line('speakers')}")
 

@@ -416,12 +416,16 @@ class Speakers:
         for task in session.tasks:
             if task is not current:
                 task.cancel()
+        buffer = session.voice.buffer
         logger.info(
-            "space %s: %s stops publishing (session %s: %s)",
+            "space %s: %s stops publishing (session %s: %s); packets received %d, played %d,"
+            " rebuilt from FEC %d, concealed %d, late %d, dropped %d; jitter target %d",
             session.space_id,
             session.user_id,
             session.session_id,
             reason,
+            *(buffer.received, buffer.played, buffer.recovered, buffer.concealed),
+            *(buffer.late, buffer.skipped, buffer.target),
         )
         return True
 
