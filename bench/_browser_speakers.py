@@ -14,7 +14,9 @@ buffer, the mixer's tick, the mix-minus encode), B's jitter buffer (NetEq), deco
 WebAudio graph; not a sound card at either end (headless Chromium plays to a fake device).
 
 B's received-audio statistics (``inbound-rtp``: the jitter buffer's mean delay and target)
-say how much of the delay is Chromium's own.
+say how much of the delay is Chromium's own; and the same two pages connected straight to each
+other (a direct peer connection on loopback, no node) measure what two browsers cost without
+the node, so that the node's share is the difference.
 """
 
 from __future__ import annotations
@@ -76,13 +78,14 @@ registerProcessor("burst", Burst);
 registerProcessor("onset", Onset);
 """.replace("QUIET", str(QUIET_BEFORE_ONSET))
 
-SPEAKER = """async ({url, token, worklets, role}) => {
+SPEAKER = """async ({worklets, role, offers}) => {
   const now = () => performance.timeOrigin + performance.now();
   const context = new AudioContext({sampleRate: 48000, latencyHint: "interactive"});
   await context.resume();
   const module = URL.createObjectURL(new Blob([worklets], {type: "text/javascript"}));
   await context.audioWorklet.addModule(module);
   const microphone = new MediaStreamAudioDestinationNode(context, {channelCount: 1});
+  window.microphone = microphone.stream.getAudioTracks()[0];
   window.stamps = [];
   if (role === "sender") {
     const burst = new AudioWorkletNode(context, "burst", {outputChannelCount: [1]});
@@ -92,7 +95,7 @@ SPEAKER = """async ({url, token, worklets, role}) => {
   }
   const pc = new RTCPeerConnection({iceServers: [], bundlePolicy: "max-bundle"});
   window.pc = pc;
-  pc.addTransceiver(microphone.stream.getAudioTracks()[0], {direction: "sendrecv"});
+  if (offers) pc.addTransceiver(window.microphone, {direction: "sendrecv"});
   pc.ontrack = (event) => {
     if (role !== "receiver") return;
     const stream = new MediaStream([event.track]);
@@ -106,15 +109,20 @@ SPEAKER = """async ({url, token, worklets, role}) => {
     onset.connect(context.destination);
     onset.port.onmessage = () => window.stamps.push(now());
   };
-  const connected = new Promise((resolve) => {
+  window.connected = new Promise((resolve) => {
     pc.onconnectionstatechange = () => pc.connectionState === "connected" && resolve();
   });
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((resolve) => {
+  window.gathered = () => new Promise((resolve) => {
     if (pc.iceGatheringState === "complete") return resolve();
     pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && resolve();
     setTimeout(resolve, 5000);
   });
+}"""
+
+WHIP = """async ({url, token}) => {
+  const pc = window.pc;
+  await pc.setLocalDescription(await pc.createOffer());
+  await window.gathered();
   const response = await fetch(url, {
     method: "POST",
     headers: {"Authorization": `Bearer ${token}`, "Content-Type": "application/sdp"},
@@ -123,7 +131,28 @@ SPEAKER = """async ({url, token, worklets, role}) => {
   if (response.status !== 201) throw new Error(`WHIP answered ${response.status}`);
   window.session = new URL(response.headers.get("Location"), url).href;
   await pc.setRemoteDescription({type: "answer", sdp: await response.text()});
-  await connected;
+  await window.connected;
+}"""
+
+# The reference without the node: A offers to B directly (signalling through this script).
+OFFER = """async () => {
+  await window.pc.setLocalDescription(await window.pc.createOffer());
+  await window.gathered();
+  return window.pc.localDescription.sdp;
+}"""
+ANSWER = """async (sdp) => {
+  const pc = window.pc;
+  await pc.setRemoteDescription({type: "offer", sdp});
+  const transceiver = pc.getTransceivers()[0];
+  transceiver.direction = "sendrecv";
+  await transceiver.sender.replaceTrack(window.microphone);
+  await pc.setLocalDescription(await pc.createAnswer());
+  await window.gathered();
+  return pc.localDescription.sdp;
+}"""
+ACCEPT = """async (sdp) => {
+  await window.pc.setRemoteDescription({type: "answer", sdp});
+  await window.connected;
 }"""
 
 RECEIVED_STATS = """async () => {
@@ -158,12 +187,21 @@ class BrowserRun:
     """B's inbound-rtp figures (RECEIVED_STATS)."""
 
 
-async def _speaker(context, base_url: str, whip_url: str, token: str, role: str) -> Page:
+async def _speaker(context, base_url: str, role: str, offers: bool) -> Page:
     page = await context.new_page()
     await page.goto(base_url + PAGE_PATH)
-    args = {"url": whip_url, "token": token, "worklets": WORKLETS, "role": role}
-    await asyncio.wait_for(page.evaluate(SPEAKER, args), 30)
+    await page.evaluate(SPEAKER, {"worklets": WORKLETS, "role": role, "offers": offers})
     return page
+
+
+async def _connect(a: Page, b: Page, whip_url: str | None, tokens: tuple[str, str]) -> None:
+    """Both speakers on the node (WHIP), or, with no ``whip_url``, A straight to B."""
+    if whip_url is None:
+        answer = await b.evaluate(ANSWER, await a.evaluate(OFFER))
+        await asyncio.wait_for(a.evaluate(ACCEPT, answer), 30)
+        return
+    for page, token in ((a, tokens[0]), (b, tokens[1])):
+        await asyncio.wait_for(page.evaluate(WHIP, {"url": whip_url, "token": token}), 30)
 
 
 def match_onsets(sent: list[float], heard: list[float], within: float) -> list[float]:
@@ -177,10 +215,11 @@ def match_onsets(sent: list[float], heard: list[float], within: float) -> list[f
 
 
 async def measure(
-    base_url: str, space_id: str, tokens: tuple[str, str], bursts: int, every: float
+    base_url: str, space_id: str | None, tokens: tuple[str, str], bursts: int, every: float
 ) -> BrowserRun:
-    """One run: A bursts ``bursts`` times, ``every`` s apart; B's onsets matched to them."""
-    whip_url = f"{base_url}/whip/{space_id}"
+    """One run: A bursts ``bursts`` times, ``every`` s apart; B's onsets matched to them.
+    Through the node's space ``space_id``, or (None) over a direct peer connection."""
+    whip_url = f"{base_url}/whip/{space_id}" if space_id else None
     async with async_playwright() as playwright:
         with tempfile.TemporaryDirectory(prefix="bench-speakers-") as profile:
             context = await playwright.chromium.launch_persistent_context(
@@ -193,8 +232,9 @@ async def measure(
                         body="<!doctype html><title>speaker</title>", content_type="text/html"
                     ),
                 )
-                a = await _speaker(context, base_url, whip_url, tokens[0], "sender")
-                b = await _speaker(context, base_url, whip_url, tokens[1], "receiver")
+                a = await _speaker(context, base_url, "sender", True)
+                b = await _speaker(context, base_url, "receiver", whip_url is not None)
+                await _connect(a, b, whip_url, tokens)
                 await asyncio.sleep(2)  # both jitter buffers settle
                 await b.evaluate("window.stamps.length = 0")
                 for _ in range(bursts):

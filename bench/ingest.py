@@ -203,10 +203,13 @@ async def loss_share(
 
 
 def last_session_counts(node: Node) -> str:
-    """The node's jitter buffer counters for the session that ended last (from its log)."""
+    """The node's jitter buffer counters for the session that ended last, and the media
+    loop's stalls so far (from its log)."""
     lines = (node.data_dir / "server.log").read_text(errors="replace").splitlines()
     ended = [line for line in lines if "stops publishing" in line and "; packets" in line]
-    return ended[-1].split("; ", 1)[1] if ended else "?"
+    stalls = [line.rsplit(": ", 1)[-1] for line in lines if "media loop" in line]
+    counts = ended[-1].split("; ", 1)[1] if ended else "?"
+    return f"{counts}; media loop stalls so far: {len(stalls)} {stalls[-3:]}"
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:

@@ -344,18 +344,37 @@ def most_speakers(rows: list[dict[str, float | str]], talking: int = 3) -> float
     return float((100 - intercept) / slope) if slope > 0 else float("inf")
 
 
-async def browsers(runs: int, bursts: int) -> None:
-    """Speaker-to-speaker delay between two Chromium pages (bench/_browser_speakers.py)."""
+def _browser_row(name: str, result: _browser_speakers.BrowserRun) -> list[object]:
+    received = result.received
+    return [
+        name,
+        f"{len(result.delays)}/{result.bursts}",
+        *(1000 * percentile(result.delays, q) for q in (50, 99, 0, 100)),
+        received.get("jitter_buffer_ms", float("nan")),
+        received.get("target_ms", float("nan")),
+    ]
+
+
+async def browsers(runs: int, bursts: int) -> dict[str, list[float]]:
+    """Speaker-to-speaker delay between two Chromium pages (bench/_browser_speakers.py),
+    through the node and, interleaved, over a direct peer connection; p50s by path (s)."""
     rows = []
     notes = []
-    every: list[float] = []
+    p50s: dict[str, list[float]] = {"node": [], "direct": []}
     with run_server("info") as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             space_id, tokens = await live_space(server, http, 2)
         for run in range(runs):
-            result = await _browser_speakers.measure(
-                server.url, space_id, (tokens[0], tokens[1]), bursts, BURST_EVERY
-            )
+            for path in ("node", "direct"):
+                result = await _browser_speakers.measure(
+                    server.url,
+                    space_id if path == "node" else None,
+                    (tokens[0], tokens[1]),
+                    bursts,
+                    BURST_EVERY,
+                )
+                p50s[path].append(percentile(result.delays, 50))
+                rows.append(_browser_row(f"run {run + 1}, {path}", result))
             await asyncio.sleep(0.5)  # the sessions' ends are logged
             ended = [
                 line.split("; ", 1)[1]
@@ -363,43 +382,18 @@ async def browsers(runs: int, bursts: int) -> None:
                 if "u-host stops publishing" in line and "; packets" in line
             ]
             notes.append(f"  run {run + 1}: {ended[-1] if ended else '?'}")
-            every.extend(result.delays)
-            received = result.received
-            rows.append(
-                [
-                    f"run {run + 1}",
-                    f"{len(result.delays)}/{bursts}",
-                    *(1000 * percentile(result.delays, q) for q in (50, 99, 0, 100)),
-                    received.get("jitter_buffer_ms", float("nan")),
-                    received.get("target_ms", float("nan")),
-                    received.get("jitter_ms", float("nan")),
-                ]
-            )
-    if every:
-        p50s = [row[2] for row in rows]
+    for path, values in p50s.items():
         rows.append(
-            [
-                "all bursts",
-                f"{len(every)}/{bursts * runs}",
-                *(1000 * percentile(every, q) for q in (50, 99, 0, 100)),
-                "",
-                "",
-                "",
-            ]
+            [f"median p50, {path}", "", 1000 * float(np.median(values)), "", "", "", "", ""]
         )
-        rows.append(["median of the runs' p50", "", float(np.median(p50s)), "", "", "", "", "", ""])
-    print(
-        "\nspeaker-to-speaker delay, Chromium to Chromium over loopback (A's burst made in Web"
-        " Audio"
-    )
-    print(" -> B's Web Audio hears it); B's own jitter buffer (inbound-rtp: mean delay, target)")
-    print_table(
-        ["", "bursts", "p50 ms", "p99 ms", "min", "max", "B jb ms", "B jb target", "B jitter"],
-        rows,
-    )
-    print("the node's jitter buffer for speaker A (from its log):", *notes, sep="\n")
+    print("\nspeaker-to-speaker delay, Chromium to Chromium on loopback: A's burst made in Web")
+    print("Audio -> B's Web Audio hears it; through the node (WHIP, mix-minus), or A straight to B")
+    print("(no node: what the two browsers cost). B jb: B's jitter buffer, mean delay and target.")
+    print_table(["", "bursts", "p50 ms", "p99 ms", "min", "max", "B jb ms", "B jb target"], rows)
+    print("the node's jitter buffer for speaker A, per run (from its log):", *notes, sep="\n")
     print(f"\ncores: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}")
     print(f"command: {command_line('speakers')}")
+    return p50s
 
 
 async def main() -> None:
