@@ -109,7 +109,7 @@ def test_a_burst_at_start_is_cut_to_the_target() -> None:
 
 
 def test_a_buffer_deeper_than_needed_drains_one_packet_at_a_time() -> None:
-    buffer = JitterBuffer(target=1, window=10)
+    buffer = JitterBuffer(target=1, window=10, slack=1)
     buffer.put(0, payload(0))
     buffer.take()
     for n in range(1, 5):  # a clump: 4 packets at once, then one per tick
@@ -120,6 +120,21 @@ def test_a_buffer_deeper_than_needed_drains_one_packet_at_a_time() -> None:
         skips += buffer.take().skip is not None
     assert skips == 3  # back to the target + 1 packet of slack
     assert buffer.depth <= 2
+
+
+def test_slack_packets_are_kept_above_the_target() -> None:
+    buffer = JitterBuffer(target=1, window=10, slack=3)
+    buffer.put(0, payload(0))
+    buffer.take()
+    for n in range(1, 7):  # a clump: 6 packets at once, then one per tick
+        buffer.put(n, payload(n))
+    skips = 0
+    for n in range(7, 80):
+        buffer.put(n, payload(n))
+        skips += buffer.take().skip is not None
+    # 6 held after a take; 3 dropped: with the next arrival, the target + 3 of slack.
+    assert skips == 3
+    assert buffer.depth == 3
 
 
 def test_sequence_numbers_wrap() -> None:

@@ -17,7 +17,7 @@ target grows by one (up to ``max_target``). If it is the very packet just concea
 played next after all (the concealment played becomes the extra delay, and none of the audio is
 lost); if it is later than that, it is dropped and one concealed packet is played in place of
 waiting, to build the extra delay at once. When the buffer stayed deeper than needed for a
-whole ``window`` of takes (with one packet of slack), one packet is decoded and dropped
+whole ``window`` of takes (with ``slack`` packets to spare), one packet is decoded and dropped
 (``skip``), so the delay shrinks back; after ``calm`` takes (10 s) without a late packet, the
 target goes down by one.
 
@@ -80,6 +80,7 @@ class JitterBuffer:
         window: int = 50,
         calm: int = 500,
         capacity: int = 64,
+        slack: int = 3,
     ) -> None:
         self.target = target
         self.min_target = target
@@ -88,6 +89,7 @@ class JitterBuffer:
         self.window = window
         self.calm = calm
         self.capacity = capacity
+        self.slack = slack
         self._packets: dict[int, bytes] = {}
         self._next: int | None = None  # the extended sequence number to play next
         self._concealed_last: int | None = None  # the last turn concealed, if nothing since
@@ -242,7 +244,7 @@ class JitterBuffer:
         return Take(Action.CONCEAL, None, skip)
 
     def _maybe_skip(self) -> bytes | None:
-        """At the end of a window in which the buffer never went below target + 1, drop one
+        """At the end of a window in which the buffer never went below target + slack, drop one
         packet. The further above target it stayed, the shorter the next window (down to 5
         takes): the delay a stall left behind drains in about a second, one packet at a time."""
         depth = self.depth
@@ -251,9 +253,12 @@ class JitterBuffer:
         self._takes_in_window += 1
         if self._takes_in_window < self._window_now:
             return None
-        # One packet of slack above target is kept: skipping is a small jump in the audio, and
-        # the depth wobbles by one packet as arrivals and the mixer's ticks drift past each other.
-        excess = self._least_depth - self.target - 1
+        # Packets of slack above target are kept: the depth wobbles by a packet as arrivals and
+        # the mixer's ticks drift past each other, more on a jittery link; and each skip is a
+        # 20 ms jump in the audio. With one packet of slack, a publisher 50 ± 50 ms away had
+        # 30-60 skips in 30 s, each a frame or two the audience hears broken; with three, 5-20
+        # (bench.ingest, bench/README.md), for at most 40 ms more held.
+        excess = self._least_depth - self.target - self.slack
         deep = excess > 0
         self._window_now = max(5, self.window // max(1, excess))
         self._takes_in_window, self._least_depth = 0, None
