@@ -39,7 +39,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from tests.fixtures.netns import Namespace, available, namespace
+from tests.fixtures.netns import Namespace, available, namespace, shaping_available
 from tests.fixtures.outside import (
     CLIENTS,
     Publisher,
@@ -213,7 +213,7 @@ def last_session_counts(node: Node) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    reason = available()
+    reason = shaping_available() if args.delay or args.jitter else available()
     if reason:
         raise SystemExit(f"bench.ingest: {reason}")
     clients = [c for c in args.clients.split(",") if c]

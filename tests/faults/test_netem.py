@@ -24,7 +24,7 @@ from tests.fixtures.netem import (
     _attribute,
     _packet_ids,
 )
-from tests.fixtures.netns import available, namespace
+from tests.fixtures.netns import namespace, shaping_available
 
 
 def test_delays_are_uniform_around_the_mean_and_never_negative() -> None:
@@ -86,7 +86,7 @@ for i in range(150):
 """
 
 
-@pytest.mark.skipif(available() is not None, reason=str(available()))
+@pytest.mark.skipif(shaping_available() is not None, reason=str(shaping_available()))
 def test_a_namespace_s_udp_is_delayed_with_jitter() -> None:
     """150 datagrams from the namespace to the host, 10 ms apart, through 40 ± 20 ms: each
     arrives 20–60 ms after it was sent (plus this machine's scheduling), some overtaken."""
