@@ -48,7 +48,7 @@ serve: install
 # redis-sentinel package.
 test-deps: $(VENV)/.test-installed
 	scripts/apt-install.sh ffmpeg nginx-light redis-server varnish chromium \
-	  iproute2 nftables python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-bad-1.0 \
+	  iproute2 nftables iptables python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-bad-1.0 \
 	  gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	  gstreamer1.0-plugins-bad gstreamer1.0-nice libopus0 prometheus
 

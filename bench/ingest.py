@@ -11,13 +11,16 @@ a. First audio. Per client, `--runs` publishes: (wall time the first LL-HLS part
 b. Loss. GStreamer publishing with Opus in-band FEC on (`opusenc inband-fec=true`), nftables in
    its namespace dropping N % of its UDP packets at random. Over `--seconds` of the audience's
    output: the share of 20 ms frames carrying the tone at full level (within 2 dB, and at least
-   90 % of the frame's energy), tests/fixtures/outside.py `frames_with_tone`. No delay or
-   jitter is added: this kernel has no `sch_netem`.
+   90 % of the frame's energy), tests/fixtures/outside.py `frames_with_tone`. With `--delay`
+   and `--jitter`, every UDP packet the publisher sends (ICE, DTLS, RTP, RTCP) is also held
+   delay ± jitter ms (uniform, each packet on its own, so they overtake each other as with
+   netem) by a userspace netem on an NFQUEUE (tests/fixtures/netem.py): this kernel has no
+   `sch_netem`.
 
-Needs root (namespaces), iproute2, nftables, GStreamer (`make test-deps`), Chromium.
+Needs root (namespaces), iproute2, nftables, iptables, GStreamer (`make test-deps`), Chromium.
 
     .venv/bin/python -m bench.ingest [--runs 5] [--clients gstreamer,chromium,aiortc]
-        [--loss 0,2,5,10] [--seconds 30]
+        [--loss 0,2,5,10] [--seconds 30] [--encoders defaults,fec] [--delay MS --jitter MS]
 """
 
 from __future__ import annotations
@@ -36,15 +39,16 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from tests.fixtures.netns import Namespace, available, namespace
+from tests.fixtures.netns import Namespace, available, namespace, shaping_available
 from tests.fixtures.outside import (
     CLIENTS,
     Publisher,
     first_tone_sample,
     frames_with_tone,
 )
+from tests.harness.processes import stop
 
-from bench._common import command_line, median, print_table, stop_process, write_result
+from bench._common import command_line, median, print_table, write_result
 from bench._hls import PartEvent, directory_of, follow_live
 from bench._http import Connection
 from bench.speakers import PartDecoder
@@ -73,7 +77,7 @@ def serve(ns: Namespace) -> Iterator[Node]:
             [
                 *(sys.executable, "-m", "causerie", "serve", "--host", ns.node_address),
                 *("--port", str(port), "--data-dir", str(data_dir)),
-                *("--rtc-host", ns.node_address, "--log-level", "warning"),
+                *("--rtc-host", ns.node_address, "--log-level", "info"),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -92,7 +96,7 @@ def serve(ns: Namespace) -> Iterator[Node]:
                 time.sleep(0.1)
             yield Node(process, url, port, data_dir)
         finally:
-            stop_process(process)
+            stop(process)
             log.close()
 
 
@@ -171,28 +175,45 @@ async def loss_share(
     percent: float,
     seconds: float,
     fec: bool,
+    delay: float = 0.0,
+    jitter: float = 0.0,
 ) -> float:
-    """Frames with the tone at full level while ``percent`` % of the publisher's UDP is lost."""
+    """Frames with the tone at full level while ``percent`` % of the publisher's UDP is lost
+    (and, with ``delay`` or ``jitter`` in ms, each packet held delay ± jitter, uniform)."""
     extra = ["--fec"] if fec else []
-    publisher = Publisher(
-        ns, "gstreamer", f"{node.url}/whip/{space_id}", token, freq=FREQ, extra=extra
-    )
-    try:
-        await asyncio.to_thread(publisher.wait_for, "answered", 60)
-        await listener.first_tone_after(len(listener.parts), 30)
-        ns.drop_udp(percent)
-        await asyncio.sleep(3)  # settle: the encoder learns the loss from RTCP
-        start = len(listener.parts)
-        await asyncio.sleep(seconds)
-        return frames_with_tone(listener.audio_since(start), FREQ, LEVEL)
-    finally:
-        ns.drop_udp(0)
-        publisher.stop()
-        await asyncio.sleep(1.5)
+    with contextlib.ExitStack() as stack:
+        if delay or jitter:
+            # For the whole session (ICE, DTLS included); the loss is nftables', as without.
+            stack.enter_context(ns.shape_udp(delay, jitter))
+        publisher = Publisher(
+            ns, "gstreamer", f"{node.url}/whip/{space_id}", token, freq=FREQ, extra=extra
+        )
+        try:
+            await asyncio.to_thread(publisher.wait_for, "answered", 60)
+            await listener.first_tone_after(len(listener.parts), 30)
+            ns.drop_udp(percent)
+            await asyncio.sleep(3)  # settle: the encoder learns the loss from RTCP
+            start = len(listener.parts)
+            await asyncio.sleep(seconds)
+            return frames_with_tone(listener.audio_since(start), FREQ, LEVEL)
+        finally:
+            ns.drop_udp(0)
+            publisher.stop()
+            await asyncio.sleep(1.5)
+
+
+def last_session_counts(node: Node) -> str:
+    """The node's jitter buffer counters for the session that ended last, and the media
+    loop's stalls so far (from its log)."""
+    lines = (node.data_dir / "server.log").read_text(errors="replace").splitlines()
+    ended = [line for line in lines if "stops publishing" in line and "; packets" in line]
+    stalls = [line.rsplit(": ", 1)[-1] for line in lines if "media loop" in line]
+    counts = ended[-1].split("; ", 1)[1] if ended else "?"
+    return f"{counts}; media loop stalls so far: {len(stalls)} {stalls[-3:]}"
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    reason = available()
+    reason = shaping_available() if args.delay or args.jitter else available()
     if reason:
         raise SystemExit(f"bench.ingest: {reason}")
     clients = [c for c in args.clients.split(",") if c]
@@ -207,7 +228,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 await http.post(f"/api/spaces/{space['id']}/start", headers=headers)
             ).raise_for_status()
         budget = args.runs * len(clients) * 40 + len(rates) * (args.seconds + 60) + 60
-        listener = Listener(node.url.split("//")[1].split(":")[0], node.port, space["playlist_url"])
+        listener = Listener(
+            node.url.split("//")[1].split(":")[0], node.port, space["media_playlist_url"]
+        )
         await listener.start(time.time() + budget)
         rows = []
         for client in clients if args.runs > 0 else []:
@@ -222,19 +245,29 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if rates and args.runs == 0:
             # A publish to warm the node up (first decoder, first peer connection) off the books.
             await first_audio(ns, node, listener, space["id"], token, "gstreamer")
-        rows = []
+        rows, notes = [], []
+        encoders = [e == "fec" for e in args.encoders.split(",") if e]
         for percent in rates:
             row = [f"{percent:g} %"]
-            for fec in (False, True):
+            for fec in encoders:
                 share = await loss_share(
-                    ns, node, listener, space["id"], token, percent, args.seconds, fec
+                    ns,
+                    *(node, listener, space["id"], token, percent, args.seconds, fec),
+                    *(args.delay, args.jitter),
                 )
                 result["loss"][f"{percent:g}{' fec' if fec else ''}"] = share  # type: ignore[index]
                 row.append(f"{100 * share:.1f} %")
+                await asyncio.sleep(0.5)  # the session's end is logged
+                notes.append(f"  {percent:g} %{' fec' if fec else ''}: {last_session_counts(node)}")
             rows.append(row)
         if rows:
-            print("b. GStreamer, random UDP loss: audience frames with the tone at full level")
-            print_table(["loss", "opusenc defaults", "voice + in-band FEC"], rows)
+            link = f", {args.delay:g} ± {args.jitter:g} ms" if args.delay or args.jitter else ""
+            print(
+                f"b. GStreamer, random UDP loss{link}: audience frames with the tone at full level"
+            )
+            names = {False: "opusenc defaults", True: "voice + in-band FEC"}
+            print_table(["loss", *(names[fec] for fec in encoders)], rows)
+            print("the node's jitter buffer, per publish (from its log):", *notes, sep="\n")
         if listener.task is not None:
             listener.task.cancel()
     return result
@@ -246,6 +279,11 @@ def main() -> None:
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--loss", default="0,2,5,10", help="loss rates in %% (default 0,2,5,10)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured per loss rate")
+    parser.add_argument(
+        "--encoders", default="defaults,fec", help="GStreamer's opusenc: defaults and/or fec"
+    )
+    parser.add_argument("--delay", type=float, default=0.0, help="ms added to each packet")
+    parser.add_argument("--jitter", type=float, default=0.0, help="± ms, uniform (netem.py)")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     path = write_result("ingest", {"args": vars(args), **result})

@@ -34,6 +34,11 @@ c. CPU. With 0, then N speakers of whom T talk (`--mixes N/T,...`), each receivi
     .venv/bin/python -m bench.speakers [--bursts 20] [--listener-bursts 15]
         [--no-listener-delay] [--mixes 1/1,10/10,10/1,10/2,10/3,20/3,30/3] [--no-dtx]
         [--seconds 10]
+    .venv/bin/python -m bench.speakers --browsers RUNS [--bursts 20]
+
+d. `--browsers RUNS`: instead of all the above, the delay between two Chromium speakers (their
+   own Opus, jitter buffers and Web Audio), RUNS runs of `--bursts` bursts each
+   (bench/_browser_speakers.py has the method).
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from tests.fixtures.rtc import (
 from tests.harness.causerie_process import CauserieProcess, causerie_process
 from tests.harness.ports import HOST
 
+from bench import _browser_speakers
 from bench._common import (
     command_line,
     cpu_seconds,
@@ -81,9 +87,9 @@ IDLE_DBFS = -70.0  # a quiet room through a browser's noise suppression
 
 
 @contextlib.contextmanager
-def run_server() -> Iterator[CauserieProcess]:
+def run_server(log_level: str = "warning") -> Iterator[CauserieProcess]:
     """`causerie serve` with ICE on 127.0.0.1 only, in a temporary data directory."""
-    flags = ("--rtc-host", HOST, "--log-level", "warning")
+    flags = ("--rtc-host", HOST, "--log-level", log_level)
     with (
         tempfile.TemporaryDirectory(prefix="causerie-speakers-") as tmp,
         causerie_process(Path(tmp), "serve", *flags) as server,
@@ -338,6 +344,58 @@ def most_speakers(rows: list[dict[str, float | str]], talking: int = 3) -> float
     return float((100 - intercept) / slope) if slope > 0 else float("inf")
 
 
+def _browser_row(name: str, result: _browser_speakers.BrowserRun) -> list[object]:
+    received = result.received
+    return [
+        name,
+        f"{len(result.delays)}/{result.bursts}",
+        *(1000 * percentile(result.delays, q) for q in (50, 99, 0, 100)),
+        received.get("jitter_buffer_ms", float("nan")),
+        received.get("target_ms", float("nan")),
+    ]
+
+
+async def browsers(runs: int, bursts: int) -> dict[str, list[float]]:
+    """Speaker-to-speaker delay between two Chromium pages (bench/_browser_speakers.py),
+    through the node and, interleaved, over a direct peer connection; p50s by path (s)."""
+    rows = []
+    notes = []
+    p50s: dict[str, list[float]] = {"node": [], "direct": []}
+    with run_server("info") as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            space_id, tokens = await live_space(server, http, 2)
+        for run in range(runs):
+            for path in ("node", "direct"):
+                result = await _browser_speakers.measure(
+                    server.url,
+                    space_id if path == "node" else None,
+                    (tokens[0], tokens[1]),
+                    bursts,
+                    BURST_EVERY,
+                )
+                p50s[path].append(percentile(result.delays, 50))
+                rows.append(_browser_row(f"run {run + 1}, {path}", result))
+            await asyncio.sleep(0.5)  # the sessions' ends are logged
+            ended = [
+                line.split("; ", 1)[1]
+                for line in server.log.read_text(errors="replace").splitlines()
+                if "u-host stops publishing" in line and "; packets" in line
+            ]
+            notes.append(f"  run {run + 1}: {ended[-1] if ended else '?'}")
+    for path, values in p50s.items():
+        rows.append(
+            [f"median p50, {path}", "", 1000 * float(np.median(values)), "", "", "", "", ""]
+        )
+    print("\nspeaker-to-speaker delay, Chromium to Chromium on loopback: A's burst made in Web")
+    print("Audio -> B's Web Audio hears it; through the node (WHIP, mix-minus), or A straight to B")
+    print("(no node: what the two browsers cost). B jb: B's jitter buffer, mean delay and target.")
+    print_table(["", "bursts", "p50 ms", "p99 ms", "min", "max", "B jb ms", "B jb target"], rows)
+    print("the node's jitter buffer for speaker A, per run (from its log):", *notes, sep="\n")
+    print(f"\ncores: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}")
+    print(f"command: {command_line('speakers')}")
+    return p50s
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bursts", type=int, default=20)
@@ -360,7 +418,17 @@ async def main() -> None:
         help="idle speakers use Opus DTX when the node asks for it (as browsers do)",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="CPU window per mix")
+    parser.add_argument(
+        "--browsers",
+        type=int,
+        default=0,
+        metavar="RUNS",
+        help="only the delay between two Chromium speakers, over RUNS runs of --bursts",
+    )
     args = parser.parse_args()
+    if args.browsers:
+        await browsers(args.browsers, args.bursts)
+        return
     mixes = [tuple(int(n) for n in mix.split("/")) for mix in args.mixes.split(",")]
     loopback_only()
     with run_server() as server:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from causerie.media.jitter import Action, JitterBuffer
+from causerie.media.jitter import Action, JitterBuffer, Take
 
 
 def payload(n: int) -> bytes:
@@ -109,7 +109,7 @@ def test_a_burst_at_start_is_cut_to_the_target() -> None:
 
 
 def test_a_buffer_deeper_than_needed_drains_one_packet_at_a_time() -> None:
-    buffer = JitterBuffer(target=1, window=10)
+    buffer = JitterBuffer(target=1, window=10, slack=1)
     buffer.put(0, payload(0))
     buffer.take()
     for n in range(1, 5):  # a clump: 4 packets at once, then one per tick
@@ -120,6 +120,21 @@ def test_a_buffer_deeper_than_needed_drains_one_packet_at_a_time() -> None:
         skips += buffer.take().skip is not None
     assert skips == 3  # back to the target + 1 packet of slack
     assert buffer.depth <= 2
+
+
+def test_slack_packets_are_kept_above_the_target() -> None:
+    buffer = JitterBuffer(target=1, window=10, slack=3)
+    buffer.put(0, payload(0))
+    buffer.take()
+    for n in range(1, 7):  # a clump: 6 packets at once, then one per tick
+        buffer.put(n, payload(n))
+    skips = 0
+    for n in range(7, 80):
+        buffer.put(n, payload(n))
+        skips += buffer.take().skip is not None
+    # 6 held after a take; 3 dropped: with the next arrival, the target + 3 of slack.
+    assert skips == 3
+    assert buffer.depth == 3
 
 
 def test_sequence_numbers_wrap() -> None:
@@ -133,3 +148,38 @@ def test_the_target_comes_back_down_when_the_network_calms() -> None:
     assert buffer.target == 2
     run(buffer, [[n] for n in range(3, 40)])
     assert buffer.target == 1
+
+
+def test_a_pause_on_dtx_is_not_lateness() -> None:
+    """Opus DTX: while quiet, one packet every 400 ms (20 ticks); sequence numbers go on by one
+    per packet sent, timestamps by the time that passed. Each packet after a pause is played
+    at once; nothing is late, the target stays where it was."""
+    buffer = JitterBuffer(target=1)
+    played = []
+    sequence, timestamp = 0, 0
+    for tick in range(400):
+        talking = tick < 50 or tick >= 330  # then quiet, then a talkspurt at tick 330
+        if talking or tick % 20 == 0:
+            buffer.put(sequence, payload(sequence), timestamp)
+            sequence += 1
+        timestamp += 960
+        take = buffer.take()
+        played.append((tick, take.action, take.payload))
+    assert buffer.late == 0 and buffer.target == 1
+    # Every packet sent was played, in its own tick: the talkspurt from its first packet on.
+    assert sum(1 for _, action, _ in played if action is Action.PLAY) == sequence
+    onset = next(n for n in range(sequence) if n >= 50 and played[330][2] == payload(n))
+    assert all(played[330 + k][2] == payload(onset + k) for k in range(70))
+
+
+def test_a_late_packet_is_still_late_when_its_timestamp_is_its_own() -> None:
+    """A packet that missed its turn but follows its predecessor by one packet's time came late
+    through the network: the target grows, as without timestamps."""
+    buffer = JitterBuffer(target=1)
+    for n in range(10):
+        buffer.put(n, payload(n), 960 * n)
+        assert buffer.take().payload == payload(n)
+    assert buffer.take().action is Action.CONCEAL  # 10 is not there
+    buffer.put(10, payload(10), 960 * 10)
+    assert buffer.take() == Take(Action.PLAY, payload(10))  # after its concealment
+    assert buffer.late == 1 and buffer.target == 2

@@ -233,3 +233,30 @@ async def test_program_audio_comes_with_its_program_time_stall_or_not(tone, capl
     remainders = [offset % 1024 for offset in offsets]
     spread = max(min(abs(r - q), 1024 - abs(r - q)) for r in remainders for q in remainders)
     assert spread <= 96, remainders  # two milliseconds of rounding
+
+
+async def test_what_before_mix_feeds_is_in_the_same_mix(tone):
+    """A speaker's frame decoded just before a tick is mixed in that tick, not the next."""
+    mixer = Mixer()
+    speaker = mixer.add_input("speaker")
+    pipeline = LivePipeline("space-1", mixer=mixer)
+    events: list[str] = []
+
+    def before_mix() -> None:
+        events.append("fed")
+        speaker.push(tone(440, 0.02))
+
+    def on_mix(result) -> None:
+        events.append("heard" if "speaker" in result.talkers else "silent")
+
+    pipeline.before_mix = before_mix
+    pipeline.on_mix = on_mix
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(events) < 20 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        await pipeline.stop()
+    assert len(events) >= 20
+    assert events[:20] == ["fed", "heard"] * 10

@@ -46,13 +46,15 @@ class LivePipeline:
     """Runs the mix/encode/package loop of one space and lets requests wait for parts.
 
     ``packager`` is there for reads (playlist, parts, segments). Hooks, all called on the event
-    loop and guarded (an exception is logged, the pipeline keeps going): ``on_mix`` with every
-    mixed frame (mix-minus to speakers), ``on_part`` with every new part (e.g. to warm edges),
-    ``on_segment`` with every complete segment and its bytes (the recorder), ``on_program``
-    with every frame of program audio and its program time (wall-clock seconds of its first
-    sample, as in EXT-X-PROGRAM-DATE-TIME), silence put in after a stall included (captions:
-    it must return at once). ``timing`` is told
-    how late each tick and each part is (media/timing.py; the node's metrics).
+    loop and guarded (an exception is logged, the pipeline keeps going): ``before_mix`` just
+    before each frame is mixed (speakers' voices are decoded into their mixer inputs then, so
+    a packet that arrived up to that moment is heard in this frame, not the next: 20 ms
+    less delay), ``on_mix`` with every mixed frame (mix-minus to speakers), ``on_part`` with
+    every new part (e.g. to warm edges), ``on_segment`` with every complete segment and its
+    bytes (the recorder), ``on_program`` with every frame of program audio and its program
+    time (wall-clock seconds of its first sample, as in EXT-X-PROGRAM-DATE-TIME), silence put
+    in after a stall included (captions: it must return at once). ``timing`` is told how late
+    each tick and each part is (media/timing.py; the node's metrics).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class LivePipeline:
         self.timing = timing or MediaTiming()
         self.mixer = mixer
         self.clock = clock
+        self.before_mix: Callable[[], None] | None = None
         self.on_mix: Callable[[MixResult], None] | None = None
         self.on_part: Callable[[PartRef], None] | None = None
         self.on_segment: Callable[[SegmentRef, bytes], None] | None = None
@@ -173,6 +176,11 @@ class LivePipeline:
     # One frame
 
     def _tick(self) -> None:
+        if self.before_mix is not None:
+            try:
+                self.before_mix()
+            except Exception:
+                logger.exception("space %s: before_mix hook failed", self.space_id)
         result = self.mixer.mix()
         if self.on_mix is not None:
             try:

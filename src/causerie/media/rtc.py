@@ -127,15 +127,15 @@ class PacketTap:
 
     capacity = 16
 
-    def __init__(self, on_packet: Callable[[int, bytes], None]) -> None:
+    def __init__(self, on_packet: Callable[[int, bytes, int], None]) -> None:
         self.on_packet = on_packet
 
     def add(self, packet: RtpPacket) -> tuple[bool, None]:
-        self.on_packet(packet.sequence_number, packet.payload)
+        self.on_packet(packet.sequence_number, packet.payload, packet.timestamp)
         return False, None
 
 
-def tap_audio(transceiver: RTCRtpTransceiver, on_packet: Callable[[int, bytes], None]) -> None:
+def tap_audio(transceiver: RTCRtpTransceiver, on_packet: Callable[[int, bytes, int], None]) -> None:
     """Send the transceiver's received audio packets to ``on_packet`` instead of aiortc's
     jitter buffer and decoder (the same private attribute as :func:`release_audio_at_once`)."""
     name = "_RTCRtpReceiver__jitter_buffer"
@@ -171,11 +171,11 @@ async def negotiate(
     pc: RTCPeerConnection,
     offer_sdp: str,
     return_track: ReturnTrack | None,
-    on_packet: Callable[[int, bytes], None],
+    on_packet: Callable[[int, bytes, int], None],
 ) -> MediaStreamTrack:
     """Apply the offer, keep one audio m-line, create the answer; the voice's RTP packets go
-    to ``on_packet`` (sequence number, Opus payload). Returns the voice track (it yields no
-    frames: it ends when the connection does)."""
+    to ``on_packet`` (sequence number, Opus payload, RTP timestamp). Returns the voice track
+    (it yields no frames: it ends when the connection does)."""
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
     except Exception as exc:  # aiortc raises a variety of errors on input it cannot use

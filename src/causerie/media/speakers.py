@@ -5,8 +5,8 @@ per speaker (RFC 9725 §3: one WHIP session is one peer connection). For each se
 
 - the speaker's Opus packets are taken from aiortc before its own jitter buffer and decoder
   and go through causerie's (:class:`~causerie.media.voice.Voice`: an adaptive jitter buffer,
-  libopus with in-band FEC and concealment); after every mix, each voice is decoded into the
-  space's mixer input named by the speaker's user id, so the playout follows the mixer's clock
+  libopus with in-band FEC and concealment); just before every mix, each voice is decoded into
+  the space's mixer input named by the speaker's user id, so the playout follows the mixer's clock
   and a lost packet is rebuilt or concealed in its turn;
 - the speaker's mix-minus (everyone but themselves) goes back on the same peer connection
   through a :class:`~causerie.media.return_track.ReturnTrack`, when the offer asked to receive
@@ -15,9 +15,10 @@ per speaker (RFC 9725 §3: one WHIP session is one peer connection). For each se
   closes without goodbye (the mix goes on without them), when the speaker may no longer publish
   (:meth:`Speakers.sync`), or when the space goes off the air.
 
-The registry owns the pipeline's ``on_mix`` hook for the spaces it serves, chaining whatever hook
-was there before. A second publish by the same user replaces their first session (a reloaded
-page or a reconnecting encoder must not wait for the old session to time out).
+The registry owns the pipeline's ``before_mix`` and ``on_mix`` hooks for the spaces it serves,
+chaining whatever hooks were there before. A second publish by the same user replaces their
+first session (a reloaded page or a reconnecting encoder must not wait for the old session to
+time out).
 
 Answers carry every local candidate (non-trickle: RFC 9725 §4.3.1 lets the endpoint refuse
 PATCH). The host-candidate addresses can be restricted (:func:`restrict_host_addresses`).
@@ -172,7 +173,7 @@ class Speakers:
         # is back, they leave, or RECONNECT_GRACE passes.
         self._lost: dict[tuple[str, str], float] = {}
         self._publishing: set[tuple[str, str]] = set()  # (space, user) being negotiated
-        self._hooked: dict[str, LivePipeline] = {}  # the pipeline whose on_mix we chained
+        self._hooked: dict[str, LivePipeline] = {}  # the pipeline whose hooks we chained
         self._background: set[asyncio.Task[None]] = set()
 
     # -- publishing ---------------------------------------------------------------------------
@@ -364,11 +365,23 @@ class Speakers:
     # -- the mix-minus --------------------------------------------------------------------------
 
     def _hook(self, space_id: str, pipeline: LivePipeline) -> None:
-        """Chain our mix-minus delivery onto the pipeline's on_mix hook (once per pipeline)."""
+        """Chain our voices onto the pipeline's before_mix hook and our mix-minus delivery onto
+        its on_mix hook (once per pipeline)."""
         if self._hooked.get(space_id) is pipeline:
             return
         previous: Callable[[MixResult], None] | None = pipeline.on_mix
+        previous_before: Callable[[], None] | None = pipeline.before_mix
         feeds = ReturnFeeds()
+
+        def before_mix() -> None:
+            if previous_before is not None:
+                try:
+                    previous_before()
+                except Exception:
+                    logger.exception("space %s: before_mix hook failed", space_id)
+            for session in self._sessions.get(space_id, {}).values():
+                # Each speaker's frame for this mix, taken now (the playout's clock).
+                session.voice.fill(session.mixer_input)
 
         def on_mix(result: MixResult) -> None:
             if previous is not None:
@@ -378,6 +391,7 @@ class Speakers:
                     logger.exception("space %s: on_mix hook failed", space_id)
             self._deliver(space_id, result, feeds)
 
+        pipeline.before_mix = before_mix
         pipeline.on_mix = on_mix
         self._hooked[space_id] = pipeline
         # When the space goes off the air, its speakers are let go.
@@ -385,9 +399,6 @@ class Speakers:
 
     def _deliver(self, space_id: str, result: MixResult, feeds: ReturnFeeds) -> None:
         sessions = self._sessions.get(space_id, {}).values()
-        for session in sessions:
-            # The next frame of each speaker, for the next mix (the playout's clock).
-            session.voice.fill(session.mixer_input)
         tracks = {
             session.user_id: session.return_track
             for session in sessions
@@ -416,12 +427,16 @@ class Speakers:
         for task in session.tasks:
             if task is not current:
                 task.cancel()
+        buffer = session.voice.buffer
         logger.info(
-            "space %s: %s stops publishing (session %s: %s)",
+            "space %s: %s stops publishing (session %s: %s); packets received %d, played %d,"
+            " rebuilt from FEC %d, concealed %d, late %d, dropped %d; jitter target %d",
             session.space_id,
             session.user_id,
             session.session_id,
             reason,
+            *(buffer.received, buffer.played, buffer.recovered, buffer.concealed),
+            *(buffer.late, buffer.skipped, buffer.target),
         )
         return True
 

@@ -1,10 +1,10 @@
 """One speaker's incoming voice: RTP packets → jitter buffer → Opus decoder → the mixer's input.
 
-Packets are put in as aiortc hands them over (:meth:`Voice.put`); after every mix, the speakers'
-hook tops each voice up (:meth:`Voice.fill`) so that the mixer finds one frame there on its next
-tick. The playout therefore runs on the mixer's own clock: a lost packet is rebuilt (FEC) or
-concealed in its turn instead of leaving a gap, and the delay held is the jitter buffer's, which
-adapts to the network (media/jitter.py).
+Packets are put in as aiortc hands them over (:meth:`Voice.put`); just before every mix, the
+speakers' hook tops each voice up (:meth:`Voice.fill`) so that the mixer finds one frame there,
+made of what arrived up to that moment. The playout therefore runs on the mixer's own clock: a
+lost packet is rebuilt (FEC) or concealed in its turn instead of leaving a gap, and the delay
+held is the jitter buffer's, which adapts to the network (media/jitter.py).
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ class Voice:
         """When the last packet arrived (time.monotonic()); None before the first."""
         self.decode_errors = 0
 
-    def put(self, sequence: int, payload: bytes) -> None:
+    def put(self, sequence: int, payload: bytes, timestamp: int | None = None) -> None:
         """An RTP packet of the speaker's Opus stream arrived."""
         self.last_packet_at = time.monotonic()
         if payload:
-            self.buffer.put(sequence, payload)
+            self.buffer.put(sequence, payload, timestamp)
 
     def fill(self, mixer_input: MixerInput, samples: int = FRAME_SAMPLES) -> None:
         """Decode (or rebuild, or conceal) until ``mixer_input`` holds ``samples``."""
