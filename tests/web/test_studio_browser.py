@@ -412,7 +412,9 @@ async def test_studio_creates_a_scheduled_space_with_a_countdown(rtc_server) -> 
         await listener.goto(f"{url}/s/{space_id}")
         await (
             listener.get_by_role("timer")
-            .filter(has_text=re.compile(r"^Starts in 2 h 1[45] min$"))
+            # 2 h 14-15 min at creation (the start has no seconds), less the time the
+            # flow took on a busy machine.
+            .filter(has_text=re.compile(r"^Starts in 2 h 1[0-5] min$"))
             .wait_for()
         )
         assert await listener.locator("#description").text_content() == "About <b>studios</b>"
