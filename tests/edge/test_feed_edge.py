@@ -84,7 +84,12 @@ async def test_event_windows_cost_the_origin_one_request_per_window(
     print(report)
     # The demo space's speakers take turns (`speaking` events): everyone heard the same ones.
     assert len(heard[0]) >= 3, report
-    assert all(ids == heard[0] for ids in heard), report
+    # Everyone heard the same events, in order, none missed; a listener whose last window
+    # ended a moment after `until` (the end lines reach 200 readers over some milliseconds)
+    # read one window more than another, so the shorter lists are the start of the longest.
+    longest = max(heard, key=len)
+    assert all(ids == longest[: len(ids)] for ids in heard), report
+    assert min(len(ids) for ids in heard) >= 3, report
     assert origin_requests <= windows, report
     assert len(broken) <= LISTENERS // 50, report  # a keep-alive race now and then, no more
 

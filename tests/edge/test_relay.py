@@ -106,7 +106,12 @@ async def test_an_event_reaches_200_listeners_with_one_origin_request_per_window
     origin_requests = counter(origin, "causerie_feed_requests_total", **labels) - before
     report = f"{listeners} listeners, origin window requests {origin_requests:.0f}"
     assert len(heard[0]) >= 3, report
-    assert all(ids == heard[0] for ids in heard), report
+    # Everyone heard the same events, in order, none missed; a listener whose last window
+    # ended a moment after `until` (the end lines reach 200 readers over some milliseconds)
+    # read one window more than another, so the shorter lists are the start of the longest.
+    longest = max(heard, key=len)
+    assert all(ids == longest[: len(ids)] for ids in heard), report
+    assert min(len(ids) for ids in heard) >= 3, report
     # Windows of 15 s: the one open at the start, the next, maybe one more.
     assert origin_requests <= seconds / 15 + 2, report
 
