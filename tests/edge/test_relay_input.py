@@ -62,6 +62,10 @@ def alive(relay: RunningEdge) -> None:
 
 REFUSED = {
     "huge header": (b"GET /time HTTP/1.1\r\nHost: r\r\nX-A: " + b"a" * 200_000 + b"\r\n\r\n", 431),
+    "header over the bound in one read": (
+        b"GET /time HTTP/1.1\r\nHost: r\r\nX-A: " + b"a" * 20_000 + b"\r\n\r\n",
+        431,
+    ),
     "many headers": (b"GET /time HTTP/1.1\r\nHost: r\r\n" + b"X-A: 1\r\n" * 100 + b"\r\n", 431),
     "long target": (b"GET /dash/" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: r\r\n\r\n", 414),
     "garbage": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 hello\r\n\r\n", 400),

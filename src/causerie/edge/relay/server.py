@@ -159,6 +159,7 @@ class Connection(asyncio.Protocol):
         "closing",
         "deadline",
         "entry",
+        "field_bytes",
         "fields",
         "has_body",
         "head_bytes",
@@ -192,6 +193,7 @@ class Connection(asyncio.Protocol):
         self.hosts = 0
         self.has_body = False
         self.head_bytes = 0
+        self.field_bytes = 0
         self.in_head = False
         self.closing = False
         self.answering = False
@@ -268,7 +270,7 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.in_head = True
         self.url.clear()
-        self.fields = self.hosts = 0
+        self.fields = self.hosts = self.field_bytes = 0
         self.has_body = False
         self.deadline = self.loop.time() + self.relay.limits.header_timeout
 
@@ -281,6 +283,11 @@ class Connection(asyncio.Protocol):
         self.fields += 1
         if self.fields > MAX_FIELDS:
             raise _Refused(Refusal(431, "too many header fields", close=True))
+        # A head that arrived in one read is parsed whole before data_received can measure it:
+        # its fields are counted here too.
+        self.field_bytes += len(name) + len(value)
+        if self.field_bytes > MAX_HEAD:
+            raise _Refused(Refusal(431, "request header fields too large", close=True))
         lowered = name.lower()
         if lowered == b"host":
             self.hosts += 1
